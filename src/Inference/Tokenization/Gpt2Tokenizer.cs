@@ -1,0 +1,336 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.ML.Tokenizers;
+
+namespace LlmServer.Inference.Tokenization;
+
+/// <summary>
+/// GPT-2's byte-level BPE tokenizer, loaded from a Hugging Face style directory
+/// (<c>vocab.json</c>, <c>merges.txt</c>, optionally <c>tokenizer_config.json</c> /
+/// <c>special_tokens_map.json</c>). Encoding reproduces OpenAI's encoder; the end-of-text token
+/// written inside the text is encoded as its special id, as Hugging Face's GPT2Tokenizer does.
+/// Instances are immutable and safe to share between threads.
+/// </summary>
+public sealed class Gpt2Tokenizer
+{
+    public const string DefaultEndOfTextToken = "<|endoftext|>";
+
+    private const string VocabularyFileName = "vocab.json";
+    private const string MergesFileName = "merges.txt";
+    private const string TokenizerConfigFileName = "tokenizer_config.json";
+    private const string SpecialTokensMapFileName = "special_tokens_map.json";
+
+    // Shared by every instance: the pattern never changes and building and compiling it takes tens of ms.
+    private static readonly Lazy<Regex> SplitRegex = new(Gpt2SplitPattern.Create);
+
+    private static readonly UTF8Encoding Utf8WithReplacement =
+        new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
+
+    private readonly BpeTokenizer _bpe;
+
+    // All token byte strings laid end to end; id i owns [_tokenByteOffsets[i], _tokenByteOffsets[i + 1]).
+    private readonly byte[] _tokenBytes;
+    private readonly int[] _tokenByteOffsets;
+    private readonly bool[] _isDefinedId;
+
+    private Gpt2Tokenizer(
+        BpeTokenizer bpe,
+        byte[] tokenBytes,
+        int[] tokenByteOffsets,
+        bool[] isDefinedId,
+        int vocabSize,
+        string endOfTextToken,
+        int endOfTextId)
+    {
+        _bpe = bpe;
+        _tokenBytes = tokenBytes;
+        _tokenByteOffsets = tokenByteOffsets;
+        _isDefinedId = isDefinedId;
+        VocabSize = vocabSize;
+        EndOfTextToken = endOfTextToken;
+        EndOfTextId = endOfTextId;
+    }
+
+    /// <summary>Number of distinct ids: those of vocab.json plus special tokens it lacks.</summary>
+    public int VocabSize { get; }
+
+    public int EndOfTextId { get; }
+
+    public string EndOfTextToken { get; }
+
+    public static Gpt2Tokenizer Load(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        if (!Directory.Exists(directory))
+        {
+            throw new DirectoryNotFoundException($"Tokenizer directory '{directory}' does not exist.");
+        }
+
+        string vocabularyPath = RequireFile(directory, VocabularyFileName);
+        string mergesPath = RequireFile(directory, MergesFileName);
+        Dictionary<string, int> vocabulary = ReadVocabulary(vocabularyPath);
+        List<string> merges = ReadMerges(mergesPath);
+        string endOfTextToken = ReadEndOfTextToken(directory) ?? DefaultEndOfTextToken;
+
+        int endOfTextId = vocabulary.TryGetValue(endOfTextToken, out int idInVocabulary)
+            ? idInVocabulary
+            : vocabulary.Values.Max() + 1;
+        var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal) { [endOfTextToken] = endOfTextId };
+
+        BpeTokenizer bpe;
+        try
+        {
+            bpe = BpeTokenizer.Create(new BpeOptions(vocabulary)
+            {
+                Merges = merges,
+                ByteLevel = true,
+                PreTokenizer = new RegexPreTokenizer(SplitRegex.Value, specialTokens),
+                SpecialTokens = specialTokens,
+            });
+        }
+        catch (InvalidOperationException exception)
+        {
+            // Microsoft.ML.Tokenizers reports a malformed merge line or one naming tokens the
+            // vocabulary lacks this way; say which files disagree.
+            throw new InvalidDataException(
+                $"'{mergesPath}' does not match '{vocabularyPath}': {exception.Message}", exception);
+        }
+
+        var (tokenBytes, offsets, isDefined, distinctIds) = BuildTokenByteTable(vocabulary, specialTokens);
+        return new Gpt2Tokenizer(bpe, tokenBytes, offsets, isDefined, distinctIds, endOfTextToken, endOfTextId);
+    }
+
+    public IReadOnlyList<int> Encode(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return _bpe.EncodeToIds(ReplaceLoneSurrogates(text));
+    }
+
+    /// <summary>
+    /// Concatenates the tokens' bytes and decodes them as UTF-8; malformed sequences become U+FFFD
+    /// (one per maximal invalid subpart, as Python's <c>errors="replace"</c> does).
+    /// </summary>
+    public string Decode(IEnumerable<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+
+        // Average GPT-2 token is ~4 bytes; a guess only, the buffer grows as needed.
+        int initialCapacity = ids.TryGetNonEnumeratedCount(out int count) ? (int)Math.Clamp(count * 4L, 16, 1 << 20) : 256;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(initialCapacity);
+        int length = 0;
+        try
+        {
+            foreach (int id in ids)
+            {
+                ReadOnlySpan<byte> bytes = TokenBytes(id);
+                if (length + bytes.Length > buffer.Length)
+                {
+                    byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, length + bytes.Length));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                bytes.CopyTo(buffer.AsSpan(length));
+                length += bytes.Length;
+            }
+
+            return Utf8WithReplacement.GetString(buffer, 0, length);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The raw bytes token <paramref name="id"/> stands for (not necessarily valid UTF-8 on its own).</summary>
+    public ReadOnlySpan<byte> TokenBytes(int id)
+    {
+        if (!IsValidId(id))
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id {id} is not in the vocabulary.");
+        }
+
+        int start = _tokenByteOffsets[id];
+        return _tokenBytes.AsSpan(start, _tokenByteOffsets[id + 1] - start);
+    }
+
+    public bool IsValidId(int id) => (uint)id < (uint)_isDefinedId.Length && _isDefinedId[id];
+
+    /// <summary>The token's bytes decoded on their own, with U+FFFD for a partial character.</summary>
+    public string TokenText(int id) => Utf8WithReplacement.GetString(TokenBytes(id));
+
+    /// <summary>
+    /// Unpaired surrogates (possible in .NET strings, e.g. from a JSON "\ud800" escape) would otherwise
+    /// be byte-encoded as the invalid UTF-8 of a surrogate; U+FFFD is what UTF-8 encoding makes of them.
+    /// </summary>
+    private static string ReplaceLoneSurrogates(string text)
+    {
+        int firstSurrogate = text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (firstSurrogate < 0)
+        {
+            return text;
+        }
+
+        char[] chars = text.ToCharArray();
+        for (int i = firstSurrogate; i < chars.Length; i++)
+        {
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(chars[i]))
+            {
+                chars[i] = '\uFFFD';
+            }
+        }
+
+        return new string(chars);
+    }
+
+    private static string RequireFile(string directory, string fileName)
+    {
+        string path = Path.Combine(directory, fileName);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException(
+                $"GPT-2 tokenizer file '{fileName}' is missing from '{directory}'.", path);
+        }
+
+        return path;
+    }
+
+    private static Dictionary<string, int> ReadVocabulary(string path)
+    {
+        Dictionary<string, int>? vocabulary;
+        try
+        {
+            using FileStream stream = File.OpenRead(path);
+            vocabulary = JsonSerializer.Deserialize<Dictionary<string, int>>(stream);
+        }
+        catch (JsonException exception)
+        {
+            throw new InvalidDataException($"'{path}' is not a JSON object of token strings to ids.", exception);
+        }
+
+        if (vocabulary is null || vocabulary.Count == 0)
+        {
+            throw new InvalidDataException($"'{path}' holds no tokens.");
+        }
+
+        if (vocabulary.Values.Any(id => id < 0))
+        {
+            throw new InvalidDataException($"'{path}' has a negative token id.");
+        }
+
+        return vocabulary;
+    }
+
+    private static List<string> ReadMerges(string path)
+    {
+        var merges = new List<string>();
+        foreach (string line in File.ReadLines(path, Encoding.UTF8))
+        {
+            // The first line of a GPT-2 merges file is a "#version: 0.2" header, not a merge.
+            if (line.Length == 0 || (merges.Count == 0 && line.StartsWith("#version", StringComparison.Ordinal)))
+            {
+                continue;
+            }
+
+            merges.Add(line);
+        }
+
+        return merges;
+    }
+
+    private static string? ReadEndOfTextToken(string directory)
+    {
+        foreach (string fileName in new[] { TokenizerConfigFileName, SpecialTokensMapFileName })
+        {
+            string path = Path.Combine(directory, fileName);
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+
+            try
+            {
+                using FileStream stream = File.OpenRead(path);
+                using JsonDocument document = JsonDocument.Parse(stream);
+                if (document.RootElement.ValueKind == JsonValueKind.Object
+                    && document.RootElement.TryGetProperty("eos_token", out JsonElement eos))
+                {
+                    // Either a plain string or an AddedToken object {"content": ..., ...}.
+                    JsonElement content = eos.ValueKind == JsonValueKind.Object && eos.TryGetProperty("content", out JsonElement inner)
+                        ? inner
+                        : eos;
+                    if (content.ValueKind == JsonValueKind.String && !string.IsNullOrEmpty(content.GetString()))
+                    {
+                        return content.GetString();
+                    }
+                }
+            }
+            catch (JsonException exception)
+            {
+                throw new InvalidDataException($"'{path}' is not valid JSON.", exception);
+            }
+        }
+
+        return null;
+    }
+
+    private static (byte[] Bytes, int[] Offsets, bool[] IsDefined, int DistinctIds) BuildTokenByteTable(
+        Dictionary<string, int> vocabulary, Dictionary<string, int> specialTokens)
+    {
+        int idCount = Math.Max(vocabulary.Values.Max(), specialTokens.Values.Max()) + 1;
+        var bytesById = new byte[idCount][];
+        foreach ((string token, int id) in vocabulary)
+        {
+            bytesById[id] = ByteLevelBytes(token);
+        }
+
+        // Special tokens are literal text, not byte-level strings.
+        foreach ((string token, int id) in specialTokens)
+        {
+            bytesById[id] = Encoding.UTF8.GetBytes(token);
+        }
+
+        var offsets = new int[idCount + 1];
+        var isDefined = new bool[idCount];
+        int distinctIds = 0;
+        for (int id = 0; id < idCount; id++)
+        {
+            isDefined[id] = bytesById[id] is not null;
+            distinctIds += isDefined[id] ? 1 : 0;
+            offsets[id + 1] = offsets[id] + (bytesById[id]?.Length ?? 0);
+        }
+
+        var bytes = new byte[offsets[idCount]];
+        for (int id = 0; id < idCount; id++)
+        {
+            bytesById[id]?.CopyTo(bytes, offsets[id]);
+        }
+
+        return (bytes, offsets, isDefined, distinctIds);
+    }
+
+    /// <summary>
+    /// Inverts bytes_to_unicode over a vocabulary string. A string with characters outside the
+    /// byte alphabet is an added token stored as plain text, so its UTF-8 is used instead.
+    /// </summary>
+    private static byte[] ByteLevelBytes(string token)
+    {
+        var bytes = new byte[token.Length];
+        for (int i = 0; i < token.Length; i++)
+        {
+            if (!ByteLevelAlphabet.TryGetByte(token[i], out bytes[i]))
+            {
+                return Encoding.UTF8.GetBytes(token);
+            }
+        }
+
+        return bytes;
+    }
+}
