@@ -1,0 +1,53 @@
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Models;
+
+/// <summary>
+/// Where the tokens of one forward pass sit and what each may attend to.
+/// A batch is a flat run of N tokens from several sequences. The runner orders them so that each
+/// group below is a contiguous slice in which every sequence contributes the same number of query
+/// tokens: all single-token decodes form one group, each prompt chunk forms its own. That way no
+/// query is ever padded, and keys are gathered from the paged cache once per group.
+/// </summary>
+public sealed class AttentionMetadata : IDisposable
+{
+    /// <summary>(N) int64: the cache slot (block * block_size + offset) each token's key and value go to.</summary>
+    public required Tensor SlotMapping { get; init; }
+
+    public required IReadOnlyList<AttentionGroup> Groups { get; init; }
+
+    public void Dispose()
+    {
+        SlotMapping.Dispose();
+        foreach (AttentionGroup group in Groups)
+        {
+            group.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// <see cref="SequenceCount"/> sequences with <see cref="QueryLength"/> query tokens each, stored as
+/// tokens [<see cref="FirstToken"/>, FirstToken + SequenceCount * QueryLength) of the batch.
+/// </summary>
+public sealed class AttentionGroup : IDisposable
+{
+    public required int FirstToken { get; init; }
+    public required int SequenceCount { get; init; }
+    public required int QueryLength { get; init; }
+    public required int KeyLength { get; init; }
+
+    /// <summary>(SequenceCount * KeyLength) int64: cache slots to read keys and values from, padded with slot 0.</summary>
+    public required Tensor KeySlots { get; init; }
+
+    /// <summary>(SequenceCount, 1, QueryLength, KeyLength) bool: true where a query may see a key (causal, within its sequence).</summary>
+    public required Tensor Mask { get; init; }
+
+    public int TokenCount => SequenceCount * QueryLength;
+
+    public void Dispose()
+    {
+        KeySlots.Dispose();
+        Mask.Dispose();
+    }
+}

@@ -1,0 +1,320 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace LlmServer.Inference.Models;
+
+// GPT-2, top-down in the order of nanoGPT's model.py. Fields keep C# names; [ComponentName] gives
+// them the Hugging Face names, so state_dict() keys are the checkpoint's keys without "transformer.".
+//
+// Two forward paths share the weights:
+//  - Forward(tokens, positions, metadata, cache): serving. N tokens from many sequences, flattened
+//    to (N, C); keys and values go through the paged cache.
+//  - ForwardTraining(tokens): training and scoring. (B, T) with plain causal attention, no cache.
+
+/// <summary>Multi-head causal self-attention reading and writing the paged KV cache.</summary>
+public sealed class CausalSelfAttention : Module
+{
+    [ComponentName(Name = "c_attn")] private readonly Conv1D _queryKeyValue;
+    [ComponentName(Name = "c_proj")] private readonly Conv1D _outputProjection;
+    private readonly int _embeddingSize;
+    private readonly int _headCount;
+    private readonly int _headSize;
+
+    public CausalSelfAttention(Gpt2Config config, ScalarType dtype, Device device) : base("attn")
+    {
+        _embeddingSize = config.EmbeddingSize;
+        _headCount = config.HeadCount;
+        _headSize = config.HeadSize;
+        _queryKeyValue = new Conv1D(_embeddingSize, 3 * _embeddingSize, dtype, device);
+        _outputProjection = new Conv1D(_embeddingSize, _embeddingSize, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, Tensor keyCache, Tensor valueCache)
+    {
+        long n = x.shape[0];
+        using Tensor qkv = _queryKeyValue.Forward(x);                                  // (N, 3C)
+        Tensor[] parts = qkv.split(_embeddingSize, dim: 1);
+        using Tensor q = parts[0].view(n, _headCount, _headSize);                      // (N, nh, hs)
+        using Tensor k = parts[1].view(n, _headCount, _headSize);                      // (N, nh, hs)
+        using Tensor v = parts[2].view(n, _headCount, _headSize);                      // (N, nh, hs)
+        foreach (Tensor part in parts)
+        {
+            part.Dispose();
+        }
+
+        // The new keys and values join the cache first, so every group reads its whole context,
+        // the tokens of this step included, from one place.
+        keyCache.index_copy_(0, metadata.SlotMapping, k);
+        valueCache.index_copy_(0, metadata.SlotMapping, v);
+
+        var groupOutputs = new List<Tensor>(metadata.Groups.Count);
+        foreach (AttentionGroup group in metadata.Groups)
+        {
+            long b = group.SequenceCount, tq = group.QueryLength, tk = group.KeyLength;
+            using Tensor groupQueries = q.narrow(0, group.FirstToken, group.TokenCount)
+                .view(b, tq, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tq, hs)
+            using Tensor groupKeys = keyCache.index_select(0, group.KeySlots)
+                .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
+            using Tensor groupValues = valueCache.index_select(0, group.KeySlots)
+                .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
+            using Tensor attended = functional.scaled_dot_product_attention(
+                groupQueries, groupKeys, groupValues, group.Mask);                     // (B, nh, Tq, hs)
+            groupOutputs.Add(attended.transpose(1, 2).reshape(b * tq, _embeddingSize)); // (B*Tq, C)
+        }
+        using Tensor y = groupOutputs.Count == 1 ? groupOutputs[0] : cat(groupOutputs, 0); // (N, C)
+        if (groupOutputs.Count > 1)
+        {
+            groupOutputs.ForEach(t => t.Dispose());
+        }
+        return _outputProjection.Forward(y);                                           // (N, C)
+    }
+
+    public Tensor ForwardTraining(Tensor x)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        using Tensor qkv = _queryKeyValue.Forward(x);                                  // (B, T, 3C)
+        Tensor[] parts = qkv.split(_embeddingSize, dim: 2);
+        using Tensor q = parts[0].view(b, t, _headCount, _headSize).transpose(1, 2);   // (B, nh, T, hs)
+        using Tensor k = parts[1].view(b, t, _headCount, _headSize).transpose(1, 2);   // (B, nh, T, hs)
+        using Tensor v = parts[2].view(b, t, _headCount, _headSize).transpose(1, 2);   // (B, nh, T, hs)
+        foreach (Tensor part in parts)
+        {
+            part.Dispose();
+        }
+        // Query and key lengths are equal here, so the top-left aligned causal mask is right.
+        using Tensor attended = functional.scaled_dot_product_attention(q, k, v, is_casual: true); // (B, nh, T, hs)
+        using Tensor y = attended.transpose(1, 2).reshape(b, t, _embeddingSize);        // (B, T, C)
+        return _outputProjection.Forward(y);                                            // (B, T, C)
+    }
+}
+
+/// <summary>The position-wise feed-forward network.</summary>
+public sealed class Mlp : Module
+{
+    [ComponentName(Name = "c_fc")] private readonly Conv1D _expand;
+    [ComponentName(Name = "c_proj")] private readonly Conv1D _contract;
+    private readonly string _activation;
+
+    public Mlp(Gpt2Config config, ScalarType dtype, Device device) : base("mlp")
+    {
+        _expand = new Conv1D(config.EmbeddingSize, config.FeedForwardSize, dtype, device);
+        _contract = new Conv1D(config.FeedForwardSize, config.EmbeddingSize, dtype, device);
+        _activation = config.ActivationFunction;
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using Tensor hidden = _expand.Forward(x);                                        // (..., 4C)
+        using Tensor activated = _activation switch
+        {
+            "gelu_new" or "gelu_pytorch_tanh" => functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh),
+            "gelu" => functional.gelu(hidden),
+            _ => functional.relu(hidden),
+        };
+        return _contract.Forward(activated);                                             // (..., C)
+    }
+}
+
+/// <summary>A pre-norm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>
+public sealed class Block : Module
+{
+    [ComponentName(Name = "ln_1")] private readonly LayerNormalization _attentionNorm;
+    [ComponentName(Name = "attn")] private readonly CausalSelfAttention _attention;
+    [ComponentName(Name = "ln_2")] private readonly LayerNormalization _mlpNorm;
+    [ComponentName(Name = "mlp")] private readonly Mlp _mlp;
+
+    public Block(Gpt2Config config, ScalarType dtype, Device device) : base("block")
+    {
+        _attentionNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
+        _attention = new CausalSelfAttention(config, dtype, device);
+        _mlpNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
+        _mlp = new Mlp(config, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, Tensor keyCache, Tensor valueCache)
+    {
+        using Tensor normed = _attentionNorm.Forward(x);
+        using Tensor attended = _attention.Forward(normed, metadata, keyCache, valueCache);
+        using Tensor afterAttention = x.add(attended);
+        using Tensor normedAgain = _mlpNorm.Forward(afterAttention);
+        using Tensor transformed = _mlp.Forward(normedAgain);
+        return afterAttention.add(transformed);
+    }
+
+    public Tensor ForwardTraining(Tensor x)
+    {
+        using Tensor normed = _attentionNorm.Forward(x);
+        using Tensor attended = _attention.ForwardTraining(normed);
+        using Tensor afterAttention = x.add(attended);
+        using Tensor normedAgain = _mlpNorm.Forward(afterAttention);
+        using Tensor transformed = _mlp.Forward(normedAgain);
+        return afterAttention.add(transformed);
+    }
+}
+
+/// <summary>GPT-2: token and position embeddings, the blocks, a final norm, and the tied (or separate) LM head.</summary>
+public sealed class Gpt2Model : Module
+{
+    [ComponentName(Name = "wte")] private readonly EmbeddingTable _tokenEmbedding;
+    [ComponentName(Name = "wpe")] private readonly EmbeddingTable _positionEmbedding;
+    [ComponentName(Name = "h")] private readonly ModuleList<Block> _blocks;
+    [ComponentName(Name = "ln_f")] private readonly LayerNormalization _finalNorm;
+    // Only present when the checkpoint stores an lm_head that differs from wte.
+    [ComponentName(Name = "lm_head")] private readonly Conv1D? _separateHead;
+
+    public Gpt2Model(Gpt2Config config, ScalarType dtype, Device device, bool separateHead = false) : base("gpt2")
+    {
+        Config = config;
+        Dtype = dtype;
+        Device = device;
+        _tokenEmbedding = new EmbeddingTable(config.VocabSize, config.EmbeddingSize, dtype, device);
+        _positionEmbedding = new EmbeddingTable(config.MaxPositions, config.EmbeddingSize, dtype, device);
+        _blocks = new ModuleList<Block>(Enumerable.Range(0, config.LayerCount).Select(_ => new Block(config, dtype, device)).ToArray());
+        _finalNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
+        // lm_head in Hugging Face is an nn.Linear: weight (V, C), no bias.
+        _separateHead = separateHead ? Conv1D.LinearWithoutBias(config.EmbeddingSize, config.VocabSize, dtype, device) : null;
+        RegisterComponents();
+    }
+
+    public Gpt2Config Config { get; }
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
+
+    /// <summary>Serving forward: N flattened tokens in, final hidden states (N, C) out.</summary>
+    public Tensor Forward(Tensor tokenIds, Tensor positions, AttentionMetadata metadata, PagedKvCache cache)
+    {
+        using Tensor tokens = _tokenEmbedding.Forward(tokenIds);                        // (N, C)
+        using Tensor places = _positionEmbedding.Forward(positions);                    // (N, C)
+        Tensor x = tokens.add(places);                                                   // (N, C)
+        for (int layer = 0; layer < _blocks.Count; layer++)
+        {
+            Tensor next = _blocks[layer].Forward(x, metadata, cache.Keys(layer), cache.Values(layer));
+            x.Dispose();
+            x = next;
+        }
+        using (x)
+        {
+            return _finalNorm.Forward(x);                                                // (N, C)
+        }
+    }
+
+    /// <summary>Training forward: (B, T) token ids in, logits (B, T, V) out.</summary>
+    public Tensor ForwardTraining(Tensor tokenIds)
+    {
+        long t = tokenIds.shape[1];
+        using Tensor positions = arange(t, ScalarType.Int64, tokenIds.device);         // (T)
+        using Tensor tokens = _tokenEmbedding.Forward(tokenIds);                        // (B, T, C)
+        using Tensor places = _positionEmbedding.Forward(positions);                    // (T, C)
+        Tensor x = tokens.add(places);                                                   // (B, T, C)
+        foreach (Block block in _blocks)
+        {
+            Tensor next = block.ForwardTraining(x);
+            x.Dispose();
+            x = next;
+        }
+        using (x)
+        {
+            using Tensor normed = _finalNorm.Forward(x);                                 // (B, T, C)
+            return Logits(normed);                                                       // (B, T, V)
+        }
+    }
+
+    /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
+    public Tensor Logits(Tensor hidden) =>
+        _separateHead is not null ? _separateHead.Forward(hidden) : hidden.matmul(_tokenEmbedding.Weight.t());
+}
+
+/// <summary>A lookup table of row vectors; Hugging Face's nn.Embedding with parameter "weight".</summary>
+public sealed class EmbeddingTable : Module
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight;
+
+    public EmbeddingTable(int rows, int width, ScalarType dtype, Device device) : base("embedding")
+    {
+        _weight = new Parameter(empty([rows, width], dtype, device));
+        RegisterComponents();
+    }
+
+    public Parameter Weight => _weight;
+
+    public Tensor Forward(Tensor ids)
+    {
+        if (ids.dim() == 1)
+        {
+            return _weight.index_select(0, ids);                                         // (N, C)
+        }
+        using Tensor flat = ids.reshape(-1);                                             // (B*T)
+        using Tensor rows = _weight.index_select(0, flat);                              // (B*T, C)
+        return rows.view(ids.shape[0], ids.shape[1], _weight.shape[1]);                 // (B, T, C)
+    }
+}
+
+/// <summary>Layer normalization with parameters "weight" and "bias".</summary>
+public sealed class LayerNormalization : Module
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight;
+    [ComponentName(Name = "bias")] private readonly Parameter _bias;
+    private readonly double _epsilon;
+    private readonly long[] _normalizedShape;
+
+    public LayerNormalization(int width, double epsilon, ScalarType dtype, Device device) : base("layer_norm")
+    {
+        _weight = new Parameter(ones([width], dtype, device));
+        _bias = new Parameter(zeros([width], dtype, device));
+        _epsilon = epsilon;
+        _normalizedShape = [width];
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x) => functional.layer_norm(x, _normalizedShape, _weight, _bias, _epsilon);
+}
+
+/// <summary>
+/// GPT-2's Conv1D: a linear layer whose weight is stored (in, out), y = x W + b.
+/// Keeping the checkpoint's orientation means loading is a plain copy.
+/// </summary>
+public sealed class Conv1D : Module
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight;
+    [ComponentName(Name = "bias")] private readonly Parameter? _bias;
+    private readonly bool _storedAsOutByIn;
+
+    public Conv1D(int inputs, int outputs, ScalarType dtype, Device device) : base("conv1d")
+    {
+        _weight = new Parameter(empty([inputs, outputs], dtype, device));
+        _bias = new Parameter(zeros([outputs], dtype, device));
+        RegisterComponents();
+    }
+
+    private Conv1D(int inputs, int outputs, ScalarType dtype, Device device, bool storedAsOutByIn) : base("linear")
+    {
+        _weight = new Parameter(empty([outputs, inputs], dtype, device));
+        _bias = null;
+        _storedAsOutByIn = storedAsOutByIn;
+        RegisterComponents();
+    }
+
+    /// <summary>An nn.Linear without bias, weight stored (out, in) as PyTorch does.</summary>
+    public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>
+        new(inputs, outputs, dtype, device, storedAsOutByIn: true);
+
+    public Tensor Forward(Tensor x)
+    {
+        if (_storedAsOutByIn)
+        {
+            return x.matmul(_weight.t());                                                // (..., out)
+        }
+        if (x.dim() == 2)
+        {
+            return addmm(_bias!, x, _weight, beta: 1, alpha: 1);                                            // (N, out)
+        }
+        using Tensor product = x.matmul(_weight);                                        // (..., out)
+        return product.add(_bias!);
+    }
+}
