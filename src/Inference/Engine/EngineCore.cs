@@ -1,0 +1,251 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using LlmServer.Inference.Models;
+using LlmServer.Inference.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Engine;
+
+/// <summary>
+/// The engine loop. Everything in here runs on the one engine thread: TorchSharp's dispose scopes
+/// and inference mode are per thread, and a single owner of the scheduler, the block tables and the
+/// cache needs no locks. Other threads talk to it only through <see cref="Post"/>.
+/// </summary>
+internal sealed class EngineCore
+{
+    private readonly EngineOptions _options;
+    private readonly ConcurrentQueue<EngineCommand> _commands = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly Dictionary<string, ActiveRequest> _active = new(StringComparer.Ordinal);
+    private readonly Sampler _sampler = new();
+    private readonly TaskCompletionSource<ServedModel> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _stopping;
+    private long _arrivals;
+    private long _steps, _promptTokens, _generationTokens, _preemptions, _aborted;
+
+    private Scheduler _scheduler = null!;
+    private ModelRunner _runner = null!;
+    private ServedModel _model = null!;
+
+    public EngineCore(EngineOptions options)
+    {
+        _options = options;
+        Statistics = new EngineStatistics(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    }
+
+    public Task<ServedModel> Ready => _ready.Task;
+    public Task Stopped => _stopped.Task;
+    public volatile EngineStatistics Statistics;
+
+    public void Post(EngineCommand command)
+    {
+        _commands.Enqueue(command);
+        _wake.Set();
+    }
+
+    public void RequestStop()
+    {
+        _stopping = true;
+        _wake.Set();
+    }
+
+    /// <summary>The thread's body: load, then step until stopped.</summary>
+    public void Run()
+    {
+        try
+        {
+            Load();
+        }
+        catch (Exception e)
+        {
+            _ready.TrySetException(e);
+            _stopped.TrySetResult();
+            return;
+        }
+        try
+        {
+            while (!_stopping)
+            {
+                DrainCommands();
+                if (!_scheduler.HasWork)
+                {
+                    _wake.WaitOne();
+                    continue;
+                }
+                Step();
+            }
+        }
+        finally
+        {
+            foreach (ActiveRequest active in _active.Values.ToList())
+            {
+                Complete(active, active.Output.Finish(FinishReason.Aborted, "the server is shutting down"));
+            }
+            _runner.Dispose();
+            _stopped.TrySetResult();
+        }
+    }
+
+    private void Load()
+    {
+        if (_options.CpuThreads > 0)
+        {
+            torch.set_num_threads(_options.CpuThreads);
+        }
+        Device device = torch.device(_options.Device);
+        var started = DateTimeOffset.UtcNow;
+        Gpt2Model model = CheckpointLoader.Load(_options.ModelDirectory, _options.Dtype, device);
+        Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(_options.ModelDirectory);
+        ChatPromptFormatter formatter = ChatPromptFormatter.Load(_options.ModelDirectory, tokenizer);
+
+        int maxModelLen = _options.MaxModelLen ?? model.Config.MaxPositions;
+        if (maxModelLen > model.Config.MaxPositions)
+        {
+            throw new ArgumentException(
+                $"max model length {maxModelLen} exceeds the model's n_positions {model.Config.MaxPositions}");
+        }
+        long bytesPerBlock = PagedKvCache.BytesPerBlock(model.Config, _options.BlockSize, _options.Dtype);
+        int blockCount = (int)Math.Min(int.MaxValue, _options.KvCacheMemoryBytes / bytesPerBlock);
+        int blocksForOneSequence = (maxModelLen + _options.BlockSize - 1) / _options.BlockSize;
+        if (blockCount < blocksForOneSequence)
+        {
+            throw new ArgumentException(
+                $"the KV cache budget of {_options.KvCacheMemoryBytes} bytes holds {blockCount} blocks, " +
+                $"fewer than the {blocksForOneSequence} one {maxModelLen}-token sequence needs " +
+                $"({bytesPerBlock} bytes per block); raise the KV cache memory or lower the max model length");
+        }
+        var cache = new PagedKvCache(model.Config, blockCount, _options.BlockSize, _options.Dtype, device);
+        var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize);
+        _scheduler = new Scheduler(_options.Scheduler, blocks);
+        _runner = new ModelRunner(model, cache, blocks);
+        _model = new ServedModel(_options.ServedModelName, _options.ModelDirectory, model.Config, tokenizer, formatter, maxModelLen, started);
+        PublishStatistics();
+        _ready.TrySetResult(_model);
+    }
+
+    private void DrainCommands()
+    {
+        while (_commands.TryDequeue(out EngineCommand? command))
+        {
+            switch (command)
+            {
+                case EngineCommand.Add add:
+                    Admit(add);
+                    break;
+                case EngineCommand.Abort abort when _active.TryGetValue(abort.RequestId, out ActiveRequest? active):
+                    _scheduler.Finish(active.Request);
+                    Complete(active, active.Output.Finish(FinishReason.Aborted));
+                    _aborted++;
+                    PublishStatistics();
+                    break;
+            }
+        }
+    }
+
+    private void Admit(EngineCommand.Add add)
+    {
+        var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++);
+        var output = new RequestOutput(request, _model.Tokenizer, Random.Shared.NextInt64());
+        var active = new ActiveRequest(request, output, add.Events);
+        try
+        {
+            if (_active.ContainsKey(add.RequestId))
+            {
+                throw new ArgumentException($"request id {add.RequestId} is already in use");
+            }
+            _scheduler.Add(request);
+        }
+        catch (ArgumentException e)
+        {
+            Complete(active, output.Finish(FinishReason.Error, e.Message), track: false);
+            return;
+        }
+        _active[add.RequestId] = active;
+    }
+
+    private void Step()
+    {
+        SchedulerOutput output = _scheduler.Schedule();
+        _preemptions += output.Preempted.Count;
+        if (output.IsEmpty)
+        {
+            // Every runnable request is waiting for blocks that a finishing request will free.
+            PublishStatistics();
+            _wake.WaitOne(TimeSpan.FromMilliseconds(5));
+            return;
+        }
+        try
+        {
+            (IReadOnlyList<Request> sampling, ReadOnlyMemory<float> logits) = _runner.Execute(output);
+            _scheduler.CommitStep(output);
+            _steps++;
+            foreach (ScheduledRequest item in output.Scheduled)
+            {
+                // Prompt tokens computed this step (recomputation after preemption counts again).
+                _promptTokens += Math.Max(0, Math.Min(item.Request.PromptLength, item.FirstPosition + item.NumScheduledTokens) - item.FirstPosition);
+            }
+            int vocabulary = _runner.VocabularySize;
+            for (int row = 0; row < sampling.Count; row++)
+            {
+                ActiveRequest active = _active[sampling[row].RequestId];
+                GeneratedToken token = _sampler.Sample(logits.Span.Slice(row * vocabulary, vocabulary), active.Request,
+                    active.Output.Random, active.Output.SuppressedTokens, active.Output.TextOffset);
+                GenerationEvent generated = active.Output.Append(token);
+                _generationTokens++;
+                if (generated.IsFinal)
+                {
+                    _scheduler.Finish(active.Request);
+                    Complete(active, generated);
+                }
+                else
+                {
+                    active.Events.TryWrite(generated);
+                }
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failed step fails the requests in it, not the engine: the cache slots they wrote
+            // belong to them alone and are freed with them.
+            foreach (ScheduledRequest item in output.Scheduled)
+            {
+                if (_active.TryGetValue(item.Request.RequestId, out ActiveRequest? active))
+                {
+                    _scheduler.Finish(active.Request);
+                    Complete(active, active.Output.Finish(FinishReason.Error, $"engine step failed: {e.Message}"));
+                }
+            }
+        }
+        PublishStatistics();
+    }
+
+    private void Complete(ActiveRequest active, GenerationEvent final, bool track = true)
+    {
+        active.Events.TryWrite(final);
+        active.Events.TryComplete();
+        if (track)
+        {
+            _active.Remove(active.Request.RequestId);
+        }
+    }
+
+    private void PublishStatistics()
+    {
+        BlockPool pool = _scheduler.Cache.Pool;
+        Statistics = new EngineStatistics(_scheduler.RunningCount, _scheduler.WaitingCount, pool.Usage, pool.FreeBlockCount,
+            pool.BlockCount, _steps, _promptTokens, _generationTokens, _preemptions, _aborted);
+    }
+
+    private sealed record ActiveRequest(Request Request, RequestOutput Output, ChannelWriter<GenerationEvent> Events);
+}
+
+/// <summary>Messages from request threads to the engine thread.</summary>
+internal abstract record EngineCommand
+{
+    public sealed record Add(string RequestId, IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling,
+        ChannelWriter<GenerationEvent> Events) : EngineCommand;
+
+    public sealed record Abort(string RequestId) : EngineCommand;
+}

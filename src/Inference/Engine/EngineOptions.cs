@@ -1,0 +1,23 @@
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Engine;
+
+public sealed record EngineOptions
+{
+    public required string ModelDirectory { get; init; }
+    /// <summary>The name clients use in "model".</summary>
+    public required string ServedModelName { get; init; }
+    /// <summary>"cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>float32 on CPU; float16 or bfloat16 are for CUDA.</summary>
+    public ScalarType Dtype { get; init; } = ScalarType.Float32;
+    /// <summary>Longest prompt + completion; defaults to the model's n_positions and may not exceed it.</summary>
+    public int? MaxModelLen { get; init; }
+    /// <summary>Tokens per KV-cache block.</summary>
+    public int BlockSize { get; init; } = 16;
+    /// <summary>Bytes the KV cache may take on the device.</summary>
+    public long KvCacheMemoryBytes { get; init; } = 1L << 30;
+    public SchedulerOptions Scheduler { get; init; } = new();
+    /// <summary>Intra-op threads for TorchSharp on CPU; 0 leaves libtorch's default.</summary>
+    public int CpuThreads { get; init; }
+}

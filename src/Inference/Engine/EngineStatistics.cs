@@ -1,0 +1,14 @@
+namespace LlmServer.Inference.Engine;
+
+/// <summary>A snapshot the engine thread publishes after each step, read by metrics and health checks.</summary>
+public sealed record EngineStatistics(
+    int RunningRequests,
+    int WaitingRequests,
+    double KvCacheUsage,
+    int FreeBlocks,
+    int TotalBlocks,
+    long Steps,
+    long PromptTokens,
+    long GenerationTokens,
+    long Preemptions,
+    long AbortedRequests);

@@ -1,0 +1,29 @@
+namespace LlmServer.Inference.Engine;
+
+/// <summary>An alternative token at one position and its log-probability.</summary>
+public readonly record struct TokenLogprob(int TokenId, float Logprob);
+
+/// <summary>One sampled token, with its log-probability and the most likely alternatives when asked for.</summary>
+public sealed record GeneratedToken(int TokenId, float Logprob, IReadOnlyList<TokenLogprob>? TopLogprobs, int TextOffset);
+
+/// <summary>
+/// What one engine step produced for one request. <see cref="TextDelta"/> can be empty while the
+/// detokenizer waits for the rest of a multi-byte character or text might still become a stop string;
+/// the tokens are reported anyway so counts and logprobs stay exact.
+/// </summary>
+public sealed record GenerationEvent
+{
+    public required string RequestId { get; init; }
+    public required string TextDelta { get; init; }
+    public required IReadOnlyList<GeneratedToken> Tokens { get; init; }
+    public FinishReason? FinishReason { get; init; }
+    /// <summary>The stop string or token that ended the request, when one did.</summary>
+    public string? StopReason { get; init; }
+    public required int PromptTokenCount { get; init; }
+    public required int OutputTokenCount { get; init; }
+    /// <summary>Prompt tokens whose keys and values came from the prefix cache.</summary>
+    public int CachedPromptTokenCount { get; init; }
+    public string? ErrorMessage { get; init; }
+
+    public bool IsFinal => FinishReason is not null;
+}

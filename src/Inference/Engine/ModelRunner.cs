@@ -1,0 +1,184 @@
+using LlmServer.Inference.Models;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Engine;
+
+/// <summary>
+/// The only part of the engine that touches tensors: turns a scheduler decision into one batch,
+/// runs the model over it, and hands back the logits of the requests that sample this step.
+/// Must be called on the engine thread.
+/// </summary>
+public sealed class ModelRunner : IDisposable
+{
+    private readonly Gpt2Model _model;
+    private readonly PagedKvCache _cache;
+    private readonly KvCacheManager _blocks;
+    private float[] _logits = [];
+
+    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks)
+    {
+        _model = model;
+        _cache = cache;
+        _blocks = blocks;
+    }
+
+    public Gpt2Model Model => _model;
+    public int VocabularySize => _model.Config.VocabSize;
+
+    /// <summary>
+    /// Runs one forward pass. Returns the requests that sample this step, in order, and their logits
+    /// as consecutive rows of <see cref="VocabularySize"/> floats (valid until the next call).
+    /// </summary>
+    public (IReadOnlyList<Request> Sampling, ReadOnlyMemory<float> Logits) Execute(SchedulerOutput output)
+    {
+        // Single-token requests first (one attention group), then each longer chunk on its own.
+        List<ScheduledRequest> ordered = output.Scheduled.Where(s => s.NumScheduledTokens == 1)
+            .Concat(output.Scheduled.Where(s => s.NumScheduledTokens > 1)).ToList();
+        BatchLayout layout = BuildLayout(ordered);
+        if (layout.SampleRows.Count == 0)
+        {
+            RunModel(layout, sampleRows: null);
+            return ([], ReadOnlyMemory<float>.Empty);
+        }
+        int rows = layout.SampleRows.Count;
+        return (layout.Sampling, RunModel(layout, layout.SampleRows.ToArray()).AsMemory(0, rows * VocabularySize));
+    }
+
+    private float[] RunModel(BatchLayout layout, long[]? sampleRows)
+    {
+        Device device = _model.Device;
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        Tensor tokenIds = tensor(layout.TokenIds.ToArray(), ScalarType.Int64, device);          // (N)
+        Tensor positions = tensor(layout.Positions.ToArray(), ScalarType.Int64, device);        // (N)
+        using var metadata = new AttentionMetadata
+        {
+            SlotMapping = tensor(layout.SlotMapping.ToArray(), ScalarType.Int64, device),      // (N)
+            Groups = layout.Groups.Select(g => g.ToTensors(device)).ToList(),
+        };
+        Tensor hidden = _model.Forward(tokenIds, positions, metadata, _cache);                   // (N, C)
+        if (sampleRows is null)
+        {
+            return _logits;
+        }
+        Tensor rows = tensor(sampleRows, ScalarType.Int64, device);                             // (M)
+        Tensor selected = hidden.index_select(0, rows);                                          // (M, C)
+        Tensor logits = _model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();      // (M, V)
+        int count = (int)logits.numel();
+        if (_logits.Length < count)
+        {
+            _logits = new float[count];
+        }
+        logits.data<float>().CopyTo(_logits, 0);
+        return _logits;
+    }
+
+    private BatchLayout BuildLayout(List<ScheduledRequest> ordered)
+    {
+        int blockSize = _blocks.BlockSize;
+        var layout = new BatchLayout();
+        GroupBuilder? decodeGroup = null;
+        foreach (ScheduledRequest item in ordered)
+        {
+            Request request = item.Request;
+            IReadOnlyList<int> table = _blocks.BlockTable(request.RequestId);
+            int start = item.FirstPosition;
+            int end = start + item.NumScheduledTokens;
+
+            GroupBuilder group;
+            if (item.NumScheduledTokens == 1)
+            {
+                decodeGroup ??= layout.AddGroup(firstToken: layout.TokenIds.Count, queryLength: 1);
+                group = decodeGroup;
+            }
+            else
+            {
+                group = layout.AddGroup(firstToken: layout.TokenIds.Count, queryLength: item.NumScheduledTokens);
+            }
+            group.AddSequence(contextStart: start, contextEnd: end, table, blockSize);
+
+            for (int position = start; position < end; position++)
+            {
+                layout.TokenIds.Add(request.TokenIds[position]);
+                layout.Positions.Add(position);
+                layout.SlotMapping.Add(SlotOf(table, position, blockSize));
+            }
+            if (item.SamplesToken)
+            {
+                layout.SampleRows.Add(layout.TokenIds.Count - 1);
+                layout.Sampling.Add(request);
+            }
+        }
+        return layout;
+    }
+
+    internal static long SlotOf(IReadOnlyList<int> blockTable, int position, int blockSize) =>
+        (long)blockTable[position / blockSize] * blockSize + position % blockSize;
+
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _model.Dispose();
+    }
+
+    private sealed class BatchLayout
+    {
+        public List<long> TokenIds { get; } = [];
+        public List<long> Positions { get; } = [];
+        public List<long> SlotMapping { get; } = [];
+        public List<long> SampleRows { get; } = [];
+        public List<Request> Sampling { get; } = [];
+        public List<GroupBuilder> Groups { get; } = [];
+
+        public GroupBuilder AddGroup(int firstToken, int queryLength)
+        {
+            var group = new GroupBuilder(firstToken, queryLength);
+            Groups.Add(group);
+            return group;
+        }
+    }
+
+    /// <summary>Collects the key slots and causal limits of the sequences in one attention group.</summary>
+    private sealed class GroupBuilder(int firstToken, int queryLength)
+    {
+        private readonly List<(int ContextStart, int ContextEnd, long[] Slots)> _sequences = [];
+
+        public void AddSequence(int contextStart, int contextEnd, IReadOnlyList<int> table, int blockSize)
+        {
+            var slots = new long[contextEnd];
+            for (int position = 0; position < contextEnd; position++)
+            {
+                slots[position] = SlotOf(table, position, blockSize);
+            }
+            _sequences.Add((contextStart, contextEnd, slots));
+        }
+
+        public AttentionGroup ToTensors(Device device)
+        {
+            int b = _sequences.Count;
+            int keyLength = _sequences.Max(s => s.ContextEnd);
+            var keySlots = new long[b * keyLength];
+            var mask = new bool[b * queryLength * keyLength];
+            for (int s = 0; s < b; s++)
+            {
+                (int contextStart, int _, long[] slots) = _sequences[s];
+                slots.CopyTo(keySlots, s * keyLength);
+                for (int q = 0; q < queryLength; q++)
+                {
+                    // Query q sits at position contextStart + q and sees every key up to itself.
+                    int visible = contextStart + q + 1;
+                    Array.Fill(mask, true, (s * queryLength + q) * keyLength, visible);
+                }
+            }
+            return new AttentionGroup
+            {
+                FirstToken = firstToken,
+                SequenceCount = b,
+                QueryLength = queryLength,
+                KeyLength = keyLength,
+                KeySlots = tensor(keySlots, ScalarType.Int64, device),                          // (B*Tk)
+                Mask = tensor(mask, device: device).view(b, 1, queryLength, keyLength),         // (B, 1, Tq, Tk)
+            };
+        }
+    }
+}

@@ -1,0 +1,59 @@
+namespace LlmServer.Inference.Engine;
+
+public enum RequestStatus
+{
+    Waiting,
+    Running,
+    /// <summary>Lost its blocks to a newer request's older sibling; waits to be recomputed.</summary>
+    Preempted,
+    Finished,
+}
+
+/// <summary>
+/// The scheduler's view of one request: token ids and counts, no tensors. There is no prefill or
+/// decode phase: the scheduler gives the request tokens until <see cref="NumComputedTokens"/>
+/// catches up with <see cref="NumTokens"/>, then each step adds one sampled token.
+/// </summary>
+public sealed class Request
+{
+    private readonly List<int> _tokenIds;
+
+    public Request(string requestId, IReadOnlyList<int> promptTokenIds, SamplingParameters sampling, long arrivalOrder)
+    {
+        if (promptTokenIds.Count == 0)
+        {
+            throw new ArgumentException("a request needs at least one prompt token", nameof(promptTokenIds));
+        }
+        RequestId = requestId;
+        Sampling = sampling;
+        ArrivalOrder = arrivalOrder;
+        PromptLength = promptTokenIds.Count;
+        _tokenIds = new List<int>(promptTokenIds.Count + Math.Max(sampling.MaxTokens, 0));
+        _tokenIds.AddRange(promptTokenIds);
+    }
+
+    public string RequestId { get; }
+    public SamplingParameters Sampling { get; }
+    public long ArrivalOrder { get; }
+    public RequestStatus Status { get; set; } = RequestStatus.Waiting;
+
+    public int PromptLength { get; }
+    public IReadOnlyList<int> TokenIds => _tokenIds;
+    public int NumTokens => _tokenIds.Count;
+    public int NumOutputTokens => _tokenIds.Count - PromptLength;
+
+    /// <summary>Tokens whose keys and values are in the cache.</summary>
+    public int NumComputedTokens { get; set; }
+
+    /// <summary>Prompt tokens found in the prefix cache when the request was (last) admitted.</summary>
+    public int NumCachedTokens { get; set; }
+
+    public int NumPreemptions { get; set; }
+
+    /// <summary>The most tokens this request can ever hold in the cache.</summary>
+    public int MaxTotalTokens => PromptLength + Sampling.MaxTokens;
+
+    public IEnumerable<int> OutputTokenIds => _tokenIds.Skip(PromptLength);
+
+    public void AppendOutputToken(int tokenId) => _tokenIds.Add(tokenId);
+}

@@ -1,0 +1,180 @@
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Tests.Models;
+
+namespace LlmServer.Inference.Tests.Engine;
+
+/// <summary>The engine's generation behaviour on a real fixture model: stopping, sampling, cancelling, batching.</summary>
+public sealed class EngineGenerationTests : IAsyncLifetime
+{
+    private const string Fixture = "gpt2-random-2l-64d";
+    private static readonly ReferenceCase Reference = ReferenceCase.Load(Fixture)[0];
+    private EngineClient _engine = null!;
+
+    public Task InitializeAsync()
+    {
+        _engine = EngineFactory.Start(Fixture);
+        return _engine.Ready;
+    }
+
+    public async Task DisposeAsync() => await _engine.DisposeAsync();
+
+    private async Task<(string Text, List<GeneratedToken> Tokens, GenerationEvent Final)> RunAsync(
+        SamplingParameters sampling, IReadOnlyList<int>? prompt = null, string id = "test")
+    {
+        var tokens = new List<GeneratedToken>();
+        string text = "";
+        GenerationEvent? final = null;
+        await foreach (GenerationEvent generated in _engine.GenerateAsync(new EngineSubmission(id, prompt ?? Reference.PromptIds, sampling)))
+        {
+            tokens.AddRange(generated.Tokens);
+            text += generated.TextDelta;
+            final = generated;
+        }
+        Assert.True(final!.IsFinal);
+        return (text, tokens, final);
+    }
+
+    private static SamplingParameters Greedy(int maxTokens) => new() { Temperature = 0, MaxTokens = maxTokens, IgnoreEos = true };
+
+    [Fact]
+    public async Task Max_tokens_ends_with_length_and_exact_counts()
+    {
+        var (text, tokens, final) = await RunAsync(Greedy(5));
+        Assert.Equal(FinishReason.Length, final.FinishReason);
+        Assert.Equal(5, final.OutputTokenCount);
+        Assert.Equal(Reference.PromptIds.Length, final.PromptTokenCount);
+        Assert.Equal(Reference.GreedyIds[..5], tokens.Select(t => t.TokenId));
+        Assert.StartsWith(text, Reference.GreedyText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stop_string_that_spans_tokens_ends_generation_and_is_not_returned()
+    {
+        // The reference continuation is " flo EV investigations EV Redd..."; "gations EV" starts inside
+        // " investigations" and ends in the next token.
+        var sampling = Greedy(12) with { StopStrings = ["gations EV"] };
+        var (text, _, final) = await RunAsync(sampling);
+        Assert.Equal(" flo EV investi", text);
+        Assert.Equal(FinishReason.Stop, final.FinishReason);
+        Assert.Equal("gations EV", final.StopReason);
+        Assert.Equal(4, final.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task Text_that_could_become_a_stop_string_is_held_back_then_released()
+    {
+        // " EV" could start " EVX" until the next token shows it does not.
+        var sampling = Greedy(3) with { StopStrings = [" EVX"] };
+        var deltas = new List<string>();
+        await foreach (GenerationEvent generated in _engine.GenerateAsync(new EngineSubmission("holdback", Reference.PromptIds, sampling)))
+        {
+            deltas.Add(generated.TextDelta);
+        }
+        Assert.Equal([" flo", "", " EV investigations"], deltas);
+    }
+
+    [Fact]
+    public async Task A_stop_token_ends_generation_without_its_text()
+    {
+        int stopToken = Reference.GreedyIds[2];
+        var (text, tokens, final) = await RunAsync(Greedy(12) with { StopTokenIds = [stopToken] });
+        Assert.Equal(" flo EV", text);
+        Assert.Equal(FinishReason.Stop, final.FinishReason);
+        Assert.Equal(3, tokens.Count);
+    }
+
+    [Fact]
+    public async Task End_of_text_stops_unless_ignored_and_min_tokens_suppresses_it()
+    {
+        // A logit bias makes end-of-text the greedy choice at every step.
+        var eosBias = new Dictionary<int, double> { [50256] = 100 };
+        var stopping = await RunAsync(new SamplingParameters { Temperature = 0, MaxTokens = 8, LogitBias = eosBias });
+        Assert.Equal(FinishReason.Stop, stopping.Final.FinishReason);
+        Assert.Equal("", stopping.Text);
+        Assert.Equal(1, stopping.Final.OutputTokenCount);
+
+        var minimum = await RunAsync(new SamplingParameters { Temperature = 0, MaxTokens = 8, LogitBias = eosBias, MinTokens = 3 });
+        Assert.Equal(4, minimum.Final.OutputTokenCount);
+        Assert.Equal(50256, minimum.Tokens[^1].TokenId);
+        Assert.DoesNotContain(50256, minimum.Tokens.Take(3).Select(t => t.TokenId));
+
+        var ignoring = await RunAsync(new SamplingParameters { Temperature = 0, MaxTokens = 4, LogitBias = eosBias, IgnoreEos = true });
+        Assert.Equal(FinishReason.Length, ignoring.Final.FinishReason);
+        Assert.All(ignoring.Tokens, t => Assert.Equal(50256, t.TokenId));
+    }
+
+    [Fact]
+    public async Task The_same_seed_gives_the_same_sample_and_another_seed_a_different_one()
+    {
+        var sampling = new SamplingParameters { Temperature = 1.0, TopP = 0.9, MaxTokens = 16, IgnoreEos = true, Seed = 1234 };
+        var first = await RunAsync(sampling, id: "a");
+        var again = await RunAsync(sampling, id: "b");
+        var other = await RunAsync(sampling with { Seed = 99 }, id: "c");
+        Assert.Equal(first.Tokens.Select(t => t.TokenId), again.Tokens.Select(t => t.TokenId));
+        Assert.NotEqual(first.Tokens.Select(t => t.TokenId), other.Tokens.Select(t => t.TokenId));
+        Assert.NotEqual(Reference.GreedyIds.Take(16), first.Tokens.Select(t => t.TokenId));
+    }
+
+    [Fact]
+    public async Task Top_k_one_is_greedy_whatever_the_temperature()
+    {
+        var (_, tokens, _) = await RunAsync(new SamplingParameters { Temperature = 1.5, TopK = 1, MaxTokens = 12, IgnoreEos = true, Seed = 5 });
+        Assert.Equal(Reference.GreedyIds, tokens.Select(t => t.TokenId));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_request_frees_its_blocks()
+    {
+        using var cancel = new CancellationTokenSource();
+        int seen = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (GenerationEvent _ in _engine.GenerateAsync(new EngineSubmission("cancel", Reference.PromptIds, Greedy(100)), cancel.Token))
+            {
+                if (++seen == 3)
+                {
+                    Assert.True(_engine.Statistics.KvCacheUsage > 0);
+                    await cancel.CancelAsync();
+                }
+            }
+        });
+        await WaitUntilAsync(() => _engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks);
+    }
+
+    [Fact]
+    public async Task A_greedy_request_gives_the_same_tokens_alone_or_among_31_others()
+    {
+        var alone = await RunAsync(Greedy(12), id: "alone");
+        var prompts = ReferenceCase.Load(Fixture).Select(c => c.PromptIds).ToArray();
+        Task<(string, List<GeneratedToken>, GenerationEvent)>[] crowd = Enumerable.Range(0, 32).Select(i => RunAsync(
+            i == 0 ? Greedy(12) : new SamplingParameters { Temperature = 0.8, MaxTokens = 10 + i % 7, IgnoreEos = true, Seed = i },
+            prompts[i % prompts.Length], id: $"crowd-{i}")).ToArray();
+        var results = await Task.WhenAll(crowd);
+        Assert.Equal(alone.Tokens.Select(t => t.TokenId), results[0].Item2.Select(t => t.TokenId));
+        Assert.Equal(Reference.GreedyIds, results[0].Item2.Select(t => t.TokenId));
+    }
+
+    [Fact]
+    public async Task A_prompt_that_fills_the_context_is_computed_in_chunks_with_the_same_result()
+    {
+        await using var chunked = EngineFactory.Start(Fixture, scheduler: new SchedulerOptions { MaxNumBatchedTokens = 7 });
+        var prompt = Enumerable.Repeat(Reference.PromptIds, 20).SelectMany(p => p).Take(100).ToArray();
+        var whole = await RunAsync(Greedy(8), prompt, id: "whole");
+        var tokens = new List<int>();
+        await foreach (GenerationEvent generated in chunked.GenerateAsync(new EngineSubmission("chunked", prompt, Greedy(8))))
+        {
+            tokens.AddRange(generated.Tokens.Select(t => t.TokenId));
+        }
+        Assert.Equal(whole.Tokens.Select(t => t.TokenId), tokens);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 10 s");
+            await Task.Delay(10);
+        }
+    }
+}
