@@ -1,1 +1,19 @@
-Console.WriteLine(TorchSharp.torch.ones(2).sum().item<float>());
+using LlmServer.Commands;
+using LlmServer.Hosting;
+
+// llmserver [serve] --model DIR [flags]        serve a model (see serve --help)
+// llmserver random-model --shape 124M ...      write a random-weight GPT-2 checkpoint
+string command = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
+string[] rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+return command switch
+{
+    "serve" => await ServeCommand.RunAsync(rest),
+    "random-model" => RandomModelCommand.Run(rest),
+    _ => Fail($"unknown command '{command}' (commands: serve, random-model)"),
+};
+
+static int Fail(string message)
+{
+    Console.Error.WriteLine($"error: {message}");
+    return 2;
+}

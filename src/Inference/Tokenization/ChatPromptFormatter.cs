@@ -1,0 +1,91 @@
+using System.Text.Json;
+
+namespace LlmServer.Inference.Tokenization;
+
+/// <summary>
+/// Turns chat messages into the prompt text the model was trained on: the checkpoint's own
+/// <c>chat_template</c> from tokenizer_config.json when it has one, otherwise
+/// <see cref="DefaultTemplate"/>.
+/// </summary>
+public sealed class ChatPromptFormatter
+{
+    /// <summary>
+    /// ChatML written as plain text. GPT-2 has no chat tokens, so the markers are ordinary BPE
+    /// pieces; a model fine-tuned on this layout ends its turn with "&lt;|im_end|&gt;", which is why
+    /// that string is a stop string whenever this template is in use.
+    /// </summary>
+    public const string DefaultTemplate =
+        "{% for message in messages %}" +
+        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}" +
+        "{% endfor %}" +
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    public const string DefaultTemplateEndOfTurn = "<|im_end|>";
+
+    private readonly ChatTemplate _template;
+    private readonly Dictionary<string, object?> _variables;
+
+    private ChatPromptFormatter(ChatTemplate template, bool isDefault, Gpt2Tokenizer tokenizer)
+    {
+        _template = template;
+        IsDefaultTemplate = isDefault;
+        _variables = new Dictionary<string, object?>
+        {
+            ["bos_token"] = tokenizer.EndOfTextToken,
+            ["eos_token"] = tokenizer.EndOfTextToken,
+        };
+    }
+
+    public bool IsDefaultTemplate { get; }
+
+    /// <summary>Stop strings every chat request gets on top of its own.</summary>
+    public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
+
+    public string TemplateSource => _template.Source;
+
+    public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer)
+    {
+        string configPath = Path.Combine(modelDirectory, "tokenizer_config.json");
+        string? source = File.Exists(configPath) ? ReadChatTemplate(configPath) : null;
+        try
+        {
+            return source is null
+                ? new ChatPromptFormatter(ChatTemplate.Parse(DefaultTemplate), isDefault: true, tokenizer)
+                : new ChatPromptFormatter(ChatTemplate.Parse(source), isDefault: false, tokenizer);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw new InvalidDataException($"{configPath}: chat_template does not parse: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Renders the conversation; a template that rejects it throws <see cref="ChatTemplateException"/>.</summary>
+    public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
+        _template.Render(messages, addGenerationPrompt, _variables);
+
+    /// <summary>Reads chat_template, either a string or transformers' list of named templates (the "default" one).</summary>
+    private static string? ReadChatTemplate(string configPath)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(configPath));
+            if (!document.RootElement.TryGetProperty("chat_template", out JsonElement template))
+            {
+                return null;
+            }
+            return template.ValueKind switch
+            {
+                JsonValueKind.String => template.GetString(),
+                JsonValueKind.Array => template.EnumerateArray()
+                    .Where(t => t.TryGetProperty("name", out JsonElement name) && name.GetString() == "default")
+                    .Select(t => t.GetProperty("template").GetString())
+                    .FirstOrDefault(),
+                _ => null,
+            };
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})", e);
+        }
+    }
+}

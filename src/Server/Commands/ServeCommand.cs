@@ -1,0 +1,36 @@
+using LlmServer.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LlmServer.Commands;
+
+/// <summary><c>llmserver serve --model DIR [flags]</c>: the OpenAI-compatible server.</summary>
+public static class ServeCommand
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (ServeCommandLine.WantsHelp(args))
+        {
+            Console.WriteLine(ServeCommandLine.Help());
+            return 0;
+        }
+        try
+        {
+            await using WebApplication app = ServerApplication.Build(args);
+            await app.RunAsync();
+            return Environment.ExitCode;
+        }
+        catch (CommandLineException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (OptionsValidationException e)
+        {
+            foreach (string failure in e.Failures)
+            {
+                Console.Error.WriteLine($"error: {failure}");
+            }
+            return 2;
+        }
+    }
+}
