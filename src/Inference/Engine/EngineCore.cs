@@ -68,13 +68,22 @@ internal sealed class EngineCore
         {
             while (!_stopping)
             {
-                DrainCommands();
-                if (!_scheduler.HasWork)
+                try
                 {
-                    _wake.WaitOne();
-                    continue;
+                    DrainCommands();
+                    if (!_scheduler.HasWork)
+                    {
+                        _wake.WaitOne();
+                        continue;
+                    }
+                    Step();
                 }
-                Step();
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    // Steps already fail their own requests; anything that still gets here is a bug
+                    // in the bookkeeping, and the requests in flight cannot be trusted to finish.
+                    FailAll($"engine error: {e.Message}");
+                }
             }
         }
         finally
@@ -217,6 +226,16 @@ internal sealed class EngineCore
                     Complete(active, active.Output.Finish(FinishReason.Error, $"engine step failed: {e.Message}"));
                 }
             }
+        }
+        PublishStatistics();
+    }
+
+    private void FailAll(string message)
+    {
+        foreach (ActiveRequest active in _active.Values.ToList())
+        {
+            _scheduler.Finish(active.Request);
+            Complete(active, active.Output.Finish(FinishReason.Error, message));
         }
         PublishStatistics();
     }

@@ -1,0 +1,39 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LlmServer.Contracts;
+
+/// <summary>
+/// POST /v1/completions. Fields whose JSON type varies (prompt, stop) stay JsonElement and are
+/// checked by the serving layer, which can then name the parameter in its error.
+/// </summary>
+public sealed record CompletionRequest : SamplingRequestFields
+{
+    public string? Model { get; init; }
+    public JsonElement Prompt { get; init; }
+    public int? Logprobs { get; init; }
+    public bool? Echo { get; init; }
+    public string? Suffix { get; init; }
+    public int? BestOf { get; init; }
+}
+
+public sealed record CompletionResponse(string Id, long Created, string Model, IReadOnlyList<CompletionChoice> Choices,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Usage? Usage)
+{
+    public string Object => "text_completion";
+    public string? SystemFingerprint => null;
+}
+
+public sealed record CompletionChoice(
+    int Index,
+    string Text,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] CompletionLogprobs? Logprobs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
+    string? StopReason = null);
+
+/// <summary>The legacy logprobs shape: parallel lists per generated token.</summary>
+public sealed record CompletionLogprobs(
+    IReadOnlyList<int> TextOffset,
+    IReadOnlyList<float> TokenLogprobs,
+    IReadOnlyList<string> Tokens,
+    IReadOnlyList<IReadOnlyDictionary<string, float>>? TopLogprobs);

@@ -1,0 +1,38 @@
+using LlmServer.Contracts;
+using LlmServer.Inference.Engine;
+using LlmServer.Serving;
+
+namespace LlmServer.Endpoints;
+
+/// <summary>OpenAI's inference API under /v1.</summary>
+public static class OpenAiEndpoints
+{
+    public static IEndpointRouteBuilder MapOpenAiEndpoints(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder v1 = app.MapGroup("/v1");
+        v1.MapGet("/models", ListModels);
+        v1.MapGet("/models/{model}", GetModel);
+        v1.MapPost("/completions", CreateCompletion);
+        v1.MapPost("/chat/completions", CreateChatCompletion);
+        return app;
+    }
+
+    private static Ok<ModelList> ListModels(GenerationService generation)
+    {
+        ServedModel model = generation.ResolveModel(null);
+        return TypedResults.Ok(new ModelList([Card(model)]));
+    }
+
+    private static Ok<ModelCard> GetModel(string model, GenerationService generation) =>
+        TypedResults.Ok(Card(generation.ResolveModel(model)));
+
+    private static ModelCard Card(ServedModel model) =>
+        new(model.Name, model.LoadedAt.ToUnixTimeSeconds(), "llmserver", model.MaxModelLen, model.Directory);
+
+    // The services write the response themselves: a stream is SSE, not one JSON value.
+    private static async Task CreateCompletion(HttpContext context, CompletionService completions) =>
+        await completions.HandleAsync(await OpenAiJson.ReadBodyAsync<CompletionRequest>(context.Request, context.RequestAborted), context);
+
+    private static async Task CreateChatCompletion(HttpContext context, ChatCompletionService chat) =>
+        await chat.HandleAsync(await OpenAiJson.ReadBodyAsync<ChatCompletionRequest>(context.Request, context.RequestAborted), context);
+}

@@ -1,0 +1,54 @@
+using System.Text.Json;
+using LlmServer.Contracts;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Tokenization;
+using LlmServer.Serving;
+
+namespace LlmServer.Endpoints;
+
+/// <summary>vLLM's /tokenize and /detokenize, for clients that count or inspect tokens.</summary>
+public static class TokenizerEndpoints
+{
+    public static IEndpointRouteBuilder MapTokenizerEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/tokenize", Tokenize);
+        app.MapPost("/detokenize", Detokenize);
+        return app;
+    }
+
+    private static async Task<Ok<TokenizeResponse>> Tokenize(HttpContext context, GenerationService generation)
+    {
+        var request = await OpenAiJson.ReadBodyAsync<TokenizeRequest>(context.Request, context.RequestAborted);
+        ServedModel model = generation.ResolveModel(request.Model);
+        string text;
+        if (request.Messages is not null)
+        {
+            SamplingRequestParser.Require(request.Prompt is null, "prompt", "Send either prompt or messages, not both.");
+            IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
+            try
+            {
+                text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+            }
+            catch (ChatTemplateException e)
+            {
+                throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
+            }
+        }
+        else
+        {
+            SamplingRequestParser.Require(request.Prompt is not null, "prompt", "prompt (a string) or messages is required.");
+            text = request.Prompt!;
+        }
+        IReadOnlyList<int> tokens = model.Tokenizer.Encode(text);
+        return TypedResults.Ok(new TokenizeResponse(tokens, tokens.Count, model.MaxModelLen));
+    }
+
+    private static async Task<Ok<DetokenizeResponse>> Detokenize(HttpContext context, GenerationService generation)
+    {
+        var request = await OpenAiJson.ReadBodyAsync<DetokenizeRequest>(context.Request, context.RequestAborted);
+        ServedModel model = generation.ResolveModel(request.Model);
+        SamplingRequestParser.Require(request.Tokens.ValueKind == JsonValueKind.Array, "tokens", "tokens must be a list of token ids.");
+        IReadOnlyList<int> ids = PromptInput.ReadTokenIds(request.Tokens, model.Tokenizer, "tokens");
+        return TypedResults.Ok(new DetokenizeResponse(model.Tokenizer.Decode(ids)));
+    }
+}

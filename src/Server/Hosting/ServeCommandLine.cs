@@ -1,0 +1,81 @@
+using System.Text;
+
+namespace LlmServer.Hosting;
+
+public sealed class CommandLineException(string message) : Exception(message);
+
+/// <summary>One flag of <c>serve</c>, mapped onto a configuration key so that flags, environment and appsettings bind to the same options.</summary>
+public sealed record CommandLineFlag(string Name, string ConfigurationKey, string Help, string Default);
+
+/// <summary>The flags of the <c>serve</c> command, and the text <c>serve --help</c> prints.</summary>
+public static class ServeCommandLine
+{
+    private static readonly ServerOptions Defaults = new();
+
+    public static readonly IReadOnlyList<CommandLineFlag> Flags =
+    [
+        Flag("--model", nameof(ServerOptions.Model), "Hugging Face GPT-2 model directory (config.json, *.safetensors, vocab.json, merges.txt)", "(required)"),
+        Flag("--served-model-name", nameof(ServerOptions.ServedModelName), "name clients use in \"model\"", "the model directory's name"),
+        Flag("--host", nameof(ServerOptions.Host), "address to listen on (0.0.0.0 for all interfaces)", Defaults.Host),
+        Flag("--port", nameof(ServerOptions.Port), "port to listen on", Defaults.Port.ToString()),
+        Flag("--device", nameof(ServerOptions.Device), "cpu, cuda or cuda:N", Defaults.Device),
+        Flag("--dtype", nameof(ServerOptions.Dtype), "auto (float32 on CPU, bfloat16 on CUDA), float32, float16, bfloat16", Defaults.Dtype),
+        Flag("--max-model-len", nameof(ServerOptions.MaxModelLen), "longest prompt + completion in tokens", "the model's n_positions"),
+        Flag("--kv-cache-memory", nameof(ServerOptions.KvCacheMemory), "KV cache size, e.g. 2GiB or 512MB", Defaults.KvCacheMemory),
+        Flag("--block-size", nameof(ServerOptions.BlockSize), "tokens per KV cache block", Defaults.BlockSize.ToString()),
+        Flag("--max-num-seqs", nameof(ServerOptions.MaxNumSeqs), "requests running at once", Defaults.MaxNumSeqs.ToString()),
+        Flag("--max-num-batched-tokens", nameof(ServerOptions.MaxNumBatchedTokens), "tokens per engine step (prompt chunks + decodes)", Defaults.MaxNumBatchedTokens.ToString()),
+        Flag("--threads", nameof(ServerOptions.Threads), "CPU threads for TorchSharp (0: one per core)", Defaults.Threads.ToString()),
+    ];
+
+    private static CommandLineFlag Flag(string name, string property, string help, string defaultValue) =>
+        new(name, $"{ServerOptions.Section}:{property}", help, defaultValue);
+
+    public static bool WantsHelp(IEnumerable<string> args) => args.Any(a => a is "--help" or "-h");
+
+    /// <summary>Turns <c>--flag value</c> and <c>--flag=value</c> pairs into configuration overrides.</summary>
+    public static Dictionary<string, string?> Parse(IReadOnlyList<string> args)
+    {
+        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            string name = arg, value;
+            int equals = arg.IndexOf('=');
+            if (equals > 0)
+            {
+                name = arg[..equals];
+                value = arg[(equals + 1)..];
+            }
+            else if (i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            {
+                value = args[++i];
+            }
+            else
+            {
+                throw new CommandLineException(Flags.Any(f => f.Name == arg) ? $"{arg} needs a value" : $"unknown argument '{arg}' (see serve --help)");
+            }
+            CommandLineFlag flag = Flags.FirstOrDefault(f => f.Name == name)
+                ?? throw new CommandLineException($"unknown flag '{name}' (see serve --help)");
+            overrides[flag.ConfigurationKey] = value;
+        }
+        return overrides;
+    }
+
+    public static string Help()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("Usage: llmserver serve --model DIR [flags]");
+        text.AppendLine();
+        text.AppendLine("Serves a Hugging Face GPT-2 checkpoint over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models).");
+        text.AppendLine("Every flag can also be set in appsettings.json (section \"Server\") or as an environment variable,");
+        text.AppendLine("e.g. LLMSERVER_Server__Port=8080.");
+        text.AppendLine();
+        int width = Flags.Max(f => f.Name.Length) + 2;
+        foreach (CommandLineFlag flag in Flags)
+        {
+            text.AppendLine($"  {flag.Name.PadRight(width)}{flag.Help} [default: {flag.Default}]");
+        }
+        return text.ToString();
+    }
+}

@@ -1,0 +1,90 @@
+using LlmServer.Endpoints;
+using LlmServer.Inference.Engine;
+using LlmServer.Serving;
+using Microsoft.Extensions.Options;
+using Serilog;
+using static TorchSharp.torch;
+
+namespace LlmServer.Hosting;
+
+/// <summary>Builds the web application for <c>serve</c>; the tests build it the same way.</summary>
+public static class ServerApplication
+{
+    /// <param name="replaceServices">Lets tests swap a service (for example an engine that never finishes loading).</param>
+    public static WebApplication Build(IReadOnlyList<string> serveArgs, IReadOnlyDictionary<string, string?>? configurationOverrides = null,
+        Action<IServiceCollection>? replaceServices = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddEnvironmentVariables(prefix: "LLMSERVER_");
+        builder.Configuration.AddInMemoryCollection(ServeCommandLine.Parse(serveArgs));
+        if (configurationOverrides is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(configurationOverrides);
+        }
+
+        builder.Services.AddSerilog((services, logger) => logger
+            .ReadFrom.Configuration(builder.Configuration)
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Hosting", Serilog.Events.LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+
+        builder.Services.AddOptions<ServerOptions>()
+            .BindConfiguration(ServerOptions.Section)
+            .ValidateDataAnnotations()
+            .Validate(o => ByteSize.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB")
+            .Validate(o => o.Model is null || Directory.Exists(o.Model), "--model must be an existing model directory")
+            .Validate(o => !(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype float16/bfloat16 needs --device cuda; CPU serves float32")
+            .ValidateOnStart();
+
+        ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        string host = options.Host.Contains(':') ? $"[{options.Host}]" : options.Host;
+        builder.WebHost.UseUrls($"http://{host}:{options.Port}");
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
+
+        builder.Services.ConfigureHttpJsonOptions(json => OpenAiJson.Configure(json.SerializerOptions));
+        builder.Services.AddSingleton<IEngineClient>(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));
+        builder.Services.AddHostedService<EngineStartup>();
+        builder.Services.AddSingleton<GenerationService>();
+        builder.Services.AddSingleton<CompletionService>();
+        builder.Services.AddSingleton<ChatCompletionService>();
+
+        replaceServices?.Invoke(builder.Services);
+
+        WebApplication app = builder.Build();
+        app.UseMiddleware<OpenAiErrorMiddleware>();
+        app.MapHealthEndpoints();
+        app.MapOpenAiEndpoints();
+        app.MapTokenizerEndpoints();
+        return app;
+    }
+
+    public static EngineOptions ToEngineOptions(ServerOptions options)
+    {
+        ByteSize.TryParse(options.KvCacheMemory, out long kvBytes);
+        bool cuda = options.Device.StartsWith("cuda", StringComparison.Ordinal);
+        ScalarType dtype = options.Dtype switch
+        {
+            "float16" => ScalarType.Float16,
+            "bfloat16" => ScalarType.BFloat16,
+            "float32" => ScalarType.Float32,
+            _ => cuda ? ScalarType.BFloat16 : ScalarType.Float32,
+        };
+        return new EngineOptions
+        {
+            ModelDirectory = Path.GetFullPath(options.Model!),
+            ServedModelName = options.ResolvedServedModelName,
+            Device = options.Device,
+            Dtype = dtype,
+            MaxModelLen = options.MaxModelLen,
+            BlockSize = options.BlockSize,
+            KvCacheMemoryBytes = kvBytes,
+            CpuThreads = options.Threads,
+            Scheduler = new SchedulerOptions { MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens },
+        };
+    }
+}

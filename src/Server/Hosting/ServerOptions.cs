@@ -1,0 +1,56 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LlmServer.Hosting;
+
+/// <summary>
+/// Everything an operator can set, bound from appsettings.json, LLMSERVER_* environment variables
+/// (e.g. LLMSERVER_Server__Port) and command-line flags, in that order of precedence.
+/// </summary>
+public sealed class ServerOptions
+{
+    public const string Section = "Server";
+
+    /// <summary>A Hugging Face GPT-2 model directory.</summary>
+    [Required(ErrorMessage = "--model is required: the path of a Hugging Face GPT-2 model directory")]
+    public string? Model { get; set; }
+
+    /// <summary>The name clients put in "model"; defaults to the model directory's name.</summary>
+    public string? ServedModelName { get; set; }
+
+    public string Host { get; set; } = "127.0.0.1";
+
+    [Range(0, 65535)]
+    public int Port { get; set; } = 8000;
+
+    /// <summary>cpu, cuda or cuda:N.</summary>
+    [RegularExpression("^(cpu|cuda(:[0-9]+)?)$", ErrorMessage = "--device must be cpu, cuda or cuda:N")]
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>float32, float16 or bfloat16 (the half types for CUDA).</summary>
+    [RegularExpression("^(auto|float32|float16|bfloat16)$", ErrorMessage = "--dtype must be auto, float32, float16 or bfloat16")]
+    public string Dtype { get; set; } = "auto";
+
+    /// <summary>Longest prompt + completion in tokens; defaults to the model's n_positions.</summary>
+    [Range(1, int.MaxValue)]
+    public int? MaxModelLen { get; set; }
+
+    /// <summary>KV cache size: bytes with an optional unit (e.g. 2GiB, 512MB).</summary>
+    public string KvCacheMemory { get; set; } = "1GiB";
+
+    [Range(1, 1024)]
+    public int BlockSize { get; set; } = 16;
+
+    [Range(1, 4096)]
+    public int MaxNumSeqs { get; set; } = 64;
+
+    [Range(1, 1_000_000)]
+    public int MaxNumBatchedTokens { get; set; } = 2048;
+
+    /// <summary>CPU threads for TorchSharp; 0 keeps libtorch's default (one per core).</summary>
+    [Range(0, 1024)]
+    public int Threads { get; set; }
+
+    public string ResolvedServedModelName =>
+        !string.IsNullOrWhiteSpace(ServedModelName) ? ServedModelName
+        : new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Model!))).Name;
+}

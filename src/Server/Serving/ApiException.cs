@@ -1,0 +1,24 @@
+using LlmServer.Contracts;
+
+namespace LlmServer.Serving;
+
+/// <summary>A request the server refuses, carrying what OpenAI's error body needs.</summary>
+public sealed class ApiException(int statusCode, string message, string type = "invalid_request_error", string? param = null, string? code = null)
+    : Exception(message)
+{
+    public int StatusCode { get; } = statusCode;
+    public string Type { get; } = type;
+    public string? Param { get; } = param;
+    public string? Code { get; } = code;
+
+    public ErrorResponse ToResponse() => new(new ErrorDetail(Message, Type, Param, Code));
+
+    public static ApiException InvalidParameter(string param, string message) =>
+        new(StatusCodes.Status400BadRequest, message, param: param, code: "invalid_value");
+
+    public static ApiException ModelNotFound(string? model) =>
+        new(StatusCodes.Status404NotFound, $"The model `{model}` does not exist.", param: "model", code: "model_not_found");
+
+    public static ApiException NotReady() =>
+        new(StatusCodes.Status503ServiceUnavailable, "The model is still loading; retry shortly.", type: "service_unavailable", code: "model_loading");
+}

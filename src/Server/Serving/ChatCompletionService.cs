@@ -1,0 +1,152 @@
+using System.Text.Json;
+using LlmServer.Contracts;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Serving;
+
+/// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
+public sealed class ChatCompletionService(GenerationService generation)
+{
+    public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
+    {
+        CancellationToken aborted = context.RequestAborted;
+        ServedModel model = generation.ResolveModel(request.Model);
+        int n = SamplingRequestParser.ParseChoiceCount(request);
+        bool stream = request.Stream ?? false;
+        if (request.StreamOptions is not null && !stream)
+        {
+            throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
+        }
+        if (request.Tools.ValueKind == JsonValueKind.Array && request.Tools.GetArrayLength() > 0)
+        {
+            throw ApiException.InvalidParameter("tools", "tool calling is not supported by this model.");
+        }
+        if (request.ResponseFormat.ValueKind == JsonValueKind.Object
+            && request.ResponseFormat.TryGetProperty("type", out JsonElement format) && format.GetString() != "text")
+        {
+            throw ApiException.InvalidParameter("response_format", $"response_format '{format}' is not supported; only 'text' is.");
+        }
+        int? logprobs = null;
+        if (request.Logprobs == true)
+        {
+            logprobs = request.TopLogprobs ?? 0;
+            SamplingRequestParser.Require(logprobs is >= 0 and <= SamplingRequestParser.MaxLogprobs, "top_logprobs",
+                $"top_logprobs must be between 0 and {SamplingRequestParser.MaxLogprobs}, got {logprobs}.");
+        }
+        else if (request.TopLogprobs is not null)
+        {
+            throw ApiException.InvalidParameter("top_logprobs", "top_logprobs requires logprobs to be true.");
+        }
+
+        IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
+        string prompt;
+        try
+        {
+            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
+        }
+        IReadOnlyList<int> promptIds = model.Tokenizer.Encode(prompt);
+        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
+            request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
+
+        string id = $"chatcmpl-{Guid.NewGuid():N}";
+        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, [(promptIds, sampling)], n);
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (stream)
+        {
+            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);
+            return;
+        }
+
+        var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
+        await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
+        {
+            if (ChoiceAccumulator.IsFailure(item.Event))
+            {
+                throw ChoiceAccumulator.Failure(item.Event);
+            }
+            accumulators[item.Index].Add(item.Event);
+        }
+        var responseChoices = accumulators.Select((a, index) => new ChatChoice(index, new ChatResponseMessage("assistant", a.Text),
+            logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
+            ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
+        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)),
+            OpenAiJson.Options, aborted);
+    }
+
+    private async Task StreamAsync(HttpContext context, ServedModel model, IReadOnlyList<EngineSubmission> choices, string id,
+        long created, bool includeUsage, bool withLogprobs, CancellationToken aborted)
+    {
+        var events = new ServerSentEvents(context.Response);
+        var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
+        var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
+        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], null);
+
+        // OpenAI opens every choice with the assistant role and empty content.
+        for (int index = 0; index < choices.Count; index++)
+        {
+            await events.WriteAsync(Chunk(new ChatChunkChoice(index, new ChatDelta("assistant", ""), null, null)), aborted);
+        }
+        try
+        {
+            await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
+            {
+                if (ChoiceAccumulator.IsFailure(item.Event))
+                {
+                    await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
+                    await events.CompleteAsync(aborted);
+                    return;
+                }
+                accumulators[item.Index].Add(item.Event);
+                pending[item.Index].AddRange(item.Event.Tokens);
+                if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
+                {
+                    ChatLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer) : null;
+                    pending[item.Index].Clear();
+                    await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, item.Event.TextDelta), logprobs, null)), aborted);
+                }
+                if (item.Event.FinishReason is { } reason)
+                {
+                    await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
+                        ChoiceAccumulator.WireFinishReason(reason), item.Event.StopReason)), aborted);
+                }
+            }
+        }
+        catch (ApiException e) when (!aborted.IsCancellationRequested)
+        {
+            await events.WriteAsync(e.ToResponse(), aborted);
+        }
+        if (includeUsage)
+        {
+            await events.WriteAsync(new ChatCompletionChunk(id, created, model.Name, [], UsageOf(accumulators)), aborted);
+        }
+        await events.CompleteAsync(aborted);
+    }
+
+    private static Usage UsageOf(IReadOnlyList<ChoiceAccumulator> choices)
+    {
+        int prompt = choices[0].PromptTokens;
+        int completion = choices.Sum(c => c.CompletionTokens);
+        int cached = choices[0].CachedPromptTokens;
+        return new Usage(prompt, completion, prompt + completion, cached > 0 ? new PromptTokensDetails(cached) : null);
+    }
+
+    private static ChatLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer) =>
+        new(tokens.Select(t => new ChatTokenLogprob(tokenizer.TokenText(t.TokenId), t.Logprob, Bytes(tokenizer, t.TokenId),
+            (t.TopLogprobs ?? []).Select(a => new ChatTopLogprob(tokenizer.TokenText(a.TokenId), a.Logprob, Bytes(tokenizer, a.TokenId))).ToArray())).ToArray());
+
+    private static int[] Bytes(Gpt2Tokenizer tokenizer, int tokenId)
+    {
+        ReadOnlySpan<byte> bytes = tokenizer.TokenBytes(tokenId);
+        var result = new int[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            result[i] = bytes[i];
+        }
+        return result;
+    }
+}

@@ -1,0 +1,51 @@
+using System.Text;
+using LlmServer.Inference.Engine;
+
+namespace LlmServer.Serving;
+
+/// <summary>Collects the events of one choice: its text, tokens, and how it ended.</summary>
+public sealed class ChoiceAccumulator
+{
+    private readonly StringBuilder _text = new();
+    private readonly List<GeneratedToken> _tokens = [];
+
+    public string Text => _text.ToString();
+    public IReadOnlyList<GeneratedToken> Tokens => _tokens;
+    public FinishReason? FinishReason { get; private set; }
+    public string? StopReason { get; private set; }
+    public string? ErrorMessage { get; private set; }
+    public int PromptTokens { get; private set; }
+    public int CompletionTokens { get; private set; }
+    public int CachedPromptTokens { get; private set; }
+
+    public void Add(GenerationEvent generated)
+    {
+        _text.Append(generated.TextDelta);
+        _tokens.AddRange(generated.Tokens);
+        PromptTokens = generated.PromptTokenCount;
+        CompletionTokens = generated.OutputTokenCount;
+        CachedPromptTokens = generated.CachedPromptTokenCount;
+        if (generated.FinishReason is { } reason)
+        {
+            FinishReason = reason;
+            StopReason = generated.StopReason;
+            ErrorMessage = generated.ErrorMessage;
+        }
+    }
+
+    /// <summary>OpenAI's finish_reason; a choice the engine could not finish is an error, not a reason.</summary>
+    public static string WireFinishReason(FinishReason reason) => reason switch
+    {
+        Inference.Engine.FinishReason.Stop => "stop",
+        Inference.Engine.FinishReason.Length => "length",
+        _ => throw new InvalidOperationException($"{reason} is not a client-visible finish reason"),
+    };
+
+    /// <summary>The error a failed or aborted choice turns into.</summary>
+    public static ApiException Failure(GenerationEvent generated) => generated.FinishReason == Inference.Engine.FinishReason.Aborted
+        ? new ApiException(StatusCodes.Status503ServiceUnavailable, generated.ErrorMessage ?? "The request was aborted.", "service_unavailable")
+        : new ApiException(StatusCodes.Status500InternalServerError, generated.ErrorMessage ?? "The engine failed.", "server_error");
+
+    public static bool IsFailure(GenerationEvent generated) =>
+        generated.FinishReason is Inference.Engine.FinishReason.Error or Inference.Engine.FinishReason.Aborted;
+}

@@ -1,0 +1,92 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using LlmServer.Inference.Engine;
+
+namespace LlmServer.Serving;
+
+/// <summary>An engine event for one of the n choices of a request.</summary>
+public readonly record struct ChoiceEvent(int Index, GenerationEvent Event);
+
+/// <summary>
+/// Between the API and the engine: finds the model a request names and runs its n choices as
+/// separate engine requests, merged into one stream in the order events arrive.
+/// </summary>
+public sealed class GenerationService(IEngineClient engine)
+{
+    public IEngineClient Engine => engine;
+
+    /// <summary>The served model a request means; 503 while loading, 404 for a name we do not serve.</summary>
+    public ServedModel ResolveModel(string? requested)
+    {
+        if (!engine.Ready.IsCompletedSuccessfully)
+        {
+            throw ApiException.NotReady();
+        }
+        ServedModel model = engine.Ready.Result;
+        if (!string.IsNullOrEmpty(requested) && requested != model.Name)
+        {
+            throw ApiException.ModelNotFound(requested);
+        }
+        return model;
+    }
+
+    /// <summary>
+    /// The choices of one API request: prompt index p with n samples gives choices p*n .. p*n+n-1.
+    /// Each choice draws from its own seeded stream, so a seeded request with n &gt; 1 is
+    /// reproducible and still gives n different samples.
+    /// </summary>
+    public static IReadOnlyList<EngineSubmission> PlanChoices(string requestId, IReadOnlyList<(IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling)> prompts, int n)
+    {
+        var choices = new List<EngineSubmission>(prompts.Count * n);
+        for (int p = 0; p < prompts.Count; p++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                int index = p * n + i;
+                SamplingParameters sampling = prompts[p].Sampling;
+                SamplingParameters choiceSampling = sampling.Seed is long seed ? sampling with { Seed = seed + i } : sampling;
+                choices.Add(new EngineSubmission(choices.Count == 0 && prompts.Count * n == 1 ? requestId : $"{requestId}-{index}",
+                    prompts[p].PromptTokenIds, choiceSampling));
+            }
+        }
+        return choices;
+    }
+
+    /// <summary>Runs the choices (index = position in the list) and merges their events as they arrive.</summary>
+    public async IAsyncEnumerable<ChoiceEvent> GenerateAsync(IReadOnlyList<EngineSubmission> choices,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (choices.Count == 1)
+        {
+            await foreach (GenerationEvent generated in engine.GenerateAsync(choices[0], cancellationToken))
+            {
+                yield return new ChoiceEvent(0, generated);
+            }
+            yield break;
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var merged = Channel.CreateUnbounded<ChoiceEvent>(new UnboundedChannelOptions { SingleReader = true });
+        Task[] readers = choices.Select((submission, index) => Task.Run(async () =>
+        {
+            await foreach (GenerationEvent generated in engine.GenerateAsync(submission, stop.Token))
+            {
+                await merged.Writer.WriteAsync(new ChoiceEvent(index, generated), stop.Token);
+            }
+        }, stop.Token)).ToArray();
+        _ = Task.WhenAll(readers).ContinueWith(t => merged.Writer.TryComplete(t.Exception), TaskScheduler.Default);
+
+        try
+        {
+            await foreach (ChoiceEvent item in merged.Reader.ReadAllAsync(cancellationToken))
+            {
+                yield return item;
+            }
+        }
+        finally
+        {
+            // Leaving early (client gone, error) cancels the choices still running.
+            await stop.CancelAsync();
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text;
+using System.Text.Json;
+using LlmServer.Contracts;
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Serving;
+
+/// <summary>Reads the prompt forms OpenAI accepts and turns them into token ids.</summary>
+public static class PromptInput
+{
+    public const int MaxPrompts = 64;
+
+    /// <summary>prompt: a string, a list of strings, a list of token ids, or a list of such lists.</summary>
+    public static IReadOnlyList<IReadOnlyList<int>> ParseCompletionPrompt(JsonElement prompt, Gpt2Tokenizer tokenizer)
+    {
+        var prompts = new List<IReadOnlyList<int>>();
+        switch (prompt.ValueKind)
+        {
+            case JsonValueKind.String:
+                prompts.Add(tokenizer.Encode(prompt.GetString()!));
+                break;
+            case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt[0].ValueKind == JsonValueKind.Number:
+                prompts.Add(ReadTokenIds(prompt, tokenizer, "prompt"));
+                break;
+            case JsonValueKind.Array:
+                foreach (JsonElement item in prompt.EnumerateArray())
+                {
+                    prompts.Add(item.ValueKind switch
+                    {
+                        JsonValueKind.String => tokenizer.Encode(item.GetString()!),
+                        JsonValueKind.Array => ReadTokenIds(item, tokenizer, "prompt"),
+                        _ => throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists."),
+                    });
+                }
+                break;
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                throw ApiException.InvalidParameter("prompt", "prompt is required.");
+            default:
+                throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists.");
+        }
+        SamplingRequestParser.Require(prompts.Count is >= 1 and <= MaxPrompts, "prompt", $"prompt must hold between 1 and {MaxPrompts} prompts.");
+        // An empty prompt still needs a position to predict from; GPT-2 starts documents with end-of-text.
+        return prompts.Select(p => p.Count == 0 ? (IReadOnlyList<int>)[tokenizer.EndOfTextId] : p).ToList();
+    }
+
+    public static IReadOnlyList<int> ReadTokenIds(JsonElement array, Gpt2Tokenizer tokenizer, string param)
+    {
+        var ids = new List<int>(array.GetArrayLength());
+        foreach (JsonElement item in array.EnumerateArray())
+        {
+            SamplingRequestParser.Require(item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out int id) && tokenizer.IsValidId(id),
+                param, $"{param} contains {item}, which is not a token id of this model (0..{tokenizer.VocabSize - 1}).");
+            ids.Add(item.GetInt32());
+        }
+        return ids;
+    }
+
+    /// <summary>Chat messages as the template sees them; content parts are joined when all are text.</summary>
+    public static IReadOnlyList<ChatMessage> ParseMessages(IReadOnlyList<ChatMessageRequest>? messages)
+    {
+        SamplingRequestParser.Require(messages is { Count: > 0 }, "messages", "messages must be a non-empty list.");
+        var parsed = new List<ChatMessage>(messages!.Count);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            ChatMessageRequest message = messages[i];
+            string param = $"messages[{i}]";
+            SamplingRequestParser.Require(message is not null, param, $"{param} must be an object.");
+            SamplingRequestParser.Require(message!.Role is "system" or "developer" or "user" or "assistant" or "tool",
+                $"{param}.role", $"{param}.role must be one of system, developer, user, assistant, tool; got '{message.Role}'.");
+            parsed.Add(new ChatMessage(message.Role!, ReadContent(message.Content, $"{param}.content"), message.Name));
+        }
+        return parsed;
+    }
+
+    private static string ReadContent(JsonElement content, string param)
+    {
+        switch (content.ValueKind)
+        {
+            case JsonValueKind.String:
+                return content.GetString()!;
+            case JsonValueKind.Null or JsonValueKind.Undefined:
+                return "";
+            case JsonValueKind.Array:
+                var text = new StringBuilder();
+                foreach (JsonElement part in content.EnumerateArray())
+                {
+                    string? type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out JsonElement t) ? t.GetString() : null;
+                    SamplingRequestParser.Require(type == "text" && part.TryGetProperty("text", out JsonElement partText) && partText.ValueKind == JsonValueKind.String,
+                        param, $"{param} parts must be text parts ({{\"type\":\"text\",\"text\":...}}); this model reads text only (got '{type}').");
+                    text.Append(part.GetProperty("text").GetString());
+                }
+                return text.ToString();
+            default:
+                throw ApiException.InvalidParameter(param, $"{param} must be a string or a list of text parts.");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using LlmServer.Inference.Tests;
+
+namespace LlmServer.Tests;
+
+/// <summary>The llmserver executable as an operator runs it: flags, help, and failing loudly on a bad checkpoint.</summary>
+public sealed class CommandLineTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("cli-tests-").FullName;
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llmserver.dll"));
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    [Fact]
+    public async Task Serve_help_lists_every_flag_with_its_default()
+    {
+        var (exitCode, output) = await RunAsync("serve", "--help");
+        Assert.Equal(0, exitCode);
+        foreach (string flag in new[] { "--model", "--port", "--host", "--served-model-name", "--kv-cache-memory", "--max-num-seqs" })
+        {
+            Assert.Contains(flag, output);
+        }
+        Assert.Contains("[default: 8000]", output);
+    }
+
+    [Fact]
+    public async Task A_truncated_checkpoint_exits_non_zero_with_one_line_naming_the_file()
+    {
+        string model = Path.Combine(_scratch, "truncated");
+        Directory.CreateDirectory(model);
+        string source = TestFixtures.ModelDirectory("gpt2-random-2l-64d");
+        foreach (string file in Directory.GetFiles(source))
+        {
+            File.Copy(file, Path.Combine(model, Path.GetFileName(file)));
+        }
+        string weights = Path.Combine(model, "model.safetensors");
+        byte[] bytes = File.ReadAllBytes(weights);
+        File.WriteAllBytes(weights, bytes[..1000]);
+
+        var (exitCode, output) = await RunAsync("serve", "--model", model, "--port", "0");
+
+        Assert.NotEqual(0, exitCode);
+        string[] errorLines = output.Split('\n').Where(l => l.Contains(weights)).ToArray();
+        Assert.Single(errorLines);
+        Assert.Contains("truncated", errorLines[0]);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public async Task An_unsupported_model_type_exits_non_zero_naming_config_json()
+    {
+        string model = Path.Combine(_scratch, "llama");
+        Directory.CreateDirectory(model);
+        File.WriteAllText(Path.Combine(model, "config.json"), "{\"model_type\": \"llama\"}");
+
+        var (exitCode, output) = await RunAsync("serve", "--model", model, "--port", "0");
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains($"{Path.Combine(model, "config.json")}: unsupported model_type 'llama'", output);
+    }
+
+    [Theory]
+    [InlineData("--bogus", "1", "unknown flag '--bogus'")]
+    [InlineData("--kv-cache-memory", "lots", "--kv-cache-memory must be a size")]
+    [InlineData("--model", "/no/such/dir", "--model must be an existing model directory")]
+    public async Task Bad_flags_are_refused_with_a_clear_message(string flag, string value, string message)
+    {
+        string[] args = flag == "--model"
+            ? ["serve", flag, value]
+            : ["serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), flag, value];
+        var (exitCode, output) = await RunAsync(args);
+        Assert.Equal(2, exitCode);
+        Assert.Contains(message, output);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text.Json;
+using LlmServer.Hosting;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Models;
+using LlmServer.Inference.Tests;
+
+namespace LlmServer.Tests;
+
+/// <summary>
+/// A client that goes away cancels its request. Uses a generated model wide and long enough that a
+/// 900-token generation takes seconds, so the request is certainly still running when the client leaves.
+/// </summary>
+public sealed class DisconnectTests : IAsyncLifetime
+{
+    private readonly string _modelDirectory = Path.Combine(Path.GetTempPath(), $"disconnect-model-{Guid.NewGuid():N}");
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+
+    private IEngineClient Engine => _app.Services.GetRequiredService<IEngineClient>();
+
+    public async Task InitializeAsync()
+    {
+        var config = new Gpt2Config { LayerCount = 4, EmbeddingSize = 256, HeadCount = 4, MaxPositions = 1024 };
+        RandomCheckpoint.Create(config, _modelDirectory, TestFixtures.TokenizerDirectory, seed: 1);
+        _app = ServerApplication.Build(["--model", _modelDirectory, "--port", "0", "--kv-cache-memory", "64MiB"]);
+        await _app.StartAsync();
+        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
+        await Engine.Ready;
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(_modelDirectory, recursive: true);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_client_that_disconnects_cancels_its_request_and_frees_its_blocks(bool stream)
+    {
+        long abortedBefore = Engine.Statistics.AbortedRequests;
+        string json = JsonSerializer.Serialize(new { prompt = "Hello", max_tokens = 900, ignore_eos = true, stream });
+        using (var cancel = new CancellationTokenSource())
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") })
+        {
+            Task<HttpResponseMessage> sending = _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+            await WaitUntilAsync(() => Engine.Statistics.RunningRequests == 1 && Engine.Statistics.KvCacheUsage > 0);
+            if (stream)
+            {
+                using HttpResponseMessage response = await sending;
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                Assert.StartsWith("data: ", await reader.ReadLineAsync());
+            }
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<Exception>(async () =>
+            {
+                using HttpResponseMessage response = await sending;
+                await response.Content.ReadAsStringAsync(cancel.Token);
+            });
+        }
+
+        await WaitUntilAsync(() => Engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks);
+        Assert.Equal(abortedBefore + 1, Engine.Statistics.AbortedRequests);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 20 s");
+            await Task.Delay(5);
+        }
+    }
+}
