@@ -78,6 +78,54 @@ public class CompletionsHttpTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task Top_logprobs_always_hold_the_sampled_token_even_when_it_is_not_among_the_best()
+    {
+        var (status, body) = await server.PostAsync("/v1/completions", new
+        {
+            model = ServerFixture.ModelName, prompt = "Hello, my name is", max_tokens = 16, temperature = 1.5, seed = 11, logprobs = 1,
+        });
+        Assert.Equal(200, status);
+        JsonElement logprobs = body.GetProperty("choices")[0].GetProperty("logprobs");
+        string[] tokens = logprobs.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
+        JsonElement[] top = logprobs.GetProperty("top_logprobs").EnumerateArray().ToArray();
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            Assert.InRange(top[i].EnumerateObject().Count(), 1, 2);
+            Assert.Equal(logprobs.GetProperty("token_logprobs")[i].GetDouble(), top[i].GetProperty(tokens[i]).GetDouble());
+        }
+        Assert.Contains(top, t => t.EnumerateObject().Count() == 2);   // at temperature 1.5 some token is not the top one
+
+        var (_, zero) = await server.PostAsync("/v1/completions", new { model = ServerFixture.ModelName, prompt = "Hi", max_tokens = 3, logprobs = 0 });
+        Assert.All(zero.GetProperty("choices")[0].GetProperty("logprobs").GetProperty("top_logprobs").EnumerateArray(),
+            t => Assert.Single(t.EnumerateObject()));
+    }
+
+    [Fact]
+    public async Task An_empty_prompt_is_answered_and_echoed_as_sent()
+    {
+        var (status, body) = await server.PostAsync("/v1/completions", new { model = ServerFixture.ModelName, prompt = "", max_tokens = 3, echo = true, temperature = 0 });
+        Assert.Equal(200, status);
+        Assert.DoesNotContain("<|endoftext|>", body.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal(3, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_stop_token_is_reported_as_a_numeric_stop_reason()
+    {
+        JsonElement reference = ReferenceCases[0];
+        int third = reference.GetProperty("greedy_ids")[2].GetInt32();
+        var (status, body) = await server.PostAsync("/v1/completions", new
+        {
+            model = ServerFixture.ModelName, prompt = reference.GetProperty("prompt").GetString(), max_tokens = 12, temperature = 0, stop_token_ids = new[] { third },
+        });
+        Assert.Equal(200, status);
+        JsonElement choice = body.GetProperty("choices")[0];
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+        Assert.Equal(third, choice.GetProperty("stop_reason").GetInt32());
+        Assert.Equal(" flo EV", choice.GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task Streaming_sends_sse_chunks_then_usage_then_done()
     {
         JsonElement reference = ReferenceCases[1];

@@ -22,10 +22,12 @@ internal sealed class EngineCore
     private readonly TaskCompletionSource<ServedModel> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _stopping;
+    private volatile bool _stoppedAccepting;
     private long _arrivals;
     private long _steps, _promptTokens, _generationTokens, _preemptions, _aborted;
 
     private Scheduler _scheduler = null!;
+    private int _sampleableVocabulary;
     private ModelRunner _runner = null!;
     private ServedModel _model = null!;
 
@@ -41,6 +43,12 @@ internal sealed class EngineCore
 
     public void Post(EngineCommand command)
     {
+        if (_stoppedAccepting && command is EngineCommand.Add add)
+        {
+            add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
+            add.Events.TryComplete();
+            return;
+        }
         _commands.Enqueue(command);
         _wake.Set();
     }
@@ -92,6 +100,15 @@ internal sealed class EngineCore
             {
                 Complete(active, active.Output.Finish(FinishReason.Aborted, "the server is shutting down"));
             }
+            _stoppedAccepting = true;
+            while (_commands.TryDequeue(out EngineCommand? command))
+            {
+                if (command is EngineCommand.Add add)
+                {
+                    add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
+                    add.Events.TryComplete();
+                }
+            }
             _runner.Dispose();
             _stopped.TrySetResult();
         }
@@ -129,6 +146,12 @@ internal sealed class EngineCore
         var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize);
         _scheduler = new Scheduler(_options.Scheduler, blocks);
         _runner = new ModelRunner(model, cache, blocks);
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            throw new ArgumentException(
+                $"the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {model.Config.VocabSize}; they do not belong together");
+        }
+        _sampleableVocabulary = tokenizer.VocabSize;
         _model = new ServedModel(_options.ServedModelName, _options.ModelDirectory, model.Config, tokenizer, formatter, maxModelLen, started);
         PublishStatistics();
         _ready.TrySetResult(_model);
@@ -155,24 +178,39 @@ internal sealed class EngineCore
 
     private void Admit(EngineCommand.Add add)
     {
-        var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++);
-        var output = new RequestOutput(request, _model.Tokenizer, Random.Shared.NextInt64());
-        var active = new ActiveRequest(request, output, add.Events);
         try
         {
             if (_active.ContainsKey(add.RequestId))
             {
                 throw new ArgumentException($"request id {add.RequestId} is already in use");
             }
+            if (add.PromptTokenIds.Any(id => (uint)id >= (uint)_runner.VocabularySize))
+            {
+                throw new ArgumentException($"the prompt holds a token id outside the model's vocabulary of {_runner.VocabularySize}");
+            }
+            var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++);
+            var output = new RequestOutput(request, _model.Tokenizer, Random.Shared.NextInt64());
             _scheduler.Add(request);
+            _active[add.RequestId] = new ActiveRequest(request, output, add.Events);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Complete(active, output.Finish(FinishReason.Error, e.Message), track: false);
-            return;
+            // Refused before it started: the request gets its answer, nobody else is affected.
+            add.Events.TryWrite(RefusalEvent(add, e.Message));
+            add.Events.TryComplete();
         }
-        _active[add.RequestId] = active;
     }
+
+    private static GenerationEvent RefusalEvent(EngineCommand.Add add, string message) => new()
+    {
+        RequestId = add.RequestId,
+        TextDelta = "",
+        Tokens = [],
+        FinishReason = FinishReason.Error,
+        ErrorMessage = message,
+        PromptTokenCount = add.PromptTokenIds.Count,
+        OutputTokenCount = 0,
+    };
 
     private void Step()
     {
@@ -180,9 +218,9 @@ internal sealed class EngineCore
         _preemptions += output.Preempted.Count;
         if (output.IsEmpty)
         {
-            // Every runnable request is waiting for blocks that a finishing request will free.
+            // Only when making room evicted every running request, the one being scheduled
+            // included; the next Schedule readmits the oldest of them with the whole pool free.
             PublishStatistics();
-            _wake.WaitOne(TimeSpan.FromMilliseconds(5));
             return;
         }
         try
@@ -199,10 +237,22 @@ internal sealed class EngineCore
             for (int row = 0; row < sampling.Count; row++)
             {
                 ActiveRequest active = _active[sampling[row].RequestId];
-                GeneratedToken token = _sampler.Sample(logits.Span.Slice(row * vocabulary, vocabulary), active.Request,
-                    active.Output.Random, active.Output.SuppressedTokens, active.Output.TextOffset);
-                GenerationEvent generated = active.Output.Append(token);
-                _generationTokens++;
+                // Checkpoints may pad the embedding past the tokenizer's last id (nanoGPT pads to
+                // 50304); those rows mean nothing, so they are never sampled nor reported.
+                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * vocabulary, _sampleableVocabulary);
+                GenerationEvent generated;
+                try
+                {
+                    GeneratedToken token = _sampler.Sample(rowLogits, active.Request,
+                        active.Output.Random, active.Output.SuppressedTokens, active.Output.TextOffset);
+                    generated = active.Output.Append(token);
+                    _generationTokens++;
+                }
+                catch (Exception e) when (e is SamplingException or ArgumentException)
+                {
+                    // One request's bad row (NaN logits) fails that request alone.
+                    generated = active.Output.Finish(FinishReason.Error, e.Message);
+                }
                 if (generated.IsFinal)
                 {
                     _scheduler.Finish(active.Request);

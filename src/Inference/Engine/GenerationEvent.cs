@@ -17,8 +17,10 @@ public sealed record GenerationEvent
     public required string TextDelta { get; init; }
     public required IReadOnlyList<GeneratedToken> Tokens { get; init; }
     public FinishReason? FinishReason { get; init; }
-    /// <summary>The stop string or token that ended the request, when one did.</summary>
+    /// <summary>The stop string that ended the request, when one did.</summary>
     public string? StopReason { get; init; }
+    /// <summary>The stop token (from stop_token_ids) that ended the request, when one did.</summary>
+    public int? StopTokenId { get; init; }
     public required int PromptTokenCount { get; init; }
     public required int OutputTokenCount { get; init; }
     /// <summary>Prompt tokens whose keys and values came from the prefix cache.</summary>

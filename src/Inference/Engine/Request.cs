@@ -4,7 +4,7 @@ public enum RequestStatus
 {
     Waiting,
     Running,
-    /// <summary>Lost its blocks to a newer request's older sibling; waits to be recomputed.</summary>
+    /// <summary>Gave its blocks to an older running request that needed room; waits to be recomputed.</summary>
     Preempted,
     Finished,
 }

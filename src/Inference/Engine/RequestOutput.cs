@@ -55,7 +55,7 @@ public sealed class RequestOutput
         if ((isEndOfText || isStopToken) && minimumReached)
         {
             // The stop token's own text is not part of the completion; what was held back is.
-            return Emit(_text.Length, FinishReason.Stop, isStopToken && !isEndOfText ? token.TokenId.ToString() : null, flush: true);
+            return Emit(_text.Length, FinishReason.Stop, null, flush: true) with { StopTokenId = isStopToken && !isEndOfText ? token.TokenId : null };
         }
 
         int searchFrom = Math.Max(0, _text.Length - (_longestStop - 1));

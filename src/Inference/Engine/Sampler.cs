@@ -1,5 +1,8 @@
 namespace LlmServer.Inference.Engine;
 
+/// <summary>A row of logits no token can be drawn from (NaN from an overflow, say).</summary>
+public sealed class SamplingException(string message) : Exception(message);
+
 /// <summary>
 /// Picks the next token of one request from its row of logits, with that request's own parameters.
 /// Runs on plain arrays after one copy of the step's logits off the device: each row costs O(V),
@@ -20,6 +23,10 @@ public sealed class Sampler
     {
         SamplingParameters sampling = request.Sampling;
         int vocabulary = logits.Length;
+        if (ContainsNaN(logits))
+        {
+            throw new SamplingException("the model produced NaN logits for this request");
+        }
         EnsureCapacity(vocabulary);
         Span<double> adjusted = _weights.AsSpan(0, vocabulary);
         for (int i = 0; i < vocabulary; i++)
@@ -40,7 +47,7 @@ public sealed class Sampler
         // Logprobs describe the model's own distribution (before temperature, penalties and
         // cuts), which is what OpenAI's API reports.
         double logNormalizer = LogSumExp(logits);
-        float chosenLogprob = (float)(logits[chosen] - logNormalizer);
+        float chosenLogprob = FiniteLogprob(logits[chosen] - logNormalizer);
         IReadOnlyList<TokenLogprob>? top = sampling.Logprobs is > 0 ? TopLogprobs(logits, sampling.Logprobs.Value, logNormalizer) : null;
         return new GeneratedToken(chosen, chosenLogprob, top, textOffset);
     }
@@ -97,6 +104,11 @@ public sealed class Sampler
             {
                 candidates[count++] = i;
             }
+        }
+        if (count == 0)
+        {
+            // Every weight underflowed at this temperature: the top token is the only sensible pick.
+            return ArgMax(adjusted);
         }
         Span<int> kept = candidates[..count];
         if (sampling.TopK > 0 && sampling.TopK < kept.Length)
@@ -179,9 +191,24 @@ public sealed class Sampler
         var result = new TokenLogprob[best.Count];
         for (int i = 0; i < best.Count; i++)
         {
-            result[i] = new TokenLogprob(best[i], (float)(logits[best[i]] - logNormalizer));
+            result[i] = new TokenLogprob(best[i], FiniteLogprob(logits[best[i]] - logNormalizer));
         }
         return result;
+    }
+
+    /// <summary>JSON has no -Infinity; like vLLM, an impossible token reports -9999.</summary>
+    private static float FiniteLogprob(double logprob) => double.IsFinite(logprob) ? (float)logprob : -9999f;
+
+    private static bool ContainsNaN(ReadOnlySpan<float> values)
+    {
+        foreach (float value in values)
+        {
+            if (float.IsNaN(value))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void EnsureCapacity(int vocabulary)

@@ -2,7 +2,7 @@ namespace LlmServer.Inference.Engine;
 
 /// <summary>
 /// Decides, every step, which requests run and how many tokens each gets. Running requests go
-/// first, oldest first, so decodes are never starved by new prompts; new requests then fill the
+/// first, in admission order, so decodes are never starved by new prompts; new requests then fill the
 /// rest of the token budget, their prompts split into chunks as needed. When the cache runs out
 /// of blocks, the newest running request is preempted: its blocks are freed and it is recomputed
 /// later. No tensors here: this is counts and ids only.
@@ -42,7 +42,7 @@ public sealed class Scheduler
         var scheduled = new List<ScheduledRequest>();
         var preempted = new List<Request>();
 
-        // Oldest first; a request preempted below leaves this list, so iterate by index.
+        // In admission order; a request preempted below leaves this list, so iterate by index.
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
             Request request = _running[i];

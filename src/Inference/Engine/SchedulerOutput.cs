@@ -14,6 +14,5 @@ public readonly record struct ScheduledRequest(Request Request, int NumScheduled
 /// <summary>What one engine step runs, plus the requests that lost their blocks in making room.</summary>
 public sealed record SchedulerOutput(IReadOnlyList<ScheduledRequest> Scheduled, IReadOnlyList<Request> Preempted)
 {
-    public int TotalScheduledTokens => Scheduled.Sum(s => s.NumScheduledTokens);
     public bool IsEmpty => Scheduled.Count == 0;
 }

@@ -16,6 +16,8 @@ public static class ServeCommand
         try
         {
             await using WebApplication app = ServerApplication.Build(args);
+            // Validate before the host starts, so a bad flag is one line, not a host stack trace.
+            _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
             await app.RunAsync();
             return Environment.ExitCode;
         }

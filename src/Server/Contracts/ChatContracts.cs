@@ -31,7 +31,7 @@ public sealed record ChatChoice(
     ChatResponseMessage Message,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ChatLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
-    string? StopReason = null);
+    object? StopReason = null);
 
 public sealed record ChatResponseMessage(string Role, string Content)
 {
@@ -61,6 +61,6 @@ public sealed record ChatChunkChoice(
     ChatDelta Delta,
     ChatLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
-    string? StopReason = null);
+    object? StopReason = null);
 
 public sealed record ChatDelta(string? Role, string? Content);

@@ -29,7 +29,7 @@ public sealed record CompletionChoice(
     string Text,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] CompletionLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
-    string? StopReason = null);
+    object? StopReason = null);
 
 /// <summary>The legacy logprobs shape: parallel lists per generated token.</summary>
 public sealed record CompletionLogprobs(

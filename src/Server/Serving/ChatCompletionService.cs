@@ -23,7 +23,8 @@ public sealed class ChatCompletionService(GenerationService generation)
             throw ApiException.InvalidParameter("tools", "tool calling is not supported by this model.");
         }
         if (request.ResponseFormat.ValueKind == JsonValueKind.Object
-            && request.ResponseFormat.TryGetProperty("type", out JsonElement format) && format.GetString() != "text")
+            && request.ResponseFormat.TryGetProperty("type", out JsonElement format)
+            && !(format.ValueKind == JsonValueKind.String && format.GetString() == "text"))
         {
             throw ApiException.InvalidParameter("response_format", $"response_format '{format}' is not supported; only 'text' is.");
         }
@@ -49,7 +50,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         {
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
-        IReadOnlyList<int> promptIds = model.Tokenizer.Encode(prompt);
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(model.Tokenizer.Encode(prompt), model.Tokenizer);
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
             request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
 
@@ -91,34 +92,27 @@ public sealed class ChatCompletionService(GenerationService generation)
         {
             await events.WriteAsync(Chunk(new ChatChunkChoice(index, new ChatDelta("assistant", ""), null, null)), aborted);
         }
-        try
+        await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
         {
-            await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
+            if (ChoiceAccumulator.IsFailure(item.Event))
             {
-                if (ChoiceAccumulator.IsFailure(item.Event))
-                {
-                    await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
-                    await events.CompleteAsync(aborted);
-                    return;
-                }
-                accumulators[item.Index].Add(item.Event);
-                pending[item.Index].AddRange(item.Event.Tokens);
-                if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
-                {
-                    ChatLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer) : null;
-                    pending[item.Index].Clear();
-                    await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, item.Event.TextDelta), logprobs, null)), aborted);
-                }
-                if (item.Event.FinishReason is { } reason)
-                {
-                    await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
-                        ChoiceAccumulator.WireFinishReason(reason), item.Event.StopReason)), aborted);
-                }
+                await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
+                await events.CompleteAsync(aborted);
+                return;
             }
-        }
-        catch (ApiException e) when (!aborted.IsCancellationRequested)
-        {
-            await events.WriteAsync(e.ToResponse(), aborted);
+            accumulators[item.Index].Add(item.Event);
+            pending[item.Index].AddRange(item.Event.Tokens);
+            if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
+            {
+                ChatLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer) : null;
+                pending[item.Index].Clear();
+                await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, item.Event.TextDelta), logprobs, null)), aborted);
+            }
+            if (item.Event.FinishReason is { } reason)
+            {
+                await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
+                    ChoiceAccumulator.WireFinishReason(reason), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
+            }
         }
         if (includeUsage)
         {

@@ -12,7 +12,8 @@ public sealed class ChoiceAccumulator
     public string Text => _text.ToString();
     public IReadOnlyList<GeneratedToken> Tokens => _tokens;
     public FinishReason? FinishReason { get; private set; }
-    public string? StopReason { get; private set; }
+    /// <summary>vLLM's stop_reason: the stop string, or the stop token's id (a number), or null.</summary>
+    public object? StopReason { get; private set; }
     public string? ErrorMessage { get; private set; }
     public int PromptTokens { get; private set; }
     public int CompletionTokens { get; private set; }
@@ -28,10 +29,12 @@ public sealed class ChoiceAccumulator
         if (generated.FinishReason is { } reason)
         {
             FinishReason = reason;
-            StopReason = generated.StopReason;
+            StopReason = WireStopReason(generated);
             ErrorMessage = generated.ErrorMessage;
         }
     }
+
+    public static object? WireStopReason(GenerationEvent generated) => (object?)generated.StopTokenId ?? generated.StopReason;
 
     /// <summary>OpenAI's finish_reason; a choice the engine could not finish is an error, not a reason.</summary>
     public static string WireFinishReason(FinishReason reason) => reason switch

@@ -35,11 +35,12 @@ public sealed class CompletionService(GenerationService generation)
         }
 
         IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model.Tokenizer);
-        var planned = prompts.Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
+        var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
             DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
         string id = $"cmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, planned, n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        // Echo what the client sent, not the end-of-text an empty prompt is fed to the model as.
         string[] echoes = echo ? prompts.Select(p => model.Tokenizer.Decode(p)).ToArray() : [];
         string EchoFor(int choice) => echo ? echoes[choice / n] : "";
 
@@ -82,33 +83,26 @@ public sealed class CompletionService(GenerationService generation)
             }
         }
 
-        try
+        await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
         {
-            await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
+            if (ChoiceAccumulator.IsFailure(item.Event))
             {
-                if (ChoiceAccumulator.IsFailure(item.Event))
-                {
-                    await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
-                    await events.CompleteAsync(aborted);
-                    return;
-                }
-                ChoiceAccumulator accumulator = accumulators[item.Index];
-                accumulator.Add(item.Event);
-                pending[item.Index].AddRange(item.Event.Tokens);
-                if (item.Event.TextDelta.Length == 0 && !item.Event.IsFinal)
-                {
-                    continue;
-                }
-                CompletionLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer, echoFor(item.Index).Length) : null;
-                pending[item.Index].Clear();
-                string? finish = item.Event.FinishReason is { } reason ? ChoiceAccumulator.WireFinishReason(reason) : null;
-                var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, item.Event.StopReason);
-                await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()), aborted);
+                await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
+                await events.CompleteAsync(aborted);
+                return;
             }
-        }
-        catch (ApiException e) when (!aborted.IsCancellationRequested)
-        {
-            await events.WriteAsync(e.ToResponse(), aborted);
+            ChoiceAccumulator accumulator = accumulators[item.Index];
+            accumulator.Add(item.Event);
+            pending[item.Index].AddRange(item.Event.Tokens);
+            if (item.Event.TextDelta.Length == 0 && !item.Event.IsFinal)
+            {
+                continue;
+            }
+            CompletionLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer, echoFor(item.Index).Length) : null;
+            pending[item.Index].Clear();
+            string? finish = item.Event.FinishReason is { } reason ? ChoiceAccumulator.WireFinishReason(reason) : null;
+            var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, ChoiceAccumulator.WireStopReason(item.Event));
+            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()), aborted);
         }
         if (includeUsage)
         {
@@ -130,10 +124,12 @@ public sealed class CompletionService(GenerationService generation)
         new(tokens.Select(t => offsetBase + t.TextOffset).ToArray(),
             tokens.Select(t => t.Logprob).ToArray(),
             tokens.Select(t => tokenizer.TokenText(t.TokenId)).ToArray(),
-            tokens.Any(t => t.TopLogprobs is not null)
-                ? tokens.Select(t => (IReadOnlyDictionary<string, float>)TopDictionary(t, tokenizer)).ToArray()
-                : null);
+            tokens.Select(t => (IReadOnlyDictionary<string, float>)TopDictionary(t, tokenizer)).ToArray());
 
+    /// <summary>
+    /// The top alternatives plus the sampled token itself, so there may be logprobs + 1 entries,
+    /// as OpenAI documents: a client can always look up the token it got.
+    /// </summary>
     private static Dictionary<string, float> TopDictionary(GeneratedToken token, Gpt2Tokenizer tokenizer)
     {
         var top = new Dictionary<string, float>();
@@ -142,6 +138,7 @@ public sealed class CompletionService(GenerationService generation)
             // Two ids can decode to the same text (partial UTF-8); the likelier one keeps the key.
             top.TryAdd(tokenizer.TokenText(alternative.TokenId), alternative.Logprob);
         }
+        top.TryAdd(tokenizer.TokenText(token.TokenId), token.Logprob);
         return top;
     }
 }

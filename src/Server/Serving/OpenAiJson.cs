@@ -1,10 +1,12 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using System.Text.Json.Serialization;
 
 namespace LlmServer.Serving;
 
 /// <summary>The wire format: snake_case names, nulls left out unless a contract insists on them.</summary>
-public static class OpenAiJson
+public static partial class OpenAiJson
 {
     public static readonly JsonSerializerOptions Options = Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
 
@@ -14,6 +16,8 @@ public static class OpenAiJson
         options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
         options.PropertyNameCaseInsensitive = false;
         options.NumberHandling = JsonNumberHandling.Strict;
+        // Text goes out as UTF-8 like OpenAI's, not as \uXXXX escapes; this JSON is never inlined into HTML.
+        options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         return options;
     }
 
@@ -34,11 +38,27 @@ public static class OpenAiJson
         catch (JsonException e)
         {
             string? param = e.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : null;
-            string where = param is null ? "" : $" at '{param}'";
-            throw new ApiException(StatusCodes.Status400BadRequest,
-                $"We could not parse the JSON body of your request{where}: {FirstLine(e.Message)}", param: param, code: "invalid_json");
+            string message = ConversionFailure().Match(e.Message) is { Success: true } conversion && param is not null
+                ? $"Invalid type for '{param}': expected {FriendlyType(conversion.Groups["type"].Value)}."
+                : $"We could not parse the JSON body of your request: {FirstLine(e.Message)}";
+            throw new ApiException(StatusCodes.Status400BadRequest, message, param: param, code: param is null ? "invalid_json" : "invalid_type");
         }
     }
+
+    [GeneratedRegex(@"could not be converted to (?<type>[^.\s]+(\.[^.\s]+)*)")]
+    private static partial Regex ConversionFailure();
+
+    /// <summary>Says "a number" where System.Text.Json says "System.Nullable`1[System.Double]".</summary>
+    private static string FriendlyType(string clrType) => clrType switch
+    {
+        _ when clrType.Contains("Double") || clrType.Contains("Single") => "a number",
+        _ when clrType.Contains("Int32") || clrType.Contains("Int64") => "an integer",
+        _ when clrType.Contains("Boolean") => "true or false",
+        _ when clrType.Contains("Dictionary") => "an object",
+        _ when clrType.Contains("List") || clrType.Contains("[]") => "a list",
+        _ when clrType.EndsWith("String", StringComparison.Ordinal) => "a string",
+        _ => "an object",
+    };
 
     private static string FirstLine(string message)
     {

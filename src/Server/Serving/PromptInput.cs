@@ -39,9 +39,15 @@ public static class PromptInput
                 throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists.");
         }
         SamplingRequestParser.Require(prompts.Count is >= 1 and <= MaxPrompts, "prompt", $"prompt must hold between 1 and {MaxPrompts} prompts.");
-        // An empty prompt still needs a position to predict from; GPT-2 starts documents with end-of-text.
-        return prompts.Select(p => p.Count == 0 ? (IReadOnlyList<int>)[tokenizer.EndOfTextId] : p).ToList();
+        return prompts;
     }
+
+    /// <summary>
+    /// The ids the model reads: an empty prompt still needs a position to predict from, and GPT-2
+    /// starts every document with end-of-text, so that is what an empty prompt becomes.
+    /// </summary>
+    public static IReadOnlyList<int> ForModel(IReadOnlyList<int> promptIds, Gpt2Tokenizer tokenizer) =>
+        promptIds.Count == 0 ? [tokenizer.EndOfTextId] : promptIds;
 
     public static IReadOnlyList<int> ReadTokenIds(JsonElement array, Gpt2Tokenizer tokenizer, string param)
     {
@@ -84,9 +90,11 @@ public static class PromptInput
                 var text = new StringBuilder();
                 foreach (JsonElement part in content.EnumerateArray())
                 {
-                    string? type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out JsonElement t) ? t.GetString() : null;
+                    string? type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String
+                        ? t.GetString()
+                        : null;
                     SamplingRequestParser.Require(type == "text" && part.TryGetProperty("text", out JsonElement partText) && partText.ValueKind == JsonValueKind.String,
-                        param, $"{param} parts must be text parts ({{\"type\":\"text\",\"text\":...}}); this model reads text only (got '{type}').");
+                        param, $"{param} parts must be text parts ({{\"type\":\"text\",\"text\":...}}); this model reads text only (got '{type ?? part.ToString()}').");
                     text.Append(part.GetProperty("text").GetString());
                 }
                 return text.ToString();

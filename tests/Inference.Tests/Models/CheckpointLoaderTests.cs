@@ -107,6 +107,40 @@ public sealed class CheckpointLoaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_vocabulary_padded_past_the_tokenizer_serves_and_never_samples_the_padding()
+    {
+        // nanoGPT-style checkpoints pad wte to 50304 rows; rows past the tokenizer's 50257 mean nothing.
+        const int padded = 50304;
+        string variant = WriteVariant("padded-vocab", tensors => tensors.Select(t =>
+        {
+            if (t.Name != "transformer.wte.weight")
+            {
+                return t;
+            }
+            var bytes = new byte[padded * 64 * sizeof(float)];
+            t.Data.Span.CopyTo(bytes);
+            return t with { Shape = [padded, 64], Data = bytes };
+        }), config => config["vocab_size"] = padded);
+        ReferenceCase reference = ReferenceCase.Load(Fixture)[0];
+
+        await using var engine = LlmServer.Inference.Tests.Engine.EngineFactory.StartFromDirectory(variant);
+        // A huge bias on a padding row would win every greedy step if padding could be sampled.
+        var sampling = new LlmServer.Inference.Engine.SamplingParameters
+        {
+            Temperature = 0, MaxTokens = reference.GreedyIds.Length, IgnoreEos = true, Logprobs = 5,
+            LogitBias = new Dictionary<int, double> { [padded - 4] = 1000 },
+        };
+        var tokens = new List<LlmServer.Inference.Engine.GeneratedToken>();
+        await foreach (var generated in engine.GenerateAsync(new LlmServer.Inference.Engine.EngineSubmission("padded", reference.PromptIds, sampling)))
+        {
+            Assert.Null(generated.ErrorMessage);
+            tokens.AddRange(generated.Tokens);
+        }
+        Assert.Equal(reference.GreedyIds, tokens.Select(t => t.TokenId));
+        Assert.All(tokens.SelectMany(t => t.TopLogprobs!), alternative => Assert.True(alternative.TokenId < 50257));
+    }
+
+    [Fact]
     public void A_truncated_weights_file_names_the_file_and_says_truncated()
     {
         string directory = CopyConfig("truncated");
