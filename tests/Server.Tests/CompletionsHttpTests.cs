@@ -160,6 +160,47 @@ public class CompletionsHttpTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task Greedy_requests_give_the_reference_tokens_among_31_concurrent_others()
+    {
+        Task<(int Status, JsonElement Body)>[] crowd = Enumerable.Range(0, 32).Select(i =>
+        {
+            JsonElement reference = ReferenceCases[i % ReferenceCases.Length];
+            bool greedy = i % 4 == 0;
+            return server.PostAsync("/v1/completions", new
+            {
+                model = ServerFixture.ModelName,
+                prompt = reference.GetProperty("prompt").GetString(),
+                max_tokens = greedy ? 12 : 5 + i % 9,
+                temperature = greedy ? 0 : 0.9,
+                seed = i,
+                ignore_eos = true,
+            });
+        }).ToArray();
+        var results = await Task.WhenAll(crowd);
+
+        for (int i = 0; i < 32; i += 4)
+        {
+            Assert.Equal(200, results[i].Status);
+            Assert.Equal(ReferenceCases[i % ReferenceCases.Length].GetProperty("greedy_text").GetString(),
+                results[i].Body.GetProperty("choices")[0].GetProperty("text").GetString());
+        }
+        Assert.All(results, r => Assert.Equal(200, r.Status));
+    }
+
+    [Fact]
+    public async Task A_repeated_prompt_reports_its_cached_tokens()
+    {
+        string prompt = string.Join(' ', Enumerable.Repeat("a shared system prompt that repeats", 8));
+        var (_, first) = await server.PostAsync("/v1/completions", new { model = ServerFixture.ModelName, prompt, max_tokens = 8, temperature = 0 });
+        var (_, second) = await server.PostAsync("/v1/completions", new { model = ServerFixture.ModelName, prompt, max_tokens = 8, temperature = 0 });
+
+        int promptTokens = second.GetProperty("usage").GetProperty("prompt_tokens").GetInt32();
+        int cached = second.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32();
+        Assert.Equal((promptTokens - 1) / 16 * 16, cached);
+        Assert.Equal(first.GetProperty("choices")[0].GetProperty("text").GetString(), second.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task A_stop_string_ends_the_completion_without_returning_it()
     {
         var (status, body) = await server.PostAsync("/v1/completions", new

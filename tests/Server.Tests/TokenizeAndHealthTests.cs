@@ -44,7 +44,8 @@ public class HealthBeforeLoadTests
     private sealed class NeverReadyEngine : IEngineClient
     {
         public Task<ServedModel> Ready { get; } = new TaskCompletionSource<ServedModel>().Task;
-        public EngineStatistics Statistics => new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        public EngineStatistics Statistics => EngineStatistics.Idle;
+        public EngineAdmission? TryAdmit(int requests) => new(() => { });
         public IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission, CancellationToken cancellationToken = default) =>
             throw new InvalidOperationException("not loaded");
     }

@@ -1,14 +1,20 @@
 namespace LlmServer.Inference.Engine;
 
 /// <summary>
-/// Hands out KV-cache block ids. Pure bookkeeping: the tensors live in the model runner's cache.
-/// A block is shared by every request that holds a reference to it; it returns to the free list
-/// when the last one lets go.
+/// Hands out KV-cache block ids and remembers which full blocks hold which content. Pure
+/// bookkeeping: the tensors live in the model runner's cache.
+/// A block is shared by every request that holds a reference to it. When the last one lets go it
+/// joins the free list but keeps its content: until the block is handed out again, a request whose
+/// prompt has the same prefix can take it back (prefix caching). The free list is LRU: the blocks
+/// freed longest ago are reused first.
 /// </summary>
 public sealed class BlockPool
 {
     private readonly int[] _referenceCounts;
-    private readonly Queue<int> _free;
+    private readonly BlockHash?[] _contentOf;
+    private readonly LinkedList<int> _free = new();
+    private readonly LinkedListNode<int>?[] _freeNodes;
+    private readonly Dictionary<BlockHash, int> _blockWithContent = [];
 
     public BlockPool(int blockCount)
     {
@@ -18,15 +24,28 @@ public sealed class BlockPool
         }
         BlockCount = blockCount;
         _referenceCounts = new int[blockCount];
-        _free = new Queue<int>(Enumerable.Range(0, blockCount));
+        _contentOf = new BlockHash?[blockCount];
+        _freeNodes = new LinkedListNode<int>?[blockCount];
+        for (int block = 0; block < blockCount; block++)
+        {
+            _freeNodes[block] = _free.AddLast(block);
+        }
     }
 
     public int BlockCount { get; }
+
+    /// <summary>Blocks that can be handed out, including cached ones nobody holds.</summary>
     public int FreeBlockCount => _free.Count;
+
     public int UsedBlockCount => BlockCount - _free.Count;
 
-    /// <summary>Fraction of blocks in use, for the KV-usage gauge.</summary>
+    /// <summary>Full blocks whose content is known and can be reused.</summary>
+    public int CachedBlockCount => _blockWithContent.Count;
+
+    /// <summary>Fraction of blocks held by running requests, for the KV-usage gauge.</summary>
     public double Usage => (double)UsedBlockCount / BlockCount;
+
+    public int ReferenceCount(int block) => _referenceCounts[block];
 
     public bool TryAllocate(int count, List<int> into)
     {
@@ -36,13 +55,42 @@ public sealed class BlockPool
         }
         for (int i = 0; i < count; i++)
         {
-            int block = _free.Dequeue();
+            int block = _free.First!.Value;
+            _free.RemoveFirst();
+            _freeNodes[block] = null;
+            Forget(block);
             _referenceCounts[block] = 1;
             into.Add(block);
         }
         return true;
     }
 
+    /// <summary>The block that holds <paramref name="content"/>, if any still does.</summary>
+    public bool TryFindCached(BlockHash content, out int block) => _blockWithContent.TryGetValue(content, out block);
+
+    /// <summary>Takes a reference to cached blocks; one nobody held leaves the free list.</summary>
+    public void Touch(IEnumerable<int> blocks)
+    {
+        foreach (int block in blocks)
+        {
+            if (_referenceCounts[block]++ == 0)
+            {
+                _free.Remove(_freeNodes[block]!);
+                _freeNodes[block] = null;
+            }
+        }
+    }
+
+    /// <summary>Records that a full block holds <paramref name="content"/>, unless another block already does.</summary>
+    public void MarkCached(int block, BlockHash content)
+    {
+        if (_contentOf[block] is null && _blockWithContent.TryAdd(content, block))
+        {
+            _contentOf[block] = content;
+        }
+    }
+
+    /// <summary>Releases blocks in the given order; pass a request's blocks last-first so its prefix is evicted last.</summary>
     public void Release(IEnumerable<int> blocks)
     {
         foreach (int block in blocks)
@@ -53,8 +101,24 @@ public sealed class BlockPool
             }
             if (--_referenceCounts[block] == 0)
             {
-                _free.Enqueue(block);
+                _freeNodes[block] = _free.AddLast(block);
             }
+        }
+    }
+
+    /// <summary>Forgets every block's content, for when the weights that produced it are replaced.</summary>
+    public void ForgetAllContent()
+    {
+        _blockWithContent.Clear();
+        Array.Fill(_contentOf, null);
+    }
+
+    private void Forget(int block)
+    {
+        if (_contentOf[block] is BlockHash content)
+        {
+            _blockWithContent.Remove(content);
+            _contentOf[block] = null;
         }
     }
 }

@@ -18,6 +18,13 @@ public interface IEngineClient
     EngineStatistics Statistics { get; }
 
     /// <summary>
+    /// Reserves room for <paramref name="requests"/> requests in the bounded queue before any is
+    /// submitted, so an API request is refused whole (429) instead of queued without bound.
+    /// Dispose the admission when its requests are done; null means the engine is full.
+    /// </summary>
+    EngineAdmission? TryAdmit(int requests);
+
+    /// <summary>
     /// Streams the request's events until its final one. Cancelling <paramref name="cancellationToken"/>
     /// (or abandoning the enumeration) aborts the request and frees its cache blocks within one step.
     /// </summary>
@@ -29,9 +36,12 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
 {
     private readonly EngineCore _core;
     private readonly Thread _thread;
+    private readonly int _admissionLimit;
+    private int _admitted;
 
     public EngineClient(EngineOptions options)
     {
+        _admissionLimit = options.Scheduler.MaxNumSeqs + options.MaxQueuedRequests;
         _core = new EngineCore(options);
         _thread = new Thread(_core.Run) { IsBackground = true, Name = "engine" };
         _thread.Start();
@@ -40,6 +50,25 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
     public Task<ServedModel> Ready => _core.Ready;
 
     public EngineStatistics Statistics => _core.Statistics;
+
+    /// <summary>Requests admitted and not yet done: running plus waiting.</summary>
+    public int AdmittedRequests => Volatile.Read(ref _admitted);
+
+    public EngineAdmission? TryAdmit(int requests)
+    {
+        while (true)
+        {
+            int admitted = Volatile.Read(ref _admitted);
+            if (admitted + requests > _admissionLimit)
+            {
+                return null;
+            }
+            if (Interlocked.CompareExchange(ref _admitted, admitted + requests, admitted) == admitted)
+            {
+                return new EngineAdmission(() => Interlocked.Add(ref _admitted, -requests));
+            }
+        }
+    }
 
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -72,5 +101,6 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
     {
         _core.RequestStop();
         await _core.Stopped.ConfigureAwait(false);
+        _core.Metrics.Dispose();
     }
 }

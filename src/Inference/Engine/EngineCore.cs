@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Tokenization;
@@ -34,8 +35,11 @@ internal sealed class EngineCore
     public EngineCore(EngineOptions options)
     {
         _options = options;
-        Statistics = new EngineStatistics(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        Statistics = EngineStatistics.Idle;
+        Metrics = new EngineMetrics(() => Statistics);
     }
+
+    public EngineMetrics Metrics { get; }
 
     public Task<ServedModel> Ready => _ready.Task;
     public Task Stopped => _stopped.Task;
@@ -133,17 +137,23 @@ internal sealed class EngineCore
                 $"max model length {maxModelLen} exceeds the model's n_positions {model.Config.MaxPositions}");
         }
         long bytesPerBlock = PagedKvCache.BytesPerBlock(model.Config, _options.BlockSize, _options.Dtype);
-        int blockCount = (int)Math.Min(int.MaxValue, _options.KvCacheMemoryBytes / bytesPerBlock);
+        long cacheBytes = _options.KvCacheMemoryFraction is double fraction
+            ? (long)(fraction * DeviceMemory.AvailableBytes(_options.Device))
+            : _options.KvCacheMemoryBytes;
         int blocksForOneSequence = (maxModelLen + _options.BlockSize - 1) / _options.BlockSize;
+        // A small model would turn a byte budget meant for a big one into far more blocks than
+        // MaxNumSeqs full-length sequences can use; twice that leaves room for the prefix cache.
+        long usefulBlocks = 2L * _options.Scheduler.MaxNumSeqs * blocksForOneSequence;
+        int blockCount = (int)Math.Min(Math.Min(int.MaxValue, usefulBlocks), cacheBytes / bytesPerBlock);
         if (blockCount < blocksForOneSequence)
         {
             throw new ArgumentException(
-                $"the KV cache budget of {_options.KvCacheMemoryBytes} bytes holds {blockCount} blocks, " +
+                $"the KV cache budget of {cacheBytes} bytes holds {blockCount} blocks, " +
                 $"fewer than the {blocksForOneSequence} one {maxModelLen}-token sequence needs " +
                 $"({bytesPerBlock} bytes per block); raise the KV cache memory or lower the max model length");
         }
         var cache = new PagedKvCache(model.Config, blockCount, _options.BlockSize, _options.Dtype, device);
-        var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize);
+        var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize, _options.EnablePrefixCaching);
         _scheduler = new Scheduler(_options.Scheduler, blocks);
         _runner = new ModelRunner(model, cache, blocks);
         if (tokenizer.VocabSize > model.Config.VocabSize)
@@ -191,7 +201,7 @@ internal sealed class EngineCore
             var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++);
             var output = new RequestOutput(request, _model.Tokenizer, Random.Shared.NextInt64());
             _scheduler.Add(request);
-            _active[add.RequestId] = new ActiveRequest(request, output, add.Events);
+            _active[add.RequestId] = new ActiveRequest(request, output, add.Events, add.ArrivalTimestamp);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -223,6 +233,15 @@ internal sealed class EngineCore
             PublishStatistics();
             return;
         }
+        foreach (ScheduledRequest item in output.Scheduled)
+        {
+            ActiveRequest started = _active[item.Request.RequestId];
+            if (!started.WasScheduled)
+            {
+                started.WasScheduled = true;
+                Metrics.RecordQueueTime(Stopwatch.GetElapsedTime(started.ArrivalTimestamp));
+            }
+        }
         try
         {
             (IReadOnlyList<Request> sampling, ReadOnlyMemory<float> logits) = _runner.Execute(output);
@@ -247,6 +266,16 @@ internal sealed class EngineCore
                         active.Output.Random, active.Output.SuppressedTokens, active.Output.TextOffset);
                     generated = active.Output.Append(token);
                     _generationTokens++;
+                    long now = Stopwatch.GetTimestamp();
+                    if (active.LastTokenTimestamp is long previous)
+                    {
+                        Metrics.RecordInterTokenLatency(Stopwatch.GetElapsedTime(previous, now));
+                    }
+                    else
+                    {
+                        Metrics.RecordFirstToken(Stopwatch.GetElapsedTime(active.ArrivalTimestamp, now));
+                    }
+                    active.LastTokenTimestamp = now;
                 }
                 catch (Exception e) when (e is SamplingException or ArgumentException)
                 {
@@ -297,24 +326,36 @@ internal sealed class EngineCore
         if (track)
         {
             _active.Remove(active.Request.RequestId);
+            Metrics.RecordFinished(final.FinishReason ?? FinishReason.Error, Stopwatch.GetElapsedTime(active.ArrivalTimestamp));
         }
     }
 
     private void PublishStatistics()
     {
-        BlockPool pool = _scheduler.Cache.Pool;
-        Statistics = new EngineStatistics(_scheduler.RunningCount, _scheduler.WaitingCount, pool.Usage, pool.FreeBlockCount,
-            pool.BlockCount, _steps, _promptTokens, _generationTokens, _preemptions, _aborted);
+        KvCacheManager cache = _scheduler.Cache;
+        Statistics = new EngineStatistics(_scheduler.RunningCount, _scheduler.WaitingCount, cache.Pool.Usage, cache.Pool.FreeBlockCount,
+            cache.Pool.BlockCount, _steps, _promptTokens, _generationTokens, _preemptions, _aborted, cache.PrefixCacheQueries, cache.PrefixCacheHits);
     }
 
-    private sealed record ActiveRequest(Request Request, RequestOutput Output, ChannelWriter<GenerationEvent> Events);
+    private sealed class ActiveRequest(Request request, RequestOutput output, ChannelWriter<GenerationEvent> events, long arrivalTimestamp)
+    {
+        public Request Request { get; } = request;
+        public RequestOutput Output { get; } = output;
+        public ChannelWriter<GenerationEvent> Events { get; } = events;
+        public long ArrivalTimestamp { get; } = arrivalTimestamp;
+        public bool WasScheduled { get; set; }
+        public long? LastTokenTimestamp { get; set; }
+    }
 }
 
 /// <summary>Messages from request threads to the engine thread.</summary>
 internal abstract record EngineCommand
 {
     public sealed record Add(string RequestId, IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling,
-        ChannelWriter<GenerationEvent> Events) : EngineCommand;
+        ChannelWriter<GenerationEvent> Events) : EngineCommand
+    {
+        public long ArrivalTimestamp { get; } = Stopwatch.GetTimestamp();
+    }
 
     public sealed record Abort(string RequestId) : EngineCommand;
 }

@@ -17,7 +17,13 @@ public sealed record EngineOptions
     public int BlockSize { get; init; } = 16;
     /// <summary>Bytes the KV cache may take on the device.</summary>
     public long KvCacheMemoryBytes { get; init; } = 1L << 30;
+    /// <summary>When set, the KV cache takes this fraction of the device memory left after the weights, instead of a byte count.</summary>
+    public double? KvCacheMemoryFraction { get; init; }
     public SchedulerOptions Scheduler { get; init; } = new();
+    /// <summary>Reuse the KV blocks of prompt prefixes seen before (system prompts, chat history).</summary>
+    public bool EnablePrefixCaching { get; init; } = true;
+    /// <summary>Requests that may wait beyond the MaxNumSeqs that can run; more are refused, not queued.</summary>
+    public int MaxQueuedRequests { get; init; } = 256;
     /// <summary>Intra-op threads for TorchSharp on CPU; 0 leaves libtorch's default.</summary>
     public int CpuThreads { get; init; }
 }

@@ -11,4 +11,9 @@ public sealed record EngineStatistics(
     long PromptTokens,
     long GenerationTokens,
     long Preemptions,
-    long AbortedRequests);
+    long AbortedRequests,
+    long PrefixCacheQueries = 0,
+    long PrefixCacheHits = 0)
+{
+    public static EngineStatistics Idle { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}

@@ -50,6 +50,12 @@ public sealed class Request
 
     public int NumPreemptions { get; set; }
 
+    /// <summary>Content hashes of the request's full blocks, computed once each (prefix caching).</summary>
+    public List<BlockHash> BlockHashes { get; } = [];
+
+    /// <summary>Leading blocks of this request already published to the prefix cache.</summary>
+    public int PublishedBlockCount { get; set; }
+
     /// <summary>The most tokens this request can ever hold in the cache.</summary>
     public int MaxTotalTokens => PromptLength + Sampling.MaxTokens;
 

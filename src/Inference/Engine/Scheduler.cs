@@ -74,11 +74,15 @@ public sealed class Scheduler
         while (preempted.Count == 0 && budget > 0 && _waiting.Count > 0 && _running.Count < _options.MaxNumSeqs)
         {
             Request request = _waiting.First!.Value;
-            int tokens = Math.Min(request.NumTokens - request.NumComputedTokens, budget);
-            if (!_cache.TryAllocateSlots(request, tokens))
+            IReadOnlyList<int> cachedPrefix = _cache.FindCachedPrefix(request);
+            int cachedTokens = cachedPrefix.Count * _cache.BlockSize;
+            int tokens = Math.Min(request.NumTokens - cachedTokens, budget);
+            if (!_cache.TryAllocateSlots(request, tokens, cachedPrefix))
             {
                 break;
             }
+            _cache.RecordLookup(request, cachedTokens);
+            request.NumCachedTokens = Math.Min(cachedTokens, request.PromptLength);
             _waiting.RemoveFirst();
             request.Status = RequestStatus.Running;
             _running.Add(request);
@@ -88,12 +92,13 @@ public sealed class Scheduler
         return new SchedulerOutput(scheduled, preempted);
     }
 
-    /// <summary>Marks the scheduled tokens as computed; call after the forward pass ran.</summary>
+    /// <summary>Marks the scheduled tokens as computed and publishes newly full blocks; call after the forward pass ran.</summary>
     public void CommitStep(SchedulerOutput output)
     {
         foreach (ScheduledRequest item in output.Scheduled)
         {
             item.Request.NumComputedTokens += item.NumScheduledTokens;
+            _cache.CacheFullBlocks(item.Request);
         }
     }
 

@@ -53,6 +53,10 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
         }
         context.Response.Clear();
         context.Response.StatusCode = error.StatusCode;
+        if (error.RetryAfterSeconds is int seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         await context.Response.WriteAsJsonAsync(error.ToResponse(), OpenAiJson.Options);
     }
 }

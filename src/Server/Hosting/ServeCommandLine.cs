@@ -5,7 +5,7 @@ namespace LlmServer.Hosting;
 public sealed class CommandLineException(string message) : Exception(message);
 
 /// <summary>One flag of <c>serve</c>, mapped onto a configuration key so that flags, environment and appsettings bind to the same options.</summary>
-public sealed record CommandLineFlag(string Name, string ConfigurationKey, string Help, string Default);
+public sealed record CommandLineFlag(string Name, string ConfigurationKey, string Help, string Default, bool IsSwitch = false);
 
 /// <summary>The flags of the <c>serve</c> command, and the text <c>serve --help</c> prints.</summary>
 public static class ServeCommandLine
@@ -21,7 +21,9 @@ public static class ServeCommandLine
         Flag("--device", nameof(ServerOptions.Device), "cpu, cuda or cuda:N", Defaults.Device),
         Flag("--dtype", nameof(ServerOptions.Dtype), "auto (float32 on CPU, bfloat16 on CUDA), float32, float16, bfloat16", Defaults.Dtype),
         Flag("--max-model-len", nameof(ServerOptions.MaxModelLen), "longest prompt + completion in tokens", "the model's n_positions"),
-        Flag("--kv-cache-memory", nameof(ServerOptions.KvCacheMemory), "KV cache size, e.g. 2GiB or 512MB", Defaults.KvCacheMemory),
+        Flag("--kv-cache-memory", nameof(ServerOptions.KvCacheMemory), "KV cache size: 2GiB, 512MB, or a fraction (0.5) of the memory left after the weights", Defaults.KvCacheMemory),
+        Flag("--no-prefix-caching", nameof(ServerOptions.NoPrefixCaching), "do not reuse the KV blocks of repeated prompt prefixes", "prefix caching on") with { IsSwitch = true },
+        Flag("--max-queue", nameof(ServerOptions.MaxQueue), "requests that may wait beyond --max-num-seqs; more get 429", Defaults.MaxQueue.ToString()),
         Flag("--block-size", nameof(ServerOptions.BlockSize), "tokens per KV cache block", Defaults.BlockSize.ToString()),
         Flag("--max-num-seqs", nameof(ServerOptions.MaxNumSeqs), "requests running at once", Defaults.MaxNumSeqs.ToString()),
         Flag("--max-num-batched-tokens", nameof(ServerOptions.MaxNumBatchedTokens), "tokens per engine step (prompt chunks + decodes)", Defaults.MaxNumBatchedTokens.ToString()),
@@ -42,6 +44,11 @@ public static class ServeCommandLine
             string arg = args[i];
             string name = arg, value;
             int equals = arg.IndexOf('=');
+            if (Flags.FirstOrDefault(f => f.Name == arg) is { IsSwitch: true } switchFlag)
+            {
+                overrides[switchFlag.ConfigurationKey] = "true";
+                continue;
+            }
             if (equals > 0)
             {
                 name = arg[..equals];

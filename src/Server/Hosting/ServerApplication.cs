@@ -36,7 +36,7 @@ public static class ServerApplication
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.Section)
             .ValidateDataAnnotations()
-            .Validate(o => ByteSize.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB")
+            .Validate(o => KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB, or a fraction such as 0.5")
             .Validate(o => o.Model is null || Directory.Exists(o.Model), "--model must be an existing model directory")
             .Validate(o => !(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype float16/bfloat16 needs --device cuda; CPU serves float32")
             .ValidateOnStart();
@@ -49,6 +49,7 @@ public static class ServerApplication
         builder.Services.ConfigureHttpJsonOptions(json => OpenAiJson.Configure(json.SerializerOptions));
         builder.Services.AddSingleton<IEngineClient>(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));
         builder.Services.AddHostedService<EngineStartup>();
+        builder.Services.AddServingMetrics();
         builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddSingleton<CompletionService>();
         builder.Services.AddSingleton<ChatCompletionService>();
@@ -57,6 +58,7 @@ public static class ServerApplication
 
         WebApplication app = builder.Build();
         app.UseMiddleware<OpenAiErrorMiddleware>();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthEndpoints();
         app.MapOpenAiEndpoints();
         app.MapTokenizerEndpoints();
@@ -65,7 +67,7 @@ public static class ServerApplication
 
     public static EngineOptions ToEngineOptions(ServerOptions options)
     {
-        ByteSize.TryParse(options.KvCacheMemory, out long kvBytes);
+        KvCacheBudget.TryParse(options.KvCacheMemory, out KvCacheBudget kvBudget);
         bool cuda = options.Device.StartsWith("cuda", StringComparison.Ordinal);
         ScalarType dtype = options.Dtype switch
         {
@@ -82,7 +84,10 @@ public static class ServerApplication
             Dtype = dtype,
             MaxModelLen = options.MaxModelLen,
             BlockSize = options.BlockSize,
-            KvCacheMemoryBytes = kvBytes,
+            KvCacheMemoryBytes = kvBudget.Bytes,
+            KvCacheMemoryFraction = kvBudget.Fraction,
+            EnablePrefixCaching = !options.NoPrefixCaching,
+            MaxQueuedRequests = options.MaxQueue,
             CpuThreads = options.Threads,
             Scheduler = new SchedulerOptions { MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens },
         };

@@ -34,8 +34,16 @@ public sealed class ServerOptions
     [Range(1, int.MaxValue)]
     public int? MaxModelLen { get; set; }
 
-    /// <summary>KV cache size: bytes with an optional unit (e.g. 2GiB, 512MB).</summary>
+    /// <summary>KV cache size: bytes with an optional unit (2GiB, 512MB), or a fraction of the
+    /// memory left on the device after the weights (0.5).</summary>
     public string KvCacheMemory { get; set; } = "1GiB";
+
+    /// <summary>Turns off reuse of cached prompt prefixes.</summary>
+    public bool NoPrefixCaching { get; set; }
+
+    /// <summary>Requests that may wait beyond --max-num-seqs; more get 429 with Retry-After.</summary>
+    [Range(0, 1_000_000)]
+    public int MaxQueue { get; set; } = 256;
 
     [Range(1, 1024)]
     public int BlockSize { get; set; } = 16;

@@ -11,6 +11,9 @@ public sealed class ApiException(int statusCode, string message, string type = "
     public string? Param { get; } = param;
     public string? Code { get; } = code;
 
+    /// <summary>Seconds a client should wait before retrying (the Retry-After header), when it applies.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public ErrorResponse ToResponse() => new(new ErrorDetail(Message, Type, Param, Code));
 
     public static ApiException InvalidParameter(string param, string message) =>
@@ -18,6 +21,12 @@ public sealed class ApiException(int statusCode, string message, string type = "
 
     public static ApiException ModelNotFound(string? model) =>
         new(StatusCodes.Status404NotFound, $"The model `{model}` does not exist.", param: "model", code: "model_not_found");
+
+    public static ApiException Overloaded(int retryAfterSeconds) =>
+        new(StatusCodes.Status429TooManyRequests,
+            "The server is at capacity: every running and queued slot is taken. Retry after the time in the Retry-After header.",
+            type: "rate_limit_error", code: "rate_limit_exceeded")
+        { RetryAfterSeconds = retryAfterSeconds };
 
     public static ApiException NotReady() =>
         new(StatusCodes.Status503ServiceUnavailable, "The model is still loading; retry shortly.", type: "service_unavailable", code: "model_loading");

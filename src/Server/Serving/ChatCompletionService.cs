@@ -57,6 +57,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, [(promptIds, sampling)], n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using EngineAdmission admission = generation.Admit(choices.Count);
         if (stream)
         {
             await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);

@@ -40,6 +40,7 @@ public sealed class CompletionService(GenerationService generation)
         string id = $"cmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, planned, n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using EngineAdmission admission = generation.Admit(choices.Count);
         // Echo what the client sent, not the end-of-text an empty prompt is fed to the model as.
         string[] echoes = echo ? prompts.Select(p => model.Tokenizer.Decode(p)).ToArray() : [];
         string EchoFor(int choice) => echo ? echoes[choice / n] : "";

@@ -31,6 +31,16 @@ public sealed class GenerationService(IEngineClient engine)
     }
 
     /// <summary>
+    /// Holds room in the engine's bounded queue for all choices of one API request, or refuses
+    /// the request with a 429 before anything is written.
+    /// </summary>
+    /// <remarks>
+    /// Retry-After is one second: a slot frees whenever any request finishes, which under load
+    /// is many times a second, and the official SDKs back off further on each 429 by themselves.
+    /// </remarks>
+    public EngineAdmission Admit(int choices) => engine.TryAdmit(choices) ?? throw ApiException.Overloaded(retryAfterSeconds: 1);
+
+    /// <summary>
     /// The choices of one API request: prompt index p with n samples gives choices p*n .. p*n+n-1.
     /// Each choice draws from its own seeded stream, so a seeded request with n &gt; 1 is
     /// reproducible and still gives n different samples.

@@ -168,6 +168,23 @@ public sealed class EngineGenerationTests : IAsyncLifetime
         Assert.Equal(whole.Tokens.Select(t => t.TokenId), tokens);
     }
 
+    [Fact]
+    public async Task A_prompt_served_from_the_prefix_cache_gives_the_same_tokens_and_logprobs()
+    {
+        var prompt = Enumerable.Repeat(Reference.PromptIds, 20).SelectMany(p => p).Take(100).ToArray();
+        var sampling = Greedy(10) with { Logprobs = 3 };
+        var cold = await RunAsync(sampling, prompt, id: "cold");
+        var warm = await RunAsync(sampling, prompt, id: "warm");
+
+        Assert.Equal(0, cold.Final.CachedPromptTokenCount);
+        Assert.Equal(96, warm.Final.CachedPromptTokenCount);     // 6 full blocks of 16; the last 4 tokens are computed
+        Assert.Equal(cold.Tokens.Select(t => t.TokenId), warm.Tokens.Select(t => t.TokenId));
+        for (int i = 0; i < cold.Tokens.Count; i++)
+        {
+            Assert.Equal(cold.Tokens[i].Logprob, warm.Tokens[i].Logprob, 1e-4);
+        }
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);

@@ -7,9 +7,11 @@ public class SchedulerTests
     private static Request NewRequest(string id, int promptLength, int maxTokens = 16, long arrival = 0) =>
         new(id, Enumerable.Range(1, promptLength).ToArray(), new SamplingParameters { MaxTokens = maxTokens }, arrival);
 
-    private static (Scheduler Scheduler, KvCacheManager Cache) NewScheduler(int blocks = 64, int blockSize = 4, int budget = 32, int maxSeqs = 8)
+    // Prefix caching is off unless a test is about it: the prompts here share token ranges.
+    private static (Scheduler Scheduler, KvCacheManager Cache) NewScheduler(int blocks = 64, int blockSize = 4, int budget = 32, int maxSeqs = 8,
+        bool prefixCaching = false)
     {
-        var cache = new KvCacheManager(new BlockPool(blocks), blockSize);
+        var cache = new KvCacheManager(new BlockPool(blocks), blockSize, prefixCaching);
         return (new Scheduler(new SchedulerOptions { MaxNumBatchedTokens = budget, MaxNumSeqs = maxSeqs }, cache), cache);
     }
 
@@ -108,6 +110,26 @@ public class SchedulerTests
     }
 
     [Fact]
+    public void A_preempted_request_takes_back_its_own_blocks_that_are_still_cached()
+    {
+        var (scheduler, _) = NewScheduler(blocks: 4, blockSize: 4, budget: 64, prefixCaching: true);
+        Request older = RequestWithPrompt("older", Enumerable.Range(100, 7).ToArray(), maxTokens: 8);
+        Request newer = RequestWithPrompt("newer", Enumerable.Range(500, 7).ToArray(), maxTokens: 8, arrival: 1);
+        scheduler.Add(older);
+        scheduler.Add(newer);
+        Step(scheduler);
+        Step(scheduler);
+        Assert.Equal(["newer"], Step(scheduler).Preempted.Select(r => r.RequestId));
+        scheduler.Finish(older);
+
+        SchedulerOutput resumed = scheduler.Schedule();
+
+        // Its 2 full blocks were released tail first; the older request took the tail one, the
+        // first survived in the cache, so only 9 - 4 tokens are recomputed.
+        Assert.Equal([("newer", 5)], resumed.Scheduled.Select(s => (s.Request.RequestId, s.NumScheduledTokens)));
+    }
+
+    [Fact]
     public void Finishing_a_request_frees_its_blocks_at_once()
     {
         var (scheduler, cache) = NewScheduler();
@@ -159,5 +181,137 @@ public class SchedulerTests
         pool.Release(taken);
         Assert.Equal(2, pool.FreeBlockCount);
         Assert.Throws<InvalidOperationException>(() => pool.Release(taken));
+    }
+
+    private static Request RequestWithPrompt(string id, int[] prompt, int maxTokens = 4, long arrival = 0) =>
+        new(id, prompt, new SamplingParameters { MaxTokens = maxTokens }, arrival);
+
+    private static void RunToCompletion(Scheduler scheduler, Request request)
+    {
+        while (request.NumOutputTokens < request.Sampling.MaxTokens)
+        {
+            Step(scheduler);
+        }
+        scheduler.Finish(request);
+    }
+
+    [Fact]
+    public void A_prompt_that_starts_with_cached_blocks_reuses_them_and_computes_only_the_rest()
+    {
+        var (scheduler, cache) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: true);
+        int[] prompt = Enumerable.Range(100, 40).ToArray();
+        Request first = RequestWithPrompt("first", prompt);
+        scheduler.Add(first);
+        Step(scheduler);
+        IReadOnlyList<int> firstBlocks = cache.BlockTable("first").ToArray();
+        RunToCompletion(scheduler, first);
+
+        Request second = RequestWithPrompt("second", [.. prompt[..36], 7, 8, 9, 10], arrival: 1);
+        scheduler.Add(second);
+        SchedulerOutput output = scheduler.Schedule();
+
+        // 9 full blocks (36 tokens) match; the differing last block is computed.
+        Assert.Equal([("second", 4)], output.Scheduled.Select(s => (s.Request.RequestId, s.NumScheduledTokens)));
+        Assert.Equal(36, output.Scheduled[0].FirstPosition);
+        Assert.Equal(36, second.NumCachedTokens);
+        Assert.Equal(firstBlocks.Take(9), cache.BlockTable("second").Take(9));
+        Assert.Equal(40 + 40, cache.PrefixCacheQueries);
+        Assert.Equal(36, cache.PrefixCacheHits);
+    }
+
+    [Fact]
+    public void The_whole_prompt_cached_still_leaves_the_last_token_to_compute()
+    {
+        var (scheduler, _) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: true);
+        int[] prompt = Enumerable.Range(100, 16).ToArray();
+        Request first = RequestWithPrompt("first", prompt);
+        scheduler.Add(first);
+        RunToCompletion(scheduler, first);
+
+        Request again = RequestWithPrompt("again", prompt, arrival: 1);
+        scheduler.Add(again);
+        SchedulerOutput output = scheduler.Schedule();
+
+        Assert.Equal([("again", 4)], output.Scheduled.Select(s => (s.Request.RequestId, s.NumScheduledTokens)));
+        Assert.True(output.Scheduled[0].SamplesToken);
+        Assert.Equal(12, again.NumCachedTokens);
+    }
+
+    [Fact]
+    public void Requests_running_together_share_their_common_blocks()
+    {
+        var (scheduler, cache) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: true);
+        int[] prompt = Enumerable.Range(100, 20).ToArray();
+        Request first = RequestWithPrompt("first", prompt, maxTokens: 8);
+        scheduler.Add(first);
+        Step(scheduler);
+        Request second = RequestWithPrompt("second", prompt, maxTokens: 8, arrival: 1);
+        scheduler.Add(second);
+        Step(scheduler);
+
+        IReadOnlyList<int> shared = cache.BlockTable("first").Take(4).ToArray();
+        Assert.Equal(shared, cache.BlockTable("second").Take(4));
+        Assert.All(shared, block => Assert.Equal(2, cache.Pool.ReferenceCount(block)));
+
+        scheduler.Finish(first);
+        Assert.All(shared, block => Assert.Equal(1, cache.Pool.ReferenceCount(block)));
+        scheduler.Finish(second);
+        Assert.Equal(0, cache.Pool.UsedBlockCount);
+        Assert.True(cache.Pool.CachedBlockCount >= 5);
+    }
+
+    [Fact]
+    public void Cached_blocks_nobody_holds_are_evicted_oldest_first_when_the_pool_needs_them()
+    {
+        var (scheduler, cache) = NewScheduler(blocks: 6, blockSize: 4, budget: 64, prefixCaching: true);
+        int[] promptA = Enumerable.Range(100, 9).ToArray();   // 2 full blocks + 1 token
+        int[] promptB = Enumerable.Range(500, 9).ToArray();
+        Request a = RequestWithPrompt("a", promptA, maxTokens: 2);
+        scheduler.Add(a);
+        RunToCompletion(scheduler, a);
+        Request b = RequestWithPrompt("b", promptB, maxTokens: 2, arrival: 1);
+        scheduler.Add(b);
+        RunToCompletion(scheduler, b);
+        Assert.Equal(0, cache.Pool.UsedBlockCount);
+
+        // Needs 4 blocks of the 6: the 3 free ones that hold nothing go first, then a's oldest block.
+        Request c = RequestWithPrompt("c", Enumerable.Range(900, 13).ToArray(), maxTokens: 2, arrival: 2);
+        scheduler.Add(c);
+        scheduler.Schedule();
+
+        Request bAgain = RequestWithPrompt("b-again", promptB, maxTokens: 2, arrival: 3);
+        Assert.Equal(2, cache.FindCachedPrefix(bAgain).Count);
+        Request aAgain = RequestWithPrompt("a-again", promptA, maxTokens: 2, arrival: 4);
+        Assert.True(cache.FindCachedPrefix(aAgain).Count < 2);
+    }
+
+    [Fact]
+    public void With_prefix_caching_off_nothing_is_reused()
+    {
+        var (scheduler, cache) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: false);
+        int[] prompt = Enumerable.Range(100, 20).ToArray();
+        Request first = RequestWithPrompt("first", prompt);
+        scheduler.Add(first);
+        RunToCompletion(scheduler, first);
+        Request second = RequestWithPrompt("second", prompt, arrival: 1);
+        scheduler.Add(second);
+        SchedulerOutput output = scheduler.Schedule();
+        Assert.Equal(20, output.Scheduled[0].NumScheduledTokens);
+        Assert.Equal(0, cache.Pool.CachedBlockCount);
+        Assert.Equal(0, cache.PrefixCacheQueries);
+    }
+
+    [Fact]
+    public void Forgetting_all_content_stops_reuse_of_stale_blocks()
+    {
+        var (scheduler, cache) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: true);
+        int[] prompt = Enumerable.Range(100, 20).ToArray();
+        Request first = RequestWithPrompt("first", prompt);
+        scheduler.Add(first);
+        RunToCompletion(scheduler, first);
+
+        cache.Pool.ForgetAllContent();
+
+        Assert.Empty(cache.FindCachedPrefix(RequestWithPrompt("second", prompt)));
     }
 }

@@ -1,0 +1,38 @@
+using System.Diagnostics.Metrics;
+using LlmServer.Inference.Engine;
+using OpenTelemetry.Metrics;
+
+namespace LlmServer.Hosting;
+
+/// <summary>
+/// Metrics through OpenTelemetry, scraped by Prometheus at GET /metrics: the engine's meter
+/// (requests, KV cache, prefix cache, tokens, latency histograms), HTTP server metrics, .NET
+/// runtime metrics, and the process's resident memory.
+/// </summary>
+public static class ServingMetrics
+{
+    public const string ProcessMeterName = "LlmServer.Process";
+    private static readonly Meter ProcessMeter = new(ProcessMeterName);
+
+    static ServingMetrics()
+    {
+        ProcessMeter.CreateObservableGauge("llmserver.process_resident_memory", () => Environment.WorkingSet, unit: "By",
+            description: "Resident set size of the server process.");
+    }
+
+    public static IServiceCollection AddServingMetrics(this IServiceCollection services)
+    {
+        services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName)
+                .AddAspNetCoreInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+            foreach ((string instrument, double[] buckets) in EngineMetrics.HistogramBuckets)
+            {
+                metrics.AddView(instrument, new ExplicitBucketHistogramConfiguration { Boundaries = buckets });
+            }
+        });
+        return services;
+    }
+}
