@@ -4,7 +4,8 @@ namespace LlmServer.Inference.Engine;
 public readonly record struct TokenLogprob(int TokenId, float Logprob);
 
 /// <summary>One sampled token, with its log-probability and the most likely alternatives when asked for.</summary>
-public sealed record GeneratedToken(int TokenId, float Logprob, IReadOnlyList<TokenLogprob>? TopLogprobs, int TextOffset);
+/// <remarks>Logprob is null unless the request asked for logprobs: computing it costs a pass over the vocabulary.</remarks>
+public sealed record GeneratedToken(int TokenId, float? Logprob, IReadOnlyList<TokenLogprob>? TopLogprobs, int TextOffset);
 
 /// <summary>
 /// What one engine step produced for one request. <see cref="TextDelta"/> can be empty while the

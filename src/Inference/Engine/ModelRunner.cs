@@ -13,13 +13,16 @@ public sealed class ModelRunner : IDisposable
     private readonly Gpt2Model _model;
     private readonly PagedKvCache _cache;
     private readonly KvCacheManager _blocks;
+    private readonly bool _ownsModel;
     private float[] _logits = [];
 
-    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks)
+    /// <param name="ownsModel">Dispose the model and cache with the runner (the engine's case).</param>
+    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks, bool ownsModel = true)
     {
         _model = model;
         _cache = cache;
         _blocks = blocks;
+        _ownsModel = ownsModel;
     }
 
     public Gpt2Model Model => _model;
@@ -117,8 +120,11 @@ public sealed class ModelRunner : IDisposable
 
     public void Dispose()
     {
-        _cache.Dispose();
-        _model.Dispose();
+        if (_ownsModel)
+        {
+            _cache.Dispose();
+            _model.Dispose();
+        }
     }
 
     private sealed class BatchLayout

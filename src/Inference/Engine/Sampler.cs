@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace LlmServer.Inference.Engine;
 
 /// <summary>A row of logits no token can be drawn from (NaN from an overflow, say).</summary>
@@ -5,13 +7,13 @@ public sealed class SamplingException(string message) : Exception(message);
 
 /// <summary>
 /// Picks the next token of one request from its row of logits, with that request's own parameters.
-/// Runs on plain arrays after one copy of the step's logits off the device: each row costs O(V),
-/// needs no sort of the vocabulary, and never depends on the other rows of the batch, so a request
-/// samples the same tokens alone or among others.
+/// Runs on plain arrays after one copy of the step's logits off the device: each row costs a few
+/// vectorised passes over the vocabulary, needs no sort, and never depends on the other rows of
+/// the batch, so a request samples the same tokens alone or among others.
 /// </summary>
 public sealed class Sampler
 {
-    private double[] _weights = [];
+    private float[] _weights = [];
     private int[] _candidates = [];
 
     /// <param name="logits">The request's row of raw logits (V).</param>
@@ -22,44 +24,55 @@ public sealed class Sampler
         IReadOnlyCollection<int> suppressedTokens, int textOffset)
     {
         SamplingParameters sampling = request.Sampling;
-        int vocabulary = logits.Length;
-        if (ContainsNaN(logits))
+        // IndexOfMax returns the first NaN if there is one, so this also checks the row.
+        int argMax = TensorPrimitives.IndexOfMax(logits);
+        if (float.IsNaN(logits[argMax]))
         {
             throw new SamplingException("the model produced NaN logits for this request");
         }
-        EnsureCapacity(vocabulary);
-        Span<double> adjusted = _weights.AsSpan(0, vocabulary);
-        for (int i = 0; i < vocabulary; i++)
+
+        bool plainGreedy = sampling.IsGreedy && sampling.LogitBias.Count == 0 && suppressedTokens.Count == 0
+            && sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0;
+        int chosen = plainGreedy ? argMax : SampleAdjusted(logits, request, random, suppressedTokens);
+
+        if (sampling.Logprobs is null)
         {
-            adjusted[i] = logits[i];
+            return new GeneratedToken(chosen, null, null, textOffset);
         }
+        // Logprobs describe the model's own distribution (before temperature, penalties and
+        // cuts), which is what OpenAI's API reports.
+        double logNormalizer = LogSumExp(logits, logits[argMax]);
+        IReadOnlyList<TokenLogprob>? top = sampling.Logprobs > 0 ? TopLogprobs(logits, sampling.Logprobs.Value, logNormalizer) : null;
+        return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
+    }
+
+    private int SampleAdjusted(ReadOnlySpan<float> logits, Request request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens)
+    {
+        SamplingParameters sampling = request.Sampling;
+        int vocabulary = logits.Length;
+        EnsureCapacity(vocabulary);
+        Span<float> adjusted = _weights.AsSpan(0, vocabulary);
+        logits.CopyTo(adjusted);
         ApplyBiasAndPenalties(adjusted, request);
         foreach (int token in suppressedTokens)
         {
             if ((uint)token < (uint)vocabulary)
             {
-                adjusted[token] = double.NegativeInfinity;
+                adjusted[token] = float.NegativeInfinity;
             }
         }
-
-        int chosen = sampling.IsGreedy ? ArgMax(adjusted) : Draw(adjusted, sampling, random);
-
-        // Logprobs describe the model's own distribution (before temperature, penalties and
-        // cuts), which is what OpenAI's API reports.
-        double logNormalizer = LogSumExp(logits);
-        float chosenLogprob = FiniteLogprob(logits[chosen] - logNormalizer);
-        IReadOnlyList<TokenLogprob>? top = sampling.Logprobs is > 0 ? TopLogprobs(logits, sampling.Logprobs.Value, logNormalizer) : null;
-        return new GeneratedToken(chosen, chosenLogprob, top, textOffset);
+        int best = TensorPrimitives.IndexOfMax(adjusted);
+        return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], sampling, random);
     }
 
-    private static void ApplyBiasAndPenalties(Span<double> adjusted, Request request)
+    private static void ApplyBiasAndPenalties(Span<float> adjusted, Request request)
     {
         SamplingParameters sampling = request.Sampling;
         foreach ((int token, double bias) in sampling.LogitBias)
         {
             if ((uint)token < (uint)adjusted.Length)
             {
-                adjusted[token] += bias;
+                adjusted[token] += (float)bias;
             }
         }
         if (sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0)
@@ -77,38 +90,31 @@ public sealed class Sampler
         {
             if ((uint)token < (uint)adjusted.Length)
             {
-                adjusted[token] -= count * sampling.FrequencyPenalty + sampling.PresencePenalty;
+                adjusted[token] -= (float)(count * sampling.FrequencyPenalty + sampling.PresencePenalty);
             }
         }
     }
 
-    private int Draw(Span<double> adjusted, SamplingParameters sampling, SeededRandom random)
+    /// <summary>Turns the adjusted logits into weights at the request's temperature, applies top-k and top-p, and draws.</summary>
+    private int Draw(Span<float> adjusted, float max, SamplingParameters sampling, SeededRandom random)
     {
-        // Turn logits into unnormalised probabilities at the request's temperature.
-        double max = double.NegativeInfinity;
-        foreach (double value in adjusted)
+        if (float.IsNegativeInfinity(max))
         {
-            max = Math.Max(max, value);
+            throw new SamplingException("every token is excluded (logit_bias or penalties left nothing to sample)");
         }
-        if (double.IsNegativeInfinity(max))
-        {
-            return ArgMax(adjusted);
-        }
+        // w = exp((logit - max) / T), in place and vectorised.
+        TensorPrimitives.Subtract(adjusted, max, adjusted);
+        TensorPrimitives.Multiply(adjusted, (float)(1.0 / sampling.Temperature), adjusted);
+        TensorPrimitives.Exp(adjusted, adjusted);
+
         int count = 0;
         Span<int> candidates = _candidates.AsSpan(0, adjusted.Length);
         for (int i = 0; i < adjusted.Length; i++)
         {
-            double weight = Math.Exp((adjusted[i] - max) / sampling.Temperature);
-            adjusted[i] = weight;
-            if (weight > 0)
+            if (adjusted[i] > 0)
             {
                 candidates[count++] = i;
             }
-        }
-        if (count == 0)
-        {
-            // Every weight underflowed at this temperature: the top token is the only sensible pick.
-            return ArgMax(adjusted);
         }
         Span<int> kept = candidates[..count];
         if (sampling.TopK > 0 && sampling.TopK < kept.Length)
@@ -138,32 +144,13 @@ public sealed class Sampler
         return kept[^1];
     }
 
-    private static int ArgMax(ReadOnlySpan<double> values)
+    private double LogSumExp(ReadOnlySpan<float> logits, float max)
     {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-            {
-                best = i;
-            }
-        }
-        return best;
-    }
-
-    private static double LogSumExp(ReadOnlySpan<float> logits)
-    {
-        float max = float.NegativeInfinity;
-        foreach (float value in logits)
-        {
-            max = Math.Max(max, value);
-        }
-        double sum = 0;
-        foreach (float value in logits)
-        {
-            sum += Math.Exp(value - max);
-        }
-        return max + Math.Log(sum);
+        EnsureCapacity(logits.Length);
+        Span<float> shifted = _weights.AsSpan(0, logits.Length);
+        TensorPrimitives.Subtract(logits, max, shifted);
+        TensorPrimitives.Exp(shifted, shifted);
+        return max + Math.Log(TensorPrimitives.Sum<float>(shifted));
     }
 
     /// <summary>The <paramref name="count"/> most likely tokens, most likely first (ties: lower id first).</summary>
@@ -199,23 +186,11 @@ public sealed class Sampler
     /// <summary>JSON has no -Infinity; like vLLM, an impossible token reports -9999.</summary>
     private static float FiniteLogprob(double logprob) => double.IsFinite(logprob) ? (float)logprob : -9999f;
 
-    private static bool ContainsNaN(ReadOnlySpan<float> values)
-    {
-        foreach (float value in values)
-        {
-            if (float.IsNaN(value))
-            {
-                return true;
-            }
-        }
-        return false;
-    }
-
     private void EnsureCapacity(int vocabulary)
     {
         if (_weights.Length < vocabulary)
         {
-            _weights = new double[vocabulary];
+            _weights = new float[vocabulary];
             _candidates = new int[vocabulary];
         }
     }

@@ -10,7 +10,7 @@ internal static class TopSelection
     private const int SortBelow = 32;
 
     /// <summary>Rearranges <paramref name="candidates"/> so its first k are the k heaviest; returns them.</summary>
-    public static Span<int> KeepLargest(Span<int> candidates, ReadOnlySpan<double> weights, int k)
+    public static Span<int> KeepLargest(Span<int> candidates, ReadOnlySpan<float> weights, int k)
     {
         int lo = 0, hi = candidates.Length;
         while (hi - lo > 1)
@@ -36,7 +36,7 @@ internal static class TopSelection
     /// Rearranges <paramref name="candidates"/> so it starts with the smallest set of heaviest
     /// tokens whose weight reaches <paramref name="topP"/> of the total; returns that set.
     /// </summary>
-    public static Span<int> KeepNucleus(Span<int> candidates, ReadOnlySpan<double> weights, double topP)
+    public static Span<int> KeepNucleus(Span<int> candidates, ReadOnlySpan<float> weights, double topP)
     {
         double total = 0;
         foreach (int token in candidates)
@@ -81,11 +81,11 @@ internal static class TopSelection
         return candidates[..hi];
     }
 
-    private static bool Before(int a, int b, ReadOnlySpan<double> weights) =>
+    private static bool Before(int a, int b, ReadOnlySpan<float> weights) =>
         weights[a] > weights[b] || (weights[a] == weights[b] && a < b);
 
     /// <summary>Partitions [lo, hi) around a median-of-three pivot; returns the pivot's final index.</summary>
-    private static int Partition(Span<int> items, ReadOnlySpan<double> weights, int lo, int hi)
+    private static int Partition(Span<int> items, ReadOnlySpan<float> weights, int lo, int hi)
     {
         int mid = lo + (hi - lo) / 2;
         int a = items[lo], b = items[mid], c = items[hi - 1];
@@ -107,7 +107,7 @@ internal static class TopSelection
         return store;
     }
 
-    private static void SortHeaviestFirst(Span<int> items, ReadOnlySpan<double> weights)
+    private static void SortHeaviestFirst(Span<int> items, ReadOnlySpan<float> weights)
     {
         for (int i = 1; i < items.Length; i++)
         {

@@ -131,7 +131,7 @@ public sealed class ChatCompletionService(GenerationService generation)
     }
 
     private static ChatLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer) =>
-        new(tokens.Select(t => new ChatTokenLogprob(tokenizer.TokenText(t.TokenId), t.Logprob, Bytes(tokenizer, t.TokenId),
+        new(tokens.Select(t => new ChatTokenLogprob(tokenizer.TokenText(t.TokenId), t.Logprob!.Value, Bytes(tokenizer, t.TokenId),
             (t.TopLogprobs ?? []).Select(a => new ChatTopLogprob(tokenizer.TokenText(a.TokenId), a.Logprob, Bytes(tokenizer, a.TokenId))).ToArray())).ToArray());
 
     private static int[] Bytes(Gpt2Tokenizer tokenizer, int tokenId)

@@ -123,7 +123,7 @@ public sealed class CompletionService(GenerationService generation)
 
     private static CompletionLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer, int offsetBase) =>
         new(tokens.Select(t => offsetBase + t.TextOffset).ToArray(),
-            tokens.Select(t => t.Logprob).ToArray(),
+            tokens.Select(t => t.Logprob!.Value).ToArray(),
             tokens.Select(t => tokenizer.TokenText(t.TokenId)).ToArray(),
             tokens.Select(t => (IReadOnlyDictionary<string, float>)TopDictionary(t, tokenizer)).ToArray());
 
@@ -139,7 +139,7 @@ public sealed class CompletionService(GenerationService generation)
             // Two ids can decode to the same text (partial UTF-8); the likelier one keeps the key.
             top.TryAdd(tokenizer.TokenText(alternative.TokenId), alternative.Logprob);
         }
-        top.TryAdd(tokenizer.TokenText(token.TokenId), token.Logprob);
+        top.TryAdd(tokenizer.TokenText(token.TokenId), token.Logprob!.Value);
         return top;
     }
 }

@@ -181,7 +181,7 @@ public sealed class EngineGenerationTests : IAsyncLifetime
         Assert.Equal(cold.Tokens.Select(t => t.TokenId), warm.Tokens.Select(t => t.TokenId));
         for (int i = 0; i < cold.Tokens.Count; i++)
         {
-            Assert.Equal(cold.Tokens[i].Logprob, warm.Tokens[i].Logprob, 1e-4);
+            Assert.Equal(cold.Tokens[i].Logprob!.Value, warm.Tokens[i].Logprob!.Value, 1e-4);
         }
     }
 

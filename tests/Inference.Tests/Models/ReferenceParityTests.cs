@@ -32,7 +32,7 @@ public class ReferenceParityTests
         Assert.Equal(reference.GreedyText, text);
         for (int step = 0; step < tokens.Count; step++)
         {
-            Assert.InRange(tokens[step].Logprob, reference.GreedyLogprobs[step] - LogprobTolerance, reference.GreedyLogprobs[step] + LogprobTolerance);
+            Assert.InRange((double)tokens[step].Logprob!.Value, reference.GreedyLogprobs[step] - LogprobTolerance, reference.GreedyLogprobs[step] + LogprobTolerance);
             Assert.Equal(reference.GreedyTop5Ids[step], tokens[step].TopLogprobs!.Select(t => t.TokenId));
         }
     }

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Benchmarking;
+
+/// <summary>
+/// What the hardware allows for one model, measured in-process so a serving benchmark can be
+/// judged against limits taken on the same machine in the same run:
+/// the float GEMM rate over the model's own weight shapes, the time to read every weight once
+/// (the floor of a batch-1 decode step), and the bare model's decode step without any serving.
+/// </summary>
+public sealed record ModelLimits(
+    long Parameters,
+    double WeightReadMs,
+    double GemmGflops1Row,
+    double GemmGflops32Rows,
+    double GemmGflops256Rows,
+    double BareDecodeStepMs,
+    double BareDecodeStep32Ms,
+    int CpuThreads)
+{
+    public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
+    {
+        using Gpt2Model model = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, CPU);
+        using var inference = inference_mode();
+        List<Tensor> weights = model.parameters().Select(p => (Tensor)p).ToList();
+
+        double weightRead = MedianMs(repetitions, () =>
+        {
+            using var scope = NewDisposeScope();
+            foreach (Tensor weight in weights)
+            {
+                weight.sum();
+            }
+        });
+
+        // The matmuls the model runs per token: every 2-D weight as (in, out), plus the LM head (wte^T).
+        var matrices = model.named_parameters()
+            .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
+            .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
+            .ToList();
+        long matmulParameters = matrices.Sum(m => m.Weight.numel());
+        double Gemm(int rows)
+        {
+            Dictionary<long, Tensor> inputs = matrices
+                .Select(m => m.IsHead ? m.Weight.shape[1] : m.Weight.shape[0]).Distinct()
+                .ToDictionary(width => width, width => randn(rows, width));
+            double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
+            {
+                using var scope = NewDisposeScope();
+                foreach ((Tensor weight, bool isHead) in matrices)
+                {
+                    if (isHead)
+                    {
+                        inputs[weight.shape[1]].matmul(weight.t());
+                    }
+                    else
+                    {
+                        inputs[weight.shape[0]].matmul(weight);
+                    }
+                }
+            });
+            foreach (Tensor input in inputs.Values)
+            {
+                input.Dispose();
+            }
+            return 2.0 * rows * matmulParameters / (ms / 1000) / 1e9;
+        }
+
+        double gemm1 = Gemm(1), gemm32 = Gemm(32), gemm256 = Gemm(256);
+        double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
+        double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
+        return new ModelLimits(model.Config.ParameterCount(), weightRead, gemm1, gemm32, gemm256, decode1, decode32, torch.get_num_threads());
+    }
+
+    /// <summary>
+    /// One decode step of <paramref name="sequences"/> requests at the given context, through the
+    /// same runner and paged cache the engine uses, but with no scheduler loop, sampling or HTTP.
+    /// </summary>
+    private static double BareDecodeMs(Gpt2Model model, int sequences, int contextLength, int repetitions)
+    {
+        const int blockSize = 16;
+        int blocksPerSequence = (contextLength + repetitions + 8 + blockSize) / blockSize;
+        int blockCount = sequences * blocksPerSequence;
+        var cache = new PagedKvCache(model.Config, blockCount, blockSize, ScalarType.Float32, CPU);
+        var blocks = new KvCacheManager(new BlockPool(blockCount), blockSize, enablePrefixCaching: false);
+        var scheduler = new Scheduler(new SchedulerOptions { MaxNumSeqs = sequences, MaxNumBatchedTokens = sequences * contextLength }, blocks);
+        var runner = new ModelRunner(model, cache, blocks, ownsModel: false);
+        try
+        {
+            var random = new Random(0);
+            for (int s = 0; s < sequences; s++)
+            {
+                int[] prompt = Enumerable.Range(0, contextLength).Select(_ => random.Next(1000, 40000)).ToArray();
+                scheduler.Add(new Request($"bench-{s}", prompt, new SamplingParameters { MaxTokens = repetitions + 8 }, s));
+            }
+            void Step()
+            {
+                SchedulerOutput output = scheduler.Schedule();
+                (IReadOnlyList<Request> sampled, _) = runner.Execute(output);
+                scheduler.CommitStep(output);
+                foreach (Request request in sampled)
+                {
+                    request.AppendOutputToken(random.Next(1000, 40000));
+                }
+            }
+            Step();   // prefill
+            return MedianMs(repetitions, Step);
+        }
+        finally
+        {
+            runner.Dispose();
+            cache.Dispose();
+        }
+    }
+
+    private static double MedianMs(int repetitions, Action action)
+    {
+        action();
+        var samples = new double[repetitions];
+        for (int i = 0; i < repetitions; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            action();
+            samples[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(samples);
+        return samples[repetitions / 2];
+    }
+}
