@@ -49,7 +49,7 @@ public static class ServerApplication
         builder.Services.ConfigureHttpJsonOptions(json => OpenAiJson.Configure(json.SerializerOptions));
         builder.Services.AddSingleton<IEngineClient>(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));
         builder.Services.AddHostedService<EngineStartup>();
-        builder.Services.AddServingMetrics();
+        builder.Services.AddMetricsExport();
         builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddSingleton<CompletionService>();
         builder.Services.AddSingleton<ChatCompletionService>();

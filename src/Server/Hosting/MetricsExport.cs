@@ -9,18 +9,18 @@ namespace LlmServer.Hosting;
 /// (requests, KV cache, prefix cache, tokens, latency histograms), HTTP server metrics, .NET
 /// runtime metrics, and the process's resident memory.
 /// </summary>
-public static class ServingMetrics
+public static class MetricsExport
 {
     public const string ProcessMeterName = "LlmServer.Process";
     private static readonly Meter ProcessMeter = new(ProcessMeterName);
 
-    static ServingMetrics()
+    static MetricsExport()
     {
         ProcessMeter.CreateObservableGauge("llmserver.process_resident_memory", () => Environment.WorkingSet, unit: "By",
             description: "Resident set size of the server process.");
     }
 
-    public static IServiceCollection AddServingMetrics(this IServiceCollection services)
+    public static IServiceCollection AddMetricsExport(this IServiceCollection services)
     {
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {

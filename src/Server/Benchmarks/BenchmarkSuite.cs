@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using LlmServer.Inference.Benchmarking;
+
+namespace LlmServer.Benchmarks;
+
+/// <summary>
+/// <c>llmserver bench suite --model DIR</c>: every target of the serving benchmark in one run, so
+/// that the numbers are ratios to limits measured on the same machine minutes apart:
+/// the model's limits in-process, then a server started as a child process and driven over HTTP
+/// at concurrency 1 and 32, 2,000 requests for memory, and a repeated long system prompt for the
+/// prefix cache. Writes a JSON file and prints a summary.
+/// </summary>
+public static class BenchmarkSuite
+{
+    public sealed record Options(string ModelDirectory, string ResultPath, int Port = 8765, int InputLength = 128, int OutputLength = 128,
+        int ThroughputConcurrency = 32, int ThroughputPrompts = 64, int SingleStreamPrompts = 8, int MemoryRequests = 2000);
+
+    public sealed record Result(
+        ModelLimits Limits,
+        ServingBenchmarkResult SingleStream,
+        ServingBenchmarkResult Throughput,
+        MemoryResult Memory,
+        PrefixCacheResult PrefixCache,
+        TargetResult Targets);
+
+    public sealed record MemoryResult(int Requests, long IdleTensors, long TensorsAfter, long RssAt500, long RssAtEnd, double RssGrowthPercent, int Errors);
+
+    public sealed record PrefixCacheResult(int SystemPromptTokens, int PromptTokens, int CachedTokens, double CachedBlockFraction,
+        double FirstTtftMs, double SecondTtftMs, double TtftRatio);
+
+    public sealed record TargetResult(
+        double ComputeEfficiency, bool ComputeEfficiencyMet,
+        double DecodeOverWeightRead, bool SingleStreamMet,
+        double ServerOverBareDecode, bool OverheadMet,
+        bool MemoryMet, bool PrefixCacheMet);
+
+    public static async Task<Result> RunAsync(Options options, TextWriter log, CancellationToken cancellationToken)
+    {
+        log.WriteLine($"Measuring the model's limits in-process ({options.ModelDirectory})...");
+        ModelLimits limits = ModelLimits.Measure(options.ModelDirectory);
+        log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows, " +
+            $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step: {limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32)");
+
+        await using ChildServer server = await ChildServer.StartAsync(options.ModelDirectory, options.Port, log, cancellationToken);
+        var baseUrl = new Uri($"http://127.0.0.1:{options.Port}");
+        var progress = new ConsoleProgressBar();
+
+        ServingBenchmarkOptions Load(int prompts, int? concurrency) => new()
+        {
+            BaseUrl = baseUrl, NumPrompts = prompts, InputLength = options.InputLength, OutputLength = options.OutputLength,
+            MaxConcurrency = concurrency, Seed = 1,
+        };
+        log.WriteLine("Warming up...");
+        await ServingBenchmark.RunAsync(Load(4, 4) with { OutputLength = 8 }, null, cancellationToken);
+
+        log.WriteLine($"Single stream: {options.SingleStreamPrompts} requests at concurrency 1...");
+        ServingBenchmarkResult single = await ServingBenchmark.RunAsync(Load(options.SingleStreamPrompts, 1), progress, cancellationToken);
+        log.WriteLine(single.ToTable());
+
+        log.WriteLine($"Throughput: {options.ThroughputPrompts} requests at concurrency {options.ThroughputConcurrency}...");
+        ServingBenchmarkResult throughput = await ServingBenchmark.RunAsync(Load(options.ThroughputPrompts, options.ThroughputConcurrency), progress, cancellationToken);
+        log.WriteLine(throughput.ToTable());
+
+        MemoryResult memory = await MeasureMemoryAsync(baseUrl, options.MemoryRequests, progress, log, cancellationToken);
+        PrefixCacheResult prefix = await MeasurePrefixCacheAsync(baseUrl, cancellationToken);
+        log.WriteLine($"Prefix cache: {prefix.CachedTokens}/{prefix.PromptTokens} prompt tokens cached ({prefix.CachedBlockFraction:P1} of the system prompt's blocks); " +
+            $"TTFT {prefix.FirstTtftMs:F0} ms -> {prefix.SecondTtftMs:F0} ms ({prefix.TtftRatio:F1}x)");
+
+        double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
+        double efficiency = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
+        double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
+        double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;
+        var targets = new TargetResult(
+            efficiency, efficiency >= 0.70 && throughput.Failed == 0,
+            decodeOverRead, decodeOverRead <= 2.0,
+            overhead, overhead <= 1.3,
+            memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
+            prefix.CachedBlockFraction >= 0.9 && prefix.TtftRatio >= 3);
+        var result = new Result(limits, single, throughput, memory, prefix, targets);
+
+        await File.WriteAllTextAsync(options.ResultPath, JsonSerializer.Serialize(result, ServingBenchmarkResult.JsonOptions), cancellationToken);
+        log.WriteLine(Summary(result));
+        log.WriteLine($"Wrote {options.ResultPath}");
+        return result;
+    }
+
+    public static string Summary(Result result)
+    {
+        TargetResult t = result.Targets;
+        string Mark(bool met) => met ? "met" : "MISSED";
+        var text = new StringBuilder();
+        text.AppendLine("================ Targets ================");
+        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c={32}: {t.ComputeEfficiency:P1} of the 256-row GEMM rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"single stream TPOT / weight read: {t.DecodeOverWeightRead:F2}x (target <= 2x): {Mark(t.SingleStreamMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"memory over {result.Memory.Requests} requests: tensors {result.Memory.IdleTensors} -> {result.Memory.TensorsAfter}, RSS +{result.Memory.RssGrowthPercent:F1}% from request 500: {Mark(t.MemoryMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"prefix cache: {result.PrefixCache.CachedBlockFraction:P1} of blocks cached, TTFT {result.PrefixCache.TtftRatio:F1}x lower (targets 90%, 3x): {Mark(t.PrefixCacheMet)}");
+        return text.ToString();
+    }
+
+    /// <summary>2,000 short requests; tensor count and RSS from /metrics at idle, after 500 and at the end.</summary>
+    private static async Task<MemoryResult> MeasureMemoryAsync(Uri baseUrl, int requests, IProgress<BenchmarkProgress> progress, TextWriter log, CancellationToken cancellationToken)
+    {
+        log.WriteLine($"Memory: {requests} requests...");
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        long idleTensors = (long)await ReadMetricAsync(http, "llmserver_torch_live_tensors", cancellationToken);
+        var shortLoad = new ServingBenchmarkOptions { BaseUrl = baseUrl, InputLength = 32, OutputLength = 8, MaxConcurrency = 8, Seed = 7 };
+        ServingBenchmarkResult first = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = 500 }, progress, cancellationToken);
+        long rssAt500 = (long)await ReadMetricAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
+        ServingBenchmarkResult rest = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = requests - 500, Seed = 8 }, progress, cancellationToken);
+        long rssAtEnd = (long)await ReadMetricAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
+        long tensorsAfter = (long)await ReadMetricAsync(http, "llmserver_torch_live_tensors", cancellationToken);
+        return new MemoryResult(requests, idleTensors, tensorsAfter, rssAt500, rssAtEnd, 100.0 * (rssAtEnd - rssAt500) / rssAt500, first.Failed + rest.Failed);
+    }
+
+    /// <summary>Two chat requests sharing a ~1,000-token system prompt; the second should find it cached.</summary>
+    private static async Task<PrefixCacheResult> MeasurePrefixCacheAsync(Uri baseUrl, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        // 250 repetitions of a 4-token phrase: about 1,000 tokens with GPT-2's tokenizer.
+        string systemPrompt = string.Concat(Enumerable.Repeat(" Answer briefly and politely.", 200));
+        var (firstTtft, firstUsage) = await TimedChatAsync(http, systemPrompt, "What is the capital of France?", cancellationToken);
+        var (secondTtft, secondUsage) = await TimedChatAsync(http, systemPrompt, "How many legs does a spider have?", cancellationToken);
+
+        var tokenized = await http.PostAsJsonAsync("/tokenize", new { prompt = systemPrompt }, cancellationToken);
+        int systemTokens = (await tokenized.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("count").GetInt32();
+        int promptTokens = secondUsage.GetProperty("prompt_tokens").GetInt32();
+        int cached = secondUsage.TryGetProperty("prompt_tokens_details", out JsonElement details) ? details.GetProperty("cached_tokens").GetInt32() : 0;
+        const int blockSize = 16;
+        double cachedFraction = Math.Min(1.0, (double)(cached / blockSize) / (systemTokens / blockSize));
+        _ = firstUsage;
+        return new PrefixCacheResult(systemTokens, promptTokens, cached, cachedFraction, firstTtft, secondTtft, firstTtft / secondTtft);
+    }
+
+    private static async Task<(double TtftMs, JsonElement Usage)> TimedChatAsync(HttpClient http, string system, string question, CancellationToken cancellationToken)
+    {
+        string body = JsonSerializer.Serialize(new
+        {
+            messages = new object[] { new { role = "system", content = system }, new { role = "user", content = question } },
+            max_tokens = 8,
+            temperature = 0,
+            stream = true,
+            stream_options = new { include_usage = true },
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        long start = Stopwatch.GetTimestamp();
+        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        response.EnsureSuccessStatusCode();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        double? ttft = null;
+        JsonElement usage = default;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (!line.StartsWith("data: {", StringComparison.Ordinal))
+            {
+                continue;
+            }
+            JsonElement chunk = JsonDocument.Parse(line["data: ".Length..]).RootElement;
+            if (ttft is null && chunk.GetProperty("choices").EnumerateArray().Any(c => c.GetProperty("delta").TryGetProperty("content", out JsonElement content) && content.GetString() is { Length: > 0 }))
+            {
+                ttft = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+            if (chunk.TryGetProperty("usage", out JsonElement u) && u.ValueKind == JsonValueKind.Object)
+            {
+                usage = u.Clone();
+            }
+        }
+        return (ttft ?? Stopwatch.GetElapsedTime(start).TotalMilliseconds, usage);
+    }
+
+    private static async Task<double> ReadMetricAsync(HttpClient http, string name, CancellationToken cancellationToken)
+    {
+        string metrics = await http.GetStringAsync("/metrics", cancellationToken);
+        string line = metrics.Split('\n').First(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal));
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    }
+}
