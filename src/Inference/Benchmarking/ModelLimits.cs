@@ -24,7 +24,9 @@ public sealed record ModelLimits(
 {
     public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
     {
+        NativeMemoryTuning.KeepFreedMemoryForReuse();
         using Gpt2Model model = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, CPU);
+        model.PrepareForServing();
         using var inference = inference_mode();
         List<Tensor> weights = model.parameters().Select(p => (Tensor)p).ToList();
 
@@ -41,26 +43,21 @@ public sealed record ModelLimits(
         var matrices = model.named_parameters()
             .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
             .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
+            // The head as serving multiplies by it: a contiguous (C, V) copy.
+            .Select(m => m.IsHead ? (Weight: m.Weight.t().contiguous(), IsHead: true) : m)
             .ToList();
         long matmulParameters = matrices.Sum(m => m.Weight.numel());
         double Gemm(int rows)
         {
             Dictionary<long, Tensor> inputs = matrices
-                .Select(m => m.IsHead ? m.Weight.shape[1] : m.Weight.shape[0]).Distinct()
+                .Select(m => m.Weight.shape[0]).Distinct()
                 .ToDictionary(width => width, width => randn(rows, width));
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
                 foreach ((Tensor weight, bool isHead) in matrices)
                 {
-                    if (isHead)
-                    {
-                        inputs[weight.shape[1]].matmul(weight.t());
-                    }
-                    else
-                    {
-                        inputs[weight.shape[0]].matmul(weight);
-                    }
+                    inputs[weight.shape[0]].matmul(weight);
                 }
             });
             foreach (Tensor input in inputs.Values)

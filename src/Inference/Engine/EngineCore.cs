@@ -124,9 +124,11 @@ internal sealed class EngineCore
         {
             torch.set_num_threads(_options.CpuThreads);
         }
+        NativeMemoryTuning.KeepFreedMemoryForReuse();
         Device device = torch.device(_options.Device);
         var started = DateTimeOffset.UtcNow;
         Gpt2Model model = CheckpointLoader.Load(_options.ModelDirectory, _options.Dtype, device);
+        model.PrepareForServing();
         Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(_options.ModelDirectory);
         ChatPromptFormatter formatter = ChatPromptFormatter.Load(_options.ModelDirectory, tokenizer);
 

@@ -147,28 +147,32 @@ public sealed class ModelRunner : IDisposable
     /// <summary>Collects the key slots and causal limits of the sequences in one attention group.</summary>
     private sealed class GroupBuilder(int firstToken, int queryLength)
     {
-        private readonly List<(int ContextStart, int ContextEnd, long[] Slots)> _sequences = [];
+        private readonly List<(int ContextStart, long[] Blocks)> _sequences = [];
+        private int _blockSize;
 
         public void AddSequence(int contextStart, int contextEnd, IReadOnlyList<int> table, int blockSize)
         {
-            var slots = new long[contextEnd];
-            for (int position = 0; position < contextEnd; position++)
+            _blockSize = blockSize;
+            int blockCount = (contextEnd + blockSize - 1) / blockSize;
+            var blocks = new long[blockCount];
+            for (int block = 0; block < blockCount; block++)
             {
-                slots[position] = SlotOf(table, position, blockSize);
+                blocks[block] = table[block];
             }
-            _sequences.Add((contextStart, contextEnd, slots));
+            _sequences.Add((contextStart, blocks));
         }
 
         public AttentionGroup ToTensors(Device device)
         {
             int b = _sequences.Count;
-            int keyLength = _sequences.Max(s => s.ContextEnd);
-            var keySlots = new long[b * keyLength];
+            int blocksPerSequence = _sequences.Max(s => s.Blocks.Length);
+            int keyLength = blocksPerSequence * _blockSize;
+            var keyBlocks = new long[b * blocksPerSequence];
             var mask = new bool[b * queryLength * keyLength];
             for (int s = 0; s < b; s++)
             {
-                (int contextStart, int _, long[] slots) = _sequences[s];
-                slots.CopyTo(keySlots, s * keyLength);
+                (int contextStart, long[] blocks) = _sequences[s];
+                blocks.CopyTo(keyBlocks, s * blocksPerSequence);
                 for (int q = 0; q < queryLength; q++)
                 {
                     // Query q sits at position contextStart + q and sees every key up to itself.
@@ -182,7 +186,7 @@ public sealed class ModelRunner : IDisposable
                 SequenceCount = b,
                 QueryLength = queryLength,
                 KeyLength = keyLength,
-                KeySlots = tensor(keySlots, ScalarType.Int64, device),                          // (B*Tk)
+                KeyBlocks = tensor(keyBlocks, ScalarType.Int64, device),                        // (B * Tk / block size)
                 Mask = tensor(mask, device: device).view(b, 1, queryLength, keyLength),         // (B, 1, Tq, Tk)
             };
         }

@@ -35,10 +35,11 @@ public sealed class AttentionGroup : IDisposable
     public required int FirstToken { get; init; }
     public required int SequenceCount { get; init; }
     public required int QueryLength { get; init; }
+    /// <summary>Keys each sequence reads: its block count rounded up to whole blocks (the mask hides the tail).</summary>
     public required int KeyLength { get; init; }
 
-    /// <summary>(SequenceCount * KeyLength) int64: cache slots to read keys and values from, padded with slot 0.</summary>
-    public required Tensor KeySlots { get; init; }
+    /// <summary>(SequenceCount * KeyLength / block size) int64: the blocks to read keys and values from, in order, padded with block 0.</summary>
+    public required Tensor KeyBlocks { get; init; }
 
     /// <summary>(SequenceCount, 1, QueryLength, KeyLength) bool: true where a query may see a key (causal, within its sequence).</summary>
     public required Tensor Mask { get; init; }
@@ -47,7 +48,7 @@ public sealed class AttentionGroup : IDisposable
 
     public void Dispose()
     {
-        KeySlots.Dispose();
+        KeyBlocks.Dispose();
         Mask.Dispose();
     }
 }

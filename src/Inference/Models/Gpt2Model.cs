@@ -33,9 +33,10 @@ public sealed class CausalSelfAttention : Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionMetadata metadata, Tensor keyCache, Tensor valueCache)
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer)
     {
         long n = x.shape[0];
+        Tensor keyCache = cache.Keys(layer), valueCache = cache.Values(layer);
         using Tensor qkv = _queryKeyValue.Forward(x);                                  // (N, 3C)
         Tensor[] parts = qkv.split(_embeddingSize, dim: 1);
         using Tensor q = parts[0].view(n, _headCount, _headSize);                      // (N, nh, hs)
@@ -57,9 +58,10 @@ public sealed class CausalSelfAttention : Module
             long b = group.SequenceCount, tq = group.QueryLength, tk = group.KeyLength;
             using Tensor groupQueries = q.narrow(0, group.FirstToken, group.TokenCount)
                 .view(b, tq, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tq, hs)
-            using Tensor groupKeys = keyCache.index_select(0, group.KeySlots)
+            // Whole blocks are gathered: one row of block_size * C floats per block.
+            using Tensor groupKeys = cache.KeyBlocks(layer).index_select(0, group.KeyBlocks)
                 .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
-            using Tensor groupValues = valueCache.index_select(0, group.KeySlots)
+            using Tensor groupValues = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks)
                 .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
             using Tensor attended = functional.scaled_dot_product_attention(
                 groupQueries, groupKeys, groupValues, group.Mask);                     // (B, nh, Tq, hs)
@@ -137,10 +139,10 @@ public sealed class Block : Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionMetadata metadata, Tensor keyCache, Tensor valueCache)
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer)
     {
         using Tensor normed = _attentionNorm.Forward(x);
-        using Tensor attended = _attention.Forward(normed, metadata, keyCache, valueCache);
+        using Tensor attended = _attention.Forward(normed, metadata, cache, layer);
         using Tensor afterAttention = x.add(attended);
         using Tensor normedAgain = _mlpNorm.Forward(afterAttention);
         using Tensor transformed = _mlp.Forward(normedAgain);
@@ -186,6 +188,20 @@ public sealed class Gpt2Model : Module
     public ScalarType Dtype { get; }
     public Device Device { get; }
 
+    // The LM head as a contiguous (C, V) matrix. x @ wte.t() reads wte across its rows, which at
+    // one row per step (decode) takes twice as long as reading a contiguous copy; the copy costs
+    // V * C more memory and is not a parameter, so state_dict and training never see it.
+    private Tensor? _servingHead;
+
+    /// <summary>Builds the inference-only copies serving uses; call again after the weights change.</summary>
+    public void PrepareForServing()
+    {
+        using var noGrad = torch.no_grad();
+        _servingHead?.Dispose();
+        Tensor head = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;     // (V, C)
+        _servingHead = head.detach().t().contiguous();                                              // (C, V)
+    }
+
     /// <summary>Serving forward: N flattened tokens in, final hidden states (N, C) out.</summary>
     public Tensor Forward(Tensor tokenIds, Tensor positions, AttentionMetadata metadata, PagedKvCache cache)
     {
@@ -194,7 +210,7 @@ public sealed class Gpt2Model : Module
         Tensor x = tokens.add(places);                                                   // (N, C)
         for (int layer = 0; layer < _blocks.Count; layer++)
         {
-            Tensor next = _blocks[layer].Forward(x, metadata, cache.Keys(layer), cache.Values(layer));
+            Tensor next = _blocks[layer].Forward(x, metadata, cache, layer);
             x.Dispose();
             x = next;
         }
@@ -226,8 +242,24 @@ public sealed class Gpt2Model : Module
     }
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
-    public Tensor Logits(Tensor hidden) =>
-        _separateHead is not null ? _separateHead.Forward(hidden) : hidden.matmul(_tokenEmbedding.Weight.t());
+    public Tensor Logits(Tensor hidden)
+    {
+        // Only under inference mode (the engine), so a model being trained always uses its live weights.
+        if (_servingHead is not null && torch.is_inference_mode_enabled())
+        {
+            return hidden.matmul(_servingHead);
+        }
+        return _separateHead is not null ? _separateHead.Forward(hidden) : hidden.matmul(_tokenEmbedding.Weight.t());
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _servingHead?.Dispose();
+        }
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>A lookup table of row vectors; Hugging Face's nn.Embedding with parameter "weight".</summary>
@@ -299,6 +331,8 @@ public sealed class Conv1D : Module
         _storedAsOutByIn = storedAsOutByIn;
         RegisterComponents();
     }
+
+    public Parameter Weight => _weight;
 
     /// <summary>An nn.Linear without bias, weight stored (out, in) as PyTorch does.</summary>
     public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>

@@ -12,6 +12,8 @@ public sealed class PagedKvCache : IDisposable
     private readonly Tensor _pool;       // (layers, 2, slots, nh, hs)
     private readonly Tensor[] _keys;     // per layer: (slots, nh, hs) views into _pool
     private readonly Tensor[] _values;
+    private readonly Tensor[] _keyBlocks;
+    private readonly Tensor[] _valueBlocks;
 
     public PagedKvCache(Gpt2Config config, int blockCount, int blockSize, ScalarType dtype, Device device)
     {
@@ -21,18 +23,27 @@ public sealed class PagedKvCache : IDisposable
         _pool = zeros([config.LayerCount, 2, slots, config.HeadCount, config.HeadSize], dtype, device);
         _keys = new Tensor[config.LayerCount];
         _values = new Tensor[config.LayerCount];
+        _keyBlocks = new Tensor[config.LayerCount];
+        _valueBlocks = new Tensor[config.LayerCount];
         for (int layer = 0; layer < config.LayerCount; layer++)
         {
             _keys[layer] = _pool[layer, 0];
             _values[layer] = _pool[layer, 1];
+            _keyBlocks[layer] = _keys[layer].view(blockCount, -1);
+            _valueBlocks[layer] = _values[layer].view(blockCount, -1);
         }
     }
 
     public int BlockCount { get; }
     public int BlockSize { get; }
 
+    /// <summary>(slots, nh, hs): where each token's key goes.</summary>
     public Tensor Keys(int layer) => _keys[layer];
     public Tensor Values(int layer) => _values[layer];
+
+    /// <summary>(blocks, BlockSize * nh * hs): the same memory a block per row, for gathering whole blocks.</summary>
+    public Tensor KeyBlocks(int layer) => _keyBlocks[layer];
+    public Tensor ValueBlocks(int layer) => _valueBlocks[layer];
 
     /// <summary>Bytes one block takes across all layers, keys and values.</summary>
     public static long BytesPerBlock(Gpt2Config config, int blockSize, ScalarType dtype) =>
@@ -47,7 +58,7 @@ public sealed class PagedKvCache : IDisposable
 
     public void Dispose()
     {
-        foreach (Tensor view in _keys.Concat(_values))
+        foreach (Tensor view in _keys.Concat(_values).Concat(_keyBlocks).Concat(_valueBlocks))
         {
             view.Dispose();
         }

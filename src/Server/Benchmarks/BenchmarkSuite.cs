@@ -108,7 +108,7 @@ public static class BenchmarkSuite
         log.WriteLine($"Memory: {requests} requests...");
         using var http = new HttpClient { BaseAddress = baseUrl };
         long idleTensors = (long)await ReadMetricAsync(http, "llmserver_torch_live_tensors", cancellationToken);
-        var shortLoad = new ServingBenchmarkOptions { BaseUrl = baseUrl, InputLength = 32, OutputLength = 8, MaxConcurrency = 8, Seed = 7 };
+        var shortLoad = new ServingBenchmarkOptions { BaseUrl = baseUrl, InputLength = 32, OutputLength = 8, MaxConcurrency = 16, Seed = 7 };
         ServingBenchmarkResult first = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = 500 }, progress, cancellationToken);
         long rssAt500 = (long)await ReadMetricAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
         ServingBenchmarkResult rest = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = requests - 500, Seed = 8 }, progress, cancellationToken);
@@ -117,36 +117,40 @@ public static class BenchmarkSuite
         return new MemoryResult(requests, idleTensors, tensorsAfter, rssAt500, rssAtEnd, 100.0 * (rssAtEnd - rssAt500) / rssAt500, first.Failed + rest.Failed);
     }
 
-    /// <summary>Two chat requests sharing a ~1,000-token system prompt; the second should find it cached.</summary>
+    /// <summary>
+    /// Two requests whose prompts share a 1,000-token system prompt and differ in the question
+    /// after it; the second should find the shared blocks cached. Completions rather than chat,
+    /// so the prompt (1,000 + question + 8 generated tokens) fits GPT-2's 1,024 positions.
+    /// </summary>
     private static async Task<PrefixCacheResult> MeasurePrefixCacheAsync(Uri baseUrl, CancellationToken cancellationToken)
     {
         using var http = new HttpClient { BaseAddress = baseUrl };
-        // 250 repetitions of a 4-token phrase: about 1,000 tokens with GPT-2's tokenizer.
+        // " Answer briefly and politely." is 5 GPT-2 tokens.
         string systemPrompt = string.Concat(Enumerable.Repeat(" Answer briefly and politely.", 200));
-        var (firstTtft, firstUsage) = await TimedChatAsync(http, systemPrompt, "What is the capital of France?", cancellationToken);
-        var (secondTtft, secondUsage) = await TimedChatAsync(http, systemPrompt, "How many legs does a spider have?", cancellationToken);
+        var (firstTtft, _) = await TimedCompletionAsync(http, systemPrompt + "\nQ: What is the capital of France?\nA:", cancellationToken);
+        var (secondTtft, secondUsage) = await TimedCompletionAsync(http, systemPrompt + "\nQ: How many legs has a spider?\nA:", cancellationToken);
 
         var tokenized = await http.PostAsJsonAsync("/tokenize", new { prompt = systemPrompt }, cancellationToken);
         int systemTokens = (await tokenized.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("count").GetInt32();
         int promptTokens = secondUsage.GetProperty("prompt_tokens").GetInt32();
         int cached = secondUsage.TryGetProperty("prompt_tokens_details", out JsonElement details) ? details.GetProperty("cached_tokens").GetInt32() : 0;
         const int blockSize = 16;
-        double cachedFraction = Math.Min(1.0, (double)(cached / blockSize) / (systemTokens / blockSize));
-        _ = firstUsage;
+        // Of the blocks the shared system prompt spans, the share that came from the cache.
+        double cachedFraction = Math.Min(1.0, (double)(cached / blockSize) / Math.Ceiling(systemTokens / (double)blockSize));
         return new PrefixCacheResult(systemTokens, promptTokens, cached, cachedFraction, firstTtft, secondTtft, firstTtft / secondTtft);
     }
 
-    private static async Task<(double TtftMs, JsonElement Usage)> TimedChatAsync(HttpClient http, string system, string question, CancellationToken cancellationToken)
+    private static async Task<(double TtftMs, JsonElement Usage)> TimedCompletionAsync(HttpClient http, string prompt, CancellationToken cancellationToken)
     {
         string body = JsonSerializer.Serialize(new
         {
-            messages = new object[] { new { role = "system", content = system }, new { role = "user", content = question } },
+            prompt,
             max_tokens = 8,
             temperature = 0,
             stream = true,
             stream_options = new { include_usage = true },
         });
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         long start = Stopwatch.GetTimestamp();
         using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         response.EnsureSuccessStatusCode();
@@ -160,7 +164,7 @@ public static class BenchmarkSuite
                 continue;
             }
             JsonElement chunk = JsonDocument.Parse(line["data: ".Length..]).RootElement;
-            if (ttft is null && chunk.GetProperty("choices").EnumerateArray().Any(c => c.GetProperty("delta").TryGetProperty("content", out JsonElement content) && content.GetString() is { Length: > 0 }))
+            if (ttft is null && chunk.GetProperty("choices").EnumerateArray().Any(c => c.GetProperty("text").GetString() is { Length: > 0 }))
             {
                 ttft = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             }
