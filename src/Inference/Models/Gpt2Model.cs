@@ -199,7 +199,10 @@ public sealed class Gpt2Model : Module
         using var noGrad = torch.no_grad();
         _servingHead?.Dispose();
         Tensor head = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;     // (V, C)
-        _servingHead = head.detach().t().contiguous();                                              // (C, V)
+        // An even number of columns lets a single-row product split the matrix in two halves.
+        long padding = head.shape[0] % 2;
+        using Tensor transposed = head.detach().t();                                                // (C, V)
+        _servingHead = padding == 0 ? transposed.contiguous() : functional.pad(transposed, [0, padding]); // (C, V [+1])
     }
 
     /// <summary>Serving forward: N flattened tokens in, final hidden states (N, C) out.</summary>
@@ -247,7 +250,10 @@ public sealed class Gpt2Model : Module
         // Only under inference mode (the engine), so a model being trained always uses its live weights.
         if (_servingHead is not null && torch.is_inference_mode_enabled())
         {
-            return hidden.matmul(_servingHead);
+            using Tensor padded = hidden.dim() == 2 && SingleRowProduct.Applies(hidden, _servingHead)
+                ? SingleRowProduct.Multiply(hidden, _servingHead)
+                : hidden.matmul(_servingHead);                                           // (..., V [+1])
+            return padded.narrow(-1, 0, Config.VocabSize);                               // (..., V)
         }
         return _separateHead is not null ? _separateHead.Forward(hidden) : hidden.matmul(_tokenEmbedding.Weight.t());
     }
@@ -344,9 +350,14 @@ public sealed class Conv1D : Module
         {
             return x.matmul(_weight.t());                                                // (..., out)
         }
+        if (x.dim() == 2 && SingleRowProduct.Applies(x, _weight))
+        {
+            using Tensor oneRow = SingleRowProduct.Multiply(x, _weight);                // (1, out)
+            return oneRow.add(_bias!);
+        }
         if (x.dim() == 2)
         {
-            return addmm(_bias!, x, _weight, beta: 1, alpha: 1);                                            // (N, out)
+            return addmm(_bias!, x, _weight, beta: 1, alpha: 1);                         // (N, out)
         }
         using Tensor product = x.matmul(_weight);                                        // (..., out)
         return product.add(_bias!);
