@@ -165,6 +165,14 @@ public sealed class ModelRunner : IDisposable
         public AttentionGroup ToTensors(Device device)
         {
             int b = _sequences.Count;
+            if (b == 1 && queryLength > 1 && _sequences[0].ContextStart == 0)
+            {
+                return new AttentionGroup
+                {
+                    FirstToken = firstToken, SequenceCount = 1, QueryLength = queryLength, KeyLength = queryLength,
+                    StartsAtFirstToken = true,
+                };
+            }
             int blocksPerSequence = _sequences.Max(s => s.Blocks.Length);
             int keyLength = blocksPerSequence * _blockSize;
             var keyBlocks = new long[b * blocksPerSequence];

@@ -39,16 +39,24 @@ public sealed class AttentionGroup : IDisposable
     public required int KeyLength { get; init; }
 
     /// <summary>(SequenceCount * KeyLength / block size) int64: the blocks to read keys and values from, in order, padded with block 0.</summary>
-    public required Tensor KeyBlocks { get; init; }
+    /// <remarks>Null when <see cref="StartsAtFirstToken"/>: nothing is read from the cache.</remarks>
+    public Tensor? KeyBlocks { get; init; }
 
     /// <summary>(SequenceCount, 1, QueryLength, KeyLength) bool: true where a query may see a key (causal, within its sequence).</summary>
-    public required Tensor Mask { get; init; }
+    public Tensor? Mask { get; init; }
+
+    /// <summary>
+    /// One sequence whose whole context is this step's tokens (a prompt computed from its first
+    /// token): its keys and values are the ones just computed, and plain causal attention over
+    /// them needs neither a gather nor a mask.
+    /// </summary>
+    public bool StartsAtFirstToken { get; init; }
 
     public int TokenCount => SequenceCount * QueryLength;
 
     public void Dispose()
     {
-        KeyBlocks.Dispose();
-        Mask.Dispose();
+        KeyBlocks?.Dispose();
+        Mask?.Dispose();
     }
 }

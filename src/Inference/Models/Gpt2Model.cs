@@ -56,15 +56,26 @@ public sealed class CausalSelfAttention : Module
         foreach (AttentionGroup group in metadata.Groups)
         {
             long b = group.SequenceCount, tq = group.QueryLength, tk = group.KeyLength;
+            if (group.StartsAtFirstToken)
+            {
+                // Query and key lengths are equal, so SDPA's top-left causal mask is right, and
+                // without an explicit mask it can take its memory-efficient kernel.
+                using Tensor ownQueries = q.narrow(0, group.FirstToken, group.TokenCount).view(1, tq, _headCount, _headSize).transpose(1, 2); // (1, nh, T, hs)
+                using Tensor ownKeys = k.narrow(0, group.FirstToken, group.TokenCount).view(1, tq, _headCount, _headSize).transpose(1, 2);    // (1, nh, T, hs)
+                using Tensor ownValues = v.narrow(0, group.FirstToken, group.TokenCount).view(1, tq, _headCount, _headSize).transpose(1, 2);  // (1, nh, T, hs)
+                using Tensor causal = functional.scaled_dot_product_attention(ownQueries, ownKeys, ownValues, is_casual: true);               // (1, nh, T, hs)
+                groupOutputs.Add(causal.transpose(1, 2).reshape(tq, _embeddingSize));                                                       // (T, C)
+                continue;
+            }
             using Tensor groupQueries = q.narrow(0, group.FirstToken, group.TokenCount)
                 .view(b, tq, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tq, hs)
             // Whole blocks are gathered: one row of block_size * C floats per block.
-            using Tensor groupKeys = cache.KeyBlocks(layer).index_select(0, group.KeyBlocks)
+            using Tensor groupKeys = cache.KeyBlocks(layer).index_select(0, group.KeyBlocks!)
                 .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
-            using Tensor groupValues = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks)
+            using Tensor groupValues = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks!)
                 .view(b, tk, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tk, hs)
             using Tensor attended = functional.scaled_dot_product_attention(
-                groupQueries, groupKeys, groupValues, group.Mask);                     // (B, nh, Tq, hs)
+                groupQueries, groupKeys, groupValues, group.Mask!);                     // (B, nh, Tq, hs)
             groupOutputs.Add(attended.transpose(1, 2).reshape(b * tq, _embeddingSize)); // (B*Tq, C)
         }
         using Tensor y = groupOutputs.Count == 1 ? groupOutputs[0] : cat(groupOutputs, 0); // (N, C)

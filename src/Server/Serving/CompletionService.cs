@@ -51,15 +51,7 @@ public sealed class CompletionService(GenerationService generation)
             return;
         }
 
-        var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
-        await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
-        {
-            if (ChoiceAccumulator.IsFailure(item.Event))
-            {
-                throw ChoiceAccumulator.Failure(item.Event);
-            }
-            accumulators[item.Index].Add(item.Event);
-        }
+        ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
         var responseChoices = accumulators.Select((a, index) => new CompletionChoice(index, EchoFor(index) + a.Text,
             request.Logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer, EchoFor(index).Length) : null,
             ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();

@@ -62,6 +62,21 @@ public sealed class GenerationService(IEngineClient engine)
         return choices;
     }
 
+    /// <summary>Runs the choices to the end for a non-streamed response; a failed choice fails the request.</summary>
+    public async Task<ChoiceAccumulator[]> CollectAsync(IReadOnlyList<EngineSubmission> choices, CancellationToken cancellationToken)
+    {
+        var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
+        await foreach (ChoiceEvent item in GenerateAsync(choices, cancellationToken))
+        {
+            if (ChoiceAccumulator.IsFailure(item.Event))
+            {
+                throw ChoiceAccumulator.Failure(item.Event);
+            }
+            accumulators[item.Index].Add(item.Event);
+        }
+        return accumulators;
+    }
+
     /// <summary>Runs the choices (index = position in the list) and merges their events as they arrive.</summary>
     public async IAsyncEnumerable<ChoiceEvent> GenerateAsync(IReadOnlyList<EngineSubmission> choices,
         [EnumeratorCancellation] CancellationToken cancellationToken)
