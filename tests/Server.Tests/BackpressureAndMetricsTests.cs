@@ -63,6 +63,16 @@ public sealed class BackpressureAndMetricsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_bigger_than_the_whole_engine_is_a_400_not_an_endless_429()
+    {
+        using HttpResponseMessage response = await PostAsync("/v1/completions", new { prompt = "Hello", max_tokens = 2, n = 4 });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("n", error.GetProperty("param").GetString());
+        Assert.Contains("at most 3", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task Metrics_report_requests_tokens_prefix_cache_and_latency_in_prometheus_text()
     {
         string prompt = string.Join(' ', Enumerable.Repeat("the same long system prompt", 12));

@@ -14,6 +14,9 @@ namespace LlmServer.Inference.Benchmarking;
 /// </summary>
 public sealed record ModelLimits(
     long Parameters,
+    long BodyParameters,
+    long HeadParameters,
+    int ContextLength,
     double WeightReadMs,
     double GemmGflops1Row,
     double GemmGflops32Rows,
@@ -70,7 +73,10 @@ public sealed record ModelLimits(
         double gemm1 = Gemm(1), gemm32 = Gemm(32), gemm256 = Gemm(256);
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
         double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
-        return new ModelLimits(model.Config.ParameterCount(), weightRead, gemm1, gemm32, gemm256, decode1, decode32, torch.get_num_threads());
+        Gpt2Config config = model.Config;
+        long head = (long)config.VocabSize * config.EmbeddingSize;
+        long body = config.ParameterCount() - head - (long)config.MaxPositions * config.EmbeddingSize;
+        return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, decode1, decode32, torch.get_num_threads());
     }
 
     /// <summary>

@@ -106,11 +106,18 @@ public sealed class BlockPool
         }
     }
 
+    /// <summary>
+    /// Which weights the cached content belongs to. Hashes are salted with it, and requests that
+    /// started under an older epoch never publish their blocks.
+    /// </summary>
+    public int ContentEpoch { get; private set; }
+
     /// <summary>Forgets every block's content, for when the weights that produced it are replaced.</summary>
     public void ForgetAllContent()
     {
         _blockWithContent.Clear();
         Array.Fill(_contentOf, null);
+        ContentEpoch++;
     }
 
     private void Forget(int block)

@@ -24,6 +24,9 @@ public interface IEngineClient
     /// </summary>
     EngineAdmission? TryAdmit(int requests);
 
+    /// <summary>The most requests the engine ever holds at once (running plus waiting).</summary>
+    int AdmissionLimit { get; }
+
     /// <summary>
     /// Streams the request's events until its final one. Cancelling <paramref name="cancellationToken"/>
     /// (or abandoning the enumeration) aborts the request and frees its cache blocks within one step.
@@ -50,6 +53,8 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
     public Task<ServedModel> Ready => _core.Ready;
 
     public EngineStatistics Statistics => _core.Statistics;
+
+    public int AdmissionLimit => _admissionLimit;
 
     /// <summary>Requests admitted and not yet done: running plus waiting.</summary>
     public int AdmittedRequests => Volatile.Read(ref _admitted);

@@ -279,9 +279,9 @@ internal sealed class EngineCore
                     }
                     active.LastTokenTimestamp = now;
                 }
-                catch (Exception e) when (e is SamplingException or ArgumentException)
+                catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    // One request's bad row (NaN logits) fails that request alone.
+                    // One request's bad row (NaN logits, say) fails that request alone, not the batch.
                     generated = active.Output.Finish(FinishReason.Error, e.Message);
                 }
                 if (generated.IsFinal)

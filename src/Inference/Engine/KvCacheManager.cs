@@ -84,6 +84,7 @@ public sealed class KvCacheManager
         {
             table = new List<int>(BlocksFor(request.MaxTotalTokens));
             _blockTables[request.RequestId] = table;
+            request.ComputedInEpoch = _pool.ContentEpoch;
         }
         if (cachedPrefix.Count > 0)
         {
@@ -111,7 +112,9 @@ public sealed class KvCacheManager
     /// <summary>Publishes the request's blocks that its computed tokens have filled since the last call.</summary>
     public void CacheFullBlocks(Request request)
     {
-        if (!PrefixCachingEnabled || !_blockTables.TryGetValue(request.RequestId, out List<int>? table))
+        // Blocks computed under weights that have since been replaced must never be found again.
+        if (!PrefixCachingEnabled || request.ComputedInEpoch != _pool.ContentEpoch
+            || !_blockTables.TryGetValue(request.RequestId, out List<int>? table))
         {
             return;
         }
@@ -145,6 +148,13 @@ public sealed class KvCacheManager
     private List<BlockHash> HashesOfFullBlocks(Request request, int count)
     {
         List<BlockHash> hashes = request.BlockHashes;
+        if (request.BlockHashesEpoch != _pool.ContentEpoch)
+        {
+            hashes.Clear();
+            request.BlockHashesEpoch = _pool.ContentEpoch;
+        }
+        // The first block chains from the epoch, so content of replaced weights never matches.
+        var root = new BlockHash((UInt128)(uint)_pool.ContentEpoch);
         while (hashes.Count < count)
         {
             int start = hashes.Count * BlockSize;
@@ -153,7 +163,7 @@ public sealed class KvCacheManager
             {
                 tokens[i] = request.TokenIds[start + i];
             }
-            hashes.Add(BlockHash.Of(hashes.Count == 0 ? null : hashes[^1], tokens));
+            hashes.Add(BlockHash.Of(hashes.Count == 0 ? root : hashes[^1], tokens));
         }
         return hashes.Count == count ? hashes : hashes.GetRange(0, count);
     }

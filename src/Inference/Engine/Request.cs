@@ -56,6 +56,12 @@ public sealed class Request
     /// <summary>Leading blocks of this request already published to the prefix cache.</summary>
     public int PublishedBlockCount { get; set; }
 
+    /// <summary>The block pool's content epoch <see cref="BlockHashes"/> were computed in.</summary>
+    public int BlockHashesEpoch { get; set; }
+
+    /// <summary>The content epoch the request's cached keys and values were computed in.</summary>
+    public int ComputedInEpoch { get; set; }
+
     /// <summary>The most tokens this request can ever hold in the cache.</summary>
     public int MaxTotalTokens => PromptLength + Sampling.MaxTokens;
 

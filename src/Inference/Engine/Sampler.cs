@@ -102,6 +102,11 @@ public sealed class Sampler
         {
             throw new SamplingException("every token is excluded (logit_bias or penalties left nothing to sample)");
         }
+        if (float.IsPositiveInfinity(max))
+        {
+            // An overflowed logit dominates any distribution; exp(inf - inf) would be NaN.
+            return TensorPrimitives.IndexOfMax(adjusted);
+        }
         // w = exp((logit - max) / T), in place and vectorised.
         TensorPrimitives.Subtract(adjusted, max, adjusted);
         TensorPrimitives.Multiply(adjusted, (float)(1.0 / sampling.Temperature), adjusted);
@@ -115,6 +120,10 @@ public sealed class Sampler
             {
                 candidates[count++] = i;
             }
+        }
+        if (count == 0)
+        {
+            throw new SamplingException("no token has a positive weight at this temperature");
         }
         Span<int> kept = candidates[..count];
         if (sampling.TopK > 0 && sampling.TopK < kept.Length)

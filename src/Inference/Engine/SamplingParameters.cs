@@ -23,5 +23,9 @@ public sealed record SamplingParameters
     /// <summary>null: no logprobs; otherwise the sampled token's logprob plus this many alternatives.</summary>
     public int? Logprobs { get; init; }
 
-    public bool IsGreedy => Temperature == 0;
+    /// <summary>
+    /// Below vLLM's sampling epsilon a temperature is greedy: dividing logits by it would
+    /// overflow float to infinity and leave nothing to draw from.
+    /// </summary>
+    public bool IsGreedy => Temperature < 1e-5;
 }

@@ -15,6 +15,7 @@ internal static class SingleRowProduct
 
     public static bool Applies(Tensor x, Tensor weight) =>
         x.shape[0] == 1 && x.device_type == TorchSharp.DeviceType.CPU && weight.shape[1] % Parts == 0
+        && weight.storage_offset() == 0
         && weight.stride(1) == 1 && weight.stride(0) == weight.shape[1] && TorchSharp.torch.get_num_threads() >= Parts;
 
     public static Tensor Multiply(Tensor x, Tensor weight)

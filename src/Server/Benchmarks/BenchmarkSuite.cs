@@ -33,7 +33,7 @@ public static class BenchmarkSuite
         double FirstTtftMs, double SecondTtftMs, double TtftRatio);
 
     public sealed record TargetResult(
-        double ComputeEfficiency, bool ComputeEfficiencyMet,
+        double ComputeEfficiency, bool ComputeEfficiencyMet, double ComputeEfficiencyOfFlopsDone,
         double DecodeOverWeightRead, bool SingleStreamMet,
         double ServerOverBareDecode, bool OverheadMet,
         bool MemoryMet, bool PrefixCacheMet);
@@ -41,9 +41,11 @@ public static class BenchmarkSuite
     public static async Task<Result> RunAsync(Options options, TextWriter log, CancellationToken cancellationToken)
     {
         log.WriteLine($"Measuring the model's limits in-process ({options.ModelDirectory})...");
-        ModelLimits limits = ModelLimits.Measure(options.ModelDirectory);
+        // The bare step at the mean context the benchmark's requests decode at.
+        ModelLimits limits = ModelLimits.Measure(options.ModelDirectory, contextLength: options.InputLength + options.OutputLength / 2);
         log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows, " +
-            $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step: {limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32)");
+            $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step at context {limits.ContextLength}: " +
+            $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32)");
 
         await using ChildServer server = await ChildServer.StartAsync(options.ModelDirectory, options.Port, log, cancellationToken);
         var baseUrl = new Uri($"http://127.0.0.1:{options.Port}");
@@ -70,12 +72,18 @@ public static class BenchmarkSuite
         log.WriteLine($"Prefix cache: {prefix.CachedTokens}/{prefix.PromptTokens} prompt tokens cached ({prefix.CachedBlockFraction:P1} of the system prompt's blocks); " +
             $"TTFT {prefix.FirstTtftMs:F0} ms -> {prefix.SecondTtftMs:F0} ms ({prefix.TtftRatio:F1}x)");
 
+        // The definition counts every parameter for every token ...
         double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
         double efficiency = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
+        // ... but prompt tokens never pass the LM head and no token multiplies the position table,
+        // so the arithmetic actually done is less; reported beside it, for honesty.
+        double actualFlops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
+            + 2.0 * limits.HeadParameters * throughput.TotalOutputTokens;
+        double actualEfficiency = actualFlops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
         double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
         double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;
         var targets = new TargetResult(
-            efficiency, efficiency >= 0.70 && throughput.Failed == 0,
+            efficiency, efficiency >= 0.70 && throughput.Failed == 0, actualEfficiency,
             decodeOverRead, decodeOverRead <= 2.0,
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
@@ -94,7 +102,8 @@ public static class BenchmarkSuite
         string Mark(bool met) => met ? "met" : "MISSED";
         var text = new StringBuilder();
         text.AppendLine("================ Targets ================");
-        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c={32}: {t.ComputeEfficiency:P1} of the 256-row GEMM rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of the 256-row GEMM rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
+            $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1})");
         text.AppendLine(CultureInfo.InvariantCulture, $"single stream TPOT / weight read: {t.DecodeOverWeightRead:F2}x (target <= 2x): {Mark(t.SingleStreamMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"memory over {result.Memory.Requests} requests: tensors {result.Memory.IdleTensors} -> {result.Memory.TensorsAfter}, RSS +{result.Memory.RssGrowthPercent:F1}% from request 500: {Mark(t.MemoryMet)}");
@@ -132,6 +141,10 @@ public static class BenchmarkSuite
 
         var tokenized = await http.PostAsJsonAsync("/tokenize", new { prompt = systemPrompt }, cancellationToken);
         int systemTokens = (await tokenized.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("count").GetInt32();
+        if (secondUsage.ValueKind != JsonValueKind.Object)
+        {
+            throw new InvalidOperationException("the server sent no usage chunk although stream_options.include_usage was set");
+        }
         int promptTokens = secondUsage.GetProperty("prompt_tokens").GetInt32();
         int cached = secondUsage.TryGetProperty("prompt_tokens_details", out JsonElement details) ? details.GetProperty("cached_tokens").GetInt32() : 0;
         const int blockSize = 16;

@@ -50,6 +50,11 @@ public static class BenchCommands
             Port = int.Parse(values.GetValueOrDefault("--port", "8765")),
             MemoryRequests = int.Parse(values.GetValueOrDefault("--memory-requests", "2000")),
         };
+        if (options.MemoryRequests <= 500)
+        {
+            Console.Error.WriteLine("error: --memory-requests must be above 500 (RSS is compared between request 500 and the last)");
+            return 2;
+        }
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
         BenchmarkSuite.Result result = await BenchmarkSuite.RunAsync(options, Console.Out, cancel.Token);

@@ -38,7 +38,16 @@ public sealed class GenerationService(IEngineClient engine)
     /// Retry-After is one second: a slot frees whenever any request finishes, which under load
     /// is many times a second, and the official SDKs back off further on each 429 by themselves.
     /// </remarks>
-    public EngineAdmission Admit(int choices) => engine.TryAdmit(choices) ?? throw ApiException.Overloaded(retryAfterSeconds: 1);
+    public EngineAdmission Admit(int choices)
+    {
+        if (choices > engine.AdmissionLimit)
+        {
+            // Retrying could never help: say so instead of answering 429 forever.
+            throw ApiException.InvalidParameter("n",
+                $"The request needs {choices} generations (prompts x n) but the server holds at most {engine.AdmissionLimit} at once.");
+        }
+        return engine.TryAdmit(choices) ?? throw ApiException.Overloaded(retryAfterSeconds: 1);
+    }
 
     /// <summary>
     /// The choices of one API request: prompt index p with n samples gives choices p*n .. p*n+n-1.

@@ -88,6 +88,14 @@ public class SamplerTests
     }
 
     [Fact]
+    public void A_temperature_too_small_to_divide_by_is_greedy()
+    {
+        var sampler = new Sampler();
+        Assert.Equal(0, sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 1e-39, Seed = 1 }), new SeededRandom(1), [], 0).TokenId);
+        Assert.Equal(1, sampler.Sample([1, float.PositiveInfinity, 2], RequestWith(new SamplingParameters { Temperature = 0.7 }), new SeededRandom(1), [], 0).TokenId);
+    }
+
+    [Fact]
     public void Nan_logits_are_refused_rather_than_sampled()
     {
         var sampler = new Sampler();

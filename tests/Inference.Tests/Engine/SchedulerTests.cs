@@ -314,4 +314,20 @@ public class SchedulerTests
 
         Assert.Empty(cache.FindCachedPrefix(RequestWithPrompt("second", prompt)));
     }
+
+    [Fact]
+    public void A_request_running_when_content_is_forgotten_never_publishes_its_blocks()
+    {
+        var (scheduler, cache) = NewScheduler(blockSize: 4, budget: 64, prefixCaching: true);
+        int[] prompt = Enumerable.Range(100, 10).ToArray();
+        Request running = RequestWithPrompt("running", prompt, maxTokens: 12);
+        scheduler.Add(running);
+        Step(scheduler);
+
+        cache.Pool.ForgetAllContent();
+        RunToCompletion(scheduler, running);
+
+        Assert.Equal(0, cache.Pool.CachedBlockCount);
+        Assert.Empty(cache.FindCachedPrefix(RequestWithPrompt("after", [.. prompt, .. running.OutputTokenIds])));
+    }
 }
