@@ -47,14 +47,13 @@ internal sealed class EngineCore
 
     public void Post(EngineCommand command)
     {
-        if (_stoppedAccepting && command is EngineCommand.Add add)
-        {
-            add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
-            add.Events.TryComplete();
-            return;
-        }
         _commands.Enqueue(command);
         _wake.Set();
+        if (_stoppedAccepting)
+        {
+            // The loop has gone: whatever it did not take is answered here.
+            RefuseQueuedCommands();
+        }
     }
 
     public void RequestStop()
@@ -105,14 +104,7 @@ internal sealed class EngineCore
                 Complete(active, active.Output.Finish(FinishReason.Aborted, "the server is shutting down"));
             }
             _stoppedAccepting = true;
-            while (_commands.TryDequeue(out EngineCommand? command))
-            {
-                if (command is EngineCommand.Add add)
-                {
-                    add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
-                    add.Events.TryComplete();
-                }
-            }
+            RefuseQueuedCommands();
             _runner.Dispose();
             _stopped.TrySetResult();
         }
@@ -210,6 +202,19 @@ internal sealed class EngineCore
             // Refused before it started: the request gets its answer, nobody else is affected.
             add.Events.TryWrite(RefusalEvent(add, e.Message));
             add.Events.TryComplete();
+        }
+    }
+
+    /// <summary>Answers every request still queued after the loop ended; safe from any thread.</summary>
+    private void RefuseQueuedCommands()
+    {
+        while (_commands.TryDequeue(out EngineCommand? command))
+        {
+            if (command is EngineCommand.Add add)
+            {
+                add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
+                add.Events.TryComplete();
+            }
         }
     }
 

@@ -185,6 +185,22 @@ public sealed class EngineGenerationTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_request_sent_after_the_engine_stopped_is_answered_as_aborted_not_left_waiting()
+    {
+        EngineClient stopped = EngineFactory.Start(Fixture);
+        await stopped.Ready;
+        await stopped.DisposeAsync();
+
+        var events = new List<GenerationEvent>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await foreach (GenerationEvent generated in stopped.GenerateAsync(new EngineSubmission("late", Reference.PromptIds, Greedy(4)), timeout.Token))
+        {
+            events.Add(generated);
+        }
+        Assert.Equal(FinishReason.Aborted, Assert.Single(events).FinishReason);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
