@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 
@@ -9,28 +8,22 @@ namespace LlmServer.Tests;
 /// <summary>A bounded queue answered with 429 + Retry-After, and the Prometheus metrics.</summary>
 public sealed class BackpressureAndMetricsTests : IAsyncLifetime
 {
-    private WebApplication _app = null!;
-    private HttpClient _http = null!;
+    private RunningServer _server = null!;
 
     public async Task InitializeAsync()
     {
         // Room for 2 running + 1 waiting.
-        _app = ServerApplication.Build(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--port", "0",
+        _server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"),
             "--max-num-seqs", "2", "--max-queue", "1"]);
-        await _app.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
-        await _app.Services.GetRequiredService<IEngineClient>().Ready;
     }
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _server.DisposeAsync();
     }
 
     private Task<HttpResponseMessage> PostAsync(string path, object body) =>
-        _http.PostAsync(path, new StringContent(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"));
+        _server.Http.PostAsync(path, new StringContent(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"));
 
     [Fact]
     public async Task A_flood_past_the_queue_gets_429_with_retry_after_and_the_rest_complete()
@@ -82,7 +75,7 @@ public sealed class BackpressureAndMetricsTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
-        string metrics = await _http.GetStringAsync("/metrics");
+        string metrics = await _server.Http.GetStringAsync("/metrics");
 
         foreach (string name in new[]
         {

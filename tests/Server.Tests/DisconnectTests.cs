@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Tests;
@@ -13,26 +12,20 @@ namespace LlmServer.Tests;
 public sealed class DisconnectTests : IAsyncLifetime
 {
     private readonly string _modelDirectory = Path.Combine(Path.GetTempPath(), $"disconnect-model-{Guid.NewGuid():N}");
-    private WebApplication _app = null!;
-    private HttpClient _http = null!;
+    private RunningServer _server = null!;
 
-    private IEngineClient Engine => _app.Services.GetRequiredService<IEngineClient>();
+    private IEngineClient Engine => _server.Engine;
 
     public async Task InitializeAsync()
     {
         var config = new Gpt2Config { LayerCount = 4, EmbeddingSize = 256, HeadCount = 4, MaxPositions = 1024 };
         RandomCheckpoint.Create(config, _modelDirectory, TestFixtures.TokenizerDirectory, seed: 1);
-        _app = ServerApplication.Build(["--model", _modelDirectory, "--port", "0", "--kv-cache-memory", "64MiB"]);
-        await _app.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
-        await Engine.Ready;
+        _server = await RunningServer.StartAsync(["--model", _modelDirectory, "--kv-cache-memory", "64MiB"]);
     }
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _server.DisposeAsync();
         Directory.Delete(_modelDirectory, recursive: true);
     }
 
@@ -46,7 +39,7 @@ public sealed class DisconnectTests : IAsyncLifetime
         using (var cancel = new CancellationTokenSource())
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") })
         {
-            Task<HttpResponseMessage> sending = _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+            Task<HttpResponseMessage> sending = _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
             await WaitUntilAsync(() => Engine.Statistics.RunningRequests == 1 && Engine.Statistics.KvCacheUsage > 0);
             if (stream)
             {

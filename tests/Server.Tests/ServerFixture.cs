@@ -1,6 +1,5 @@
 using System.Net.Http.Json;
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 
@@ -11,27 +10,16 @@ public sealed class ServerFixture : IAsyncLifetime
 {
     public const string ModelName = "gpt2-random-2l-64d";
 
-    private WebApplication _app = null!;
+    private RunningServer _server = null!;
 
-    public Uri BaseAddress { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
-    public IEngineClient Engine => _app.Services.GetRequiredService<IEngineClient>();
+    public Uri BaseAddress => _server.BaseAddress;
+    public HttpClient Http => _server.Http;
+    public IEngineClient Engine => _server.Engine;
 
-    public async Task InitializeAsync()
-    {
-        _app = ServerApplication.Build(["--model", TestFixtures.ModelDirectory(ModelName), "--port", "0", "--kv-cache-memory", "64MiB"]);
-        await _app.StartAsync();
-        BaseAddress = new Uri(_app.Urls.First());
-        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-        await Engine.Ready;
-    }
+    public async Task InitializeAsync() =>
+        _server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(ModelName), "--kv-cache-memory", "64MiB"]);
 
-    public async Task DisposeAsync()
-    {
-        Http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _server.DisposeAsync();
 
     public async Task<(int Status, JsonElement Body)> PostAsync(string path, object body)
     {

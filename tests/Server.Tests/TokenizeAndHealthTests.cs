@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 
@@ -54,17 +53,15 @@ public class HealthBeforeLoadTests
     [Fact]
     public async Task Health_is_503_and_inference_refuses_politely_while_loading()
     {
-        await using WebApplication app = ServerApplication.Build(
-            ["--model", TestFixtures.ModelDirectory(ServerFixture.ModelName), "--port", "0"],
-            replaceServices: services => services.AddSingleton<IEngineClient>(new NeverReadyEngine()));
-        await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        await using RunningServer server = await RunningServer.StartAsync(
+            ["--model", TestFixtures.ModelDirectory(ServerFixture.ModelName)],
+            services => services.AddSingleton<IEngineClient>(new NeverReadyEngine()), waitForModel: false);
+        HttpClient http = server.Http;
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health")).StatusCode);
         using HttpResponseMessage completion = await http.PostAsync("/v1/completions",
             new StringContent("{\"prompt\":\"hi\"}", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.ServiceUnavailable, completion.StatusCode);
         Assert.Equal("model_loading", JsonDocument.Parse(await completion.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
-        await app.StopAsync();
     }
 }

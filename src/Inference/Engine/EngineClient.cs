@@ -56,9 +56,6 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
 
     public int AdmissionLimit => _admissionLimit;
 
-    /// <summary>Requests admitted and not yet done: running plus waiting.</summary>
-    public int AdmittedRequests => Volatile.Read(ref _admitted);
-
     public EngineAdmission? TryAdmit(int requests)
     {
         while (true)

@@ -25,7 +25,7 @@ internal sealed class EngineCore
     private volatile bool _stopping;
     private volatile bool _stoppedAccepting;
     private long _arrivals;
-    private long _steps, _promptTokens, _generationTokens, _preemptions, _aborted;
+    private long _promptTokens, _generationTokens, _preemptions, _aborted;
 
     private Scheduler _scheduler = null!;
     private int _sampleableVocabulary;
@@ -253,7 +253,6 @@ internal sealed class EngineCore
         {
             (IReadOnlyList<Request> sampling, ReadOnlyMemory<float> logits) = _runner.Execute(output);
             _scheduler.CommitStep(output);
-            _steps++;
             foreach (ScheduledRequest item in output.Scheduled)
             {
                 // Prompt tokens computed this step (recomputation after preemption counts again).
@@ -341,7 +340,7 @@ internal sealed class EngineCore
     {
         KvCacheManager cache = _scheduler.Cache;
         Statistics = new EngineStatistics(_scheduler.RunningCount, _scheduler.WaitingCount, cache.Pool.Usage, cache.Pool.FreeBlockCount,
-            cache.Pool.BlockCount, _steps, _promptTokens, _generationTokens, _preemptions, _aborted, cache.PrefixCacheQueries, cache.PrefixCacheHits);
+            cache.Pool.BlockCount, _promptTokens, _generationTokens, _preemptions, _aborted, cache.PrefixCacheQueries, cache.PrefixCacheHits);
     }
 
     private sealed class ActiveRequest(Request request, RequestOutput output, ChannelWriter<GenerationEvent> events, long arrivalTimestamp)

@@ -7,7 +7,6 @@ public sealed record EngineStatistics(
     double KvCacheUsage,
     int FreeBlocks,
     int TotalBlocks,
-    long Steps,
     long PromptTokens,
     long GenerationTokens,
     long Preemptions,
@@ -15,5 +14,5 @@ public sealed record EngineStatistics(
     long PrefixCacheQueries = 0,
     long PrefixCacheHits = 0)
 {
-    public static EngineStatistics Idle { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    public static EngineStatistics Idle { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 }

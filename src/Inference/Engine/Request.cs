@@ -48,8 +48,6 @@ public sealed class Request
     /// <summary>Prompt tokens found in the prefix cache when the request was (last) admitted.</summary>
     public int NumCachedTokens { get; set; }
 
-    public int NumPreemptions { get; set; }
-
     /// <summary>Content hashes of the request's full blocks, computed once each (prefix caching).</summary>
     public List<BlockHash> BlockHashes { get; } = [];
 
@@ -67,5 +65,19 @@ public sealed class Request
 
     public IEnumerable<int> OutputTokenIds => _tokenIds.Skip(PromptLength);
 
-    public void AppendOutputToken(int tokenId) => _tokenIds.Add(tokenId);
+    /// <summary>
+    /// How often each token has been generated, kept as tokens arrive for requests with presence
+    /// or frequency penalties, so the sampler does not recount the whole output every step.
+    /// </summary>
+    public IReadOnlyDictionary<int, int> OutputTokenCounts => _outputTokenCounts;
+    private readonly Dictionary<int, int> _outputTokenCounts = [];
+
+    public void AppendOutputToken(int tokenId)
+    {
+        _tokenIds.Add(tokenId);
+        if (Sampling.PresencePenalty != 0 || Sampling.FrequencyPenalty != 0)
+        {
+            _outputTokenCounts[tokenId] = _outputTokenCounts.GetValueOrDefault(tokenId) + 1;
+        }
+    }
 }

@@ -81,12 +81,7 @@ public sealed class Sampler
         }
         // OpenAI's definition: logit -= count * frequency_penalty + (count > 0) * presence_penalty,
         // counted over the tokens generated so far.
-        var counts = new Dictionary<int, int>();
-        foreach (int token in request.OutputTokenIds)
-        {
-            counts[token] = counts.GetValueOrDefault(token) + 1;
-        }
-        foreach ((int token, int count) in counts)
+        foreach ((int token, int count) in request.OutputTokenCounts)
         {
             if ((uint)token < (uint)adjusted.Length)
             {

@@ -116,7 +116,6 @@ public sealed class Scheduler
         _running.Remove(request);
         _cache.Free(request);
         request.NumComputedTokens = 0;
-        request.NumPreemptions++;
         request.Status = RequestStatus.Preempted;
         // Back to the front: it was admitted before everything still waiting.
         _waiting.AddFirst(request);

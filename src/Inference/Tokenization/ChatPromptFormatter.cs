@@ -41,8 +41,6 @@ public sealed class ChatPromptFormatter
     /// <summary>Stop strings every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
 
-    public string TemplateSource => _template.Source;
-
     public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer)
     {
         string configPath = Path.Combine(modelDirectory, "tokenizer_config.json");
