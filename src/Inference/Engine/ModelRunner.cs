@@ -14,6 +14,7 @@ public sealed class ModelRunner : IDisposable
     private readonly PagedKvCache _cache;
     private readonly KvCacheManager _blocks;
     private readonly bool _ownsModel;
+    private readonly bool _decodeInPlace;
     private float[] _logits = [];
 
     /// <param name="ownsModel">Dispose the model and cache with the runner (the engine's case).</param>
@@ -23,6 +24,7 @@ public sealed class ModelRunner : IDisposable
         _cache = cache;
         _blocks = blocks;
         _ownsModel = ownsModel;
+        _decodeInPlace = PagedDecodeAttention.Supports(cache);
     }
 
     public Gpt2Model Model => _model;
@@ -57,7 +59,7 @@ public sealed class ModelRunner : IDisposable
         using var metadata = new AttentionMetadata
         {
             SlotMapping = tensor(layout.SlotMapping.ToArray(), ScalarType.Int64, device),      // (N)
-            Groups = layout.Groups.Select(g => g.ToTensors(device)).ToList(),
+            Groups = layout.Groups.Select(g => g.Build(device, _decodeInPlace)).ToList(),
         };
         Tensor hidden = _model.Forward(tokenIds, positions, metadata, _cache);                   // (N, C)
         if (sampleRows is null)
@@ -162,7 +164,8 @@ public sealed class ModelRunner : IDisposable
             _sequences.Add((contextStart, blocks));
         }
 
-        public AttentionGroup ToTensors(Device device)
+        /// <param name="decodeInPlace">A decode group keeps its block tables on the host for <see cref="PagedDecodeAttention"/>.</param>
+        public AttentionGroup Build(Device device, bool decodeInPlace)
         {
             int b = _sequences.Count;
             if (b == 1 && queryLength > 1 && _sequences[0].ContextStart == 0)
@@ -175,6 +178,25 @@ public sealed class ModelRunner : IDisposable
             }
             int blocksPerSequence = _sequences.Max(s => s.Blocks.Length);
             int keyLength = blocksPerSequence * _blockSize;
+            if (decodeInPlace && queryLength == 1)
+            {
+                var keyCounts = new int[b];
+                var blockTables = new int[b * blocksPerSequence];
+                for (int s = 0; s < b; s++)
+                {
+                    (int contextStart, long[] blocks) = _sequences[s];
+                    keyCounts[s] = contextStart + 1;
+                    for (int block = 0; block < blocks.Length; block++)
+                    {
+                        blockTables[s * blocksPerSequence + block] = (int)blocks[block];
+                    }
+                }
+                return new AttentionGroup
+                {
+                    FirstToken = firstToken, SequenceCount = b, QueryLength = 1, KeyLength = keyLength,
+                    DecodeContexts = new DecodeContexts(keyCounts, blockTables, blocksPerSequence),
+                };
+            }
             var keyBlocks = new long[b * blocksPerSequence];
             var mask = new bool[b * queryLength * keyLength];
             for (int s = 0; s < b; s++)

@@ -39,7 +39,7 @@ public sealed class AttentionGroup : IDisposable
     public required int KeyLength { get; init; }
 
     /// <summary>(SequenceCount * KeyLength / block size) int64: the blocks to read keys and values from, in order, padded with block 0.</summary>
-    /// <remarks>Null when <see cref="StartsAtFirstToken"/>: nothing is read from the cache.</remarks>
+    /// <remarks>Null when <see cref="StartsAtFirstToken"/> or <see cref="DecodeContexts"/> is set: nothing is gathered.</remarks>
     public Tensor? KeyBlocks { get; init; }
 
     /// <summary>(SequenceCount, 1, QueryLength, KeyLength) bool: true where a query may see a key (causal, within its sequence).</summary>
@@ -51,6 +51,12 @@ public sealed class AttentionGroup : IDisposable
     /// them needs neither a gather nor a mask.
     /// </summary>
     public bool StartsAtFirstToken { get; init; }
+
+    /// <summary>
+    /// Set for a decode group (one query per sequence) whose cache <see cref="PagedDecodeAttention"/>
+    /// can read in place: the block tables stay on the host and no gather or mask is built.
+    /// </summary>
+    public DecodeContexts? DecodeContexts { get; init; }
 
     public int TokenCount => SequenceCount * QueryLength;
 

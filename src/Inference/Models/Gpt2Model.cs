@@ -67,6 +67,12 @@ public sealed class CausalSelfAttention : Module
                 groupOutputs.Add(causal.transpose(1, 2).reshape(tq, _embeddingSize));                                                       // (T, C)
                 continue;
             }
+            if (group.DecodeContexts is not null)
+            {
+                using Tensor decodeQueries = q.narrow(0, group.FirstToken, group.TokenCount); // (B, nh, hs)
+                groupOutputs.Add(PagedDecodeAttention.Run(decodeQueries, cache, layer, group)); // (B, C)
+                continue;
+            }
             using Tensor groupQueries = q.narrow(0, group.FirstToken, group.TokenCount)
                 .view(b, tq, _headCount, _headSize).transpose(1, 2);                   // (B, nh, Tq, hs)
             // Whole blocks are gathered: one row of block_size * C floats per block.

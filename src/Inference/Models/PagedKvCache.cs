@@ -19,6 +19,8 @@ public sealed class PagedKvCache : IDisposable
     {
         BlockCount = blockCount;
         BlockSize = blockSize;
+        Dtype = dtype;
+        Device = device;
         long slots = (long)blockCount * blockSize;
         _pool = zeros([config.LayerCount, 2, slots, config.HeadCount, config.HeadSize], dtype, device);
         _keys = new Tensor[config.LayerCount];
@@ -36,6 +38,8 @@ public sealed class PagedKvCache : IDisposable
 
     public int BlockCount { get; }
     public int BlockSize { get; }
+    public ScalarType Dtype { get; }
+    public Device Device { get; }
 
     /// <summary>(slots, nh, hs): where each token's key goes.</summary>
     public Tensor Keys(int layer) => _keys[layer];
