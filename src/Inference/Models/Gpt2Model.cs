@@ -220,6 +220,13 @@ public sealed class Gpt2Model : Module
         long padding = head.shape[0] % 2;
         using Tensor transposed = head.detach().t();                                                // (C, V)
         _servingHead = padding == 0 ? transposed.contiguous() : functional.pad(transposed, [0, padding]); // (C, V [+1])
+        foreach (Conv1D linear in modules().OfType<Conv1D>())
+        {
+            if (!ReferenceEquals(linear, _separateHead))
+            {
+                linear.PrepareForServing();
+            }
+        }
     }
 
     /// <summary>Serving forward: N flattened tokens in, final hidden states (N, C) out.</summary>
@@ -265,6 +272,13 @@ public sealed class Gpt2Model : Module
     public Tensor Logits(Tensor hidden)
     {
         // Only under inference mode (the engine), so a model being trained always uses its live weights.
+        if (_servingHead is not null && torch.is_inference_mode_enabled() && hidden.dim() == 2 && hidden.shape[0] > 1
+            && hidden.device_type == DeviceType.CPU)
+        {
+            // Several rows: the (V, C) matrix itself on the left, as Conv1D does for the body.
+            Tensor outByIn = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;   // (V, C)
+            return Conv1D.WeightOnTheLeft(outByIn, hidden, bias: null);                   // (N, V)
+        }
         if (_servingHead is not null && torch.is_inference_mode_enabled())
         {
             using Tensor padded = hidden.dim() == 2 && SingleRowProduct.Applies(hidden, _servingHead)
@@ -339,6 +353,12 @@ public sealed class Conv1D : Module
     [ComponentName(Name = "weight")] private readonly Parameter _weight;
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;
     private readonly bool _storedAsOutByIn;
+    // Serving only, on the CPU: the weight as a contiguous (out, in) copy. MKL computes
+    // y^T = W^T x^T with the weight on the left 1.3x to 1.4x faster than y = x W from 8 up to 256
+    // rows (measured on the 124M shapes: 32 rows 97-105 -> 130 GFLOP/s, 256 rows 134 -> 179),
+    // because with few rows it otherwise repacks the activations for every panel of the weight.
+    // One row keeps the stored orientation, which is faster for a matrix-vector product.
+    private Tensor? _servingWeight;
 
     public Conv1D(int inputs, int outputs, ScalarType dtype, Device device) : base("conv1d")
     {
@@ -361,8 +381,25 @@ public sealed class Conv1D : Module
     public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>
         new(inputs, outputs, dtype, device, storedAsOutByIn: true);
 
+    /// <summary>Builds the serving copy of the weight (CPU only); call again after the weights change.</summary>
+    public void PrepareForServing()
+    {
+        _servingWeight?.Dispose();
+        _servingWeight = null;
+        if (_weight.device_type == DeviceType.CPU)
+        {
+            using var noGrad = torch.no_grad();
+            using Tensor outByIn = _storedAsOutByIn ? _weight.detach() : _weight.detach().t();
+            _servingWeight = outByIn.contiguous();                                       // (out, in)
+        }
+    }
+
     public Tensor Forward(Tensor x)
     {
+        if (_servingWeight is not null && x.dim() == 2 && x.shape[0] > 1 && torch.is_inference_mode_enabled())
+        {
+            return WeightOnTheLeft(_servingWeight, x, _bias);                           // (N, out)
+        }
         if (_storedAsOutByIn)
         {
             return x.matmul(_weight.t());                                                // (..., out)
@@ -378,5 +415,26 @@ public sealed class Conv1D : Module
         }
         using Tensor product = x.matmul(_weight);                                        // (..., out)
         return product.add(_bias!);
+    }
+
+    /// <summary>x W + b computed as (W^T x^T + b)^T, for a contiguous (out, in) weight.</summary>
+    internal static Tensor WeightOnTheLeft(Tensor outByIn, Tensor x, Tensor? bias)
+    {
+        using Tensor columns = x.t();                                                     // (in, N)
+        using Tensor? biasColumn = bias?.unsqueeze(1);                                    // (out, 1)
+        using Tensor transposed = biasColumn is null
+            ? outByIn.mm(columns)                                                         // (out, N)
+            : addmm(biasColumn, outByIn, columns, beta: 1, alpha: 1);                     // (out, N)
+        using Tensor rows = transposed.t();                                               // (N, out)
+        return rows.contiguous();                                                         // (N, out)
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _servingWeight?.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }

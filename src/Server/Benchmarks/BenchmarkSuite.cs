@@ -34,6 +34,7 @@ public static class BenchmarkSuite
 
     public sealed record TargetResult(
         double ComputeEfficiency, bool ComputeEfficiencyMet, double ComputeEfficiencyOfFlopsDone,
+        double ComputeEfficiencyAgainstStoredOrientation,
         double DecodeOverWeightRead, bool SingleStreamMet,
         double ServerOverBareDecode, bool OverheadMet,
         bool MemoryMet, bool PrefixCacheMet);
@@ -43,7 +44,8 @@ public static class BenchmarkSuite
         log.WriteLine($"Measuring the model's limits in-process ({options.ModelDirectory})...");
         // The bare step at the mean context the benchmark's requests decode at.
         ModelLimits limits = ModelLimits.Measure(options.ModelDirectory, contextLength: options.InputLength + options.OutputLength / 2);
-        log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows, " +
+        log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows " +
+            $"({limits.GemmGflops256RowsStoredOrientation:F1} in the stored (in, out) orientation), " +
             $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step at context {limits.ContextLength}: " +
             $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32)");
 
@@ -74,7 +76,9 @@ public static class BenchmarkSuite
 
         // The definition counts every parameter for every token ...
         double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
+        // Judged against the faster orientation, the one serving multiplies in (see ModelLimits).
         double efficiency = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
+        double efficiencyStored = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256RowsStoredOrientation;
         // ... but prompt tokens never pass the LM head and no token multiplies the position table,
         // so the arithmetic actually done is less; reported beside it, for honesty.
         double actualFlops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
@@ -83,7 +87,7 @@ public static class BenchmarkSuite
         double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
         double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;
         var targets = new TargetResult(
-            efficiency, efficiency >= 0.70 && throughput.Failed == 0, actualEfficiency,
+            efficiency, efficiency >= 0.70 && throughput.Failed == 0, actualEfficiency, efficiencyStored,
             decodeOverRead, decodeOverRead <= 2.0,
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
@@ -103,7 +107,7 @@ public static class BenchmarkSuite
         var text = new StringBuilder();
         text.AppendLine("================ Targets ================");
         text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of the 256-row GEMM rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
-            $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1})");
+            $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1}; against x W in the stored orientation: {t.ComputeEfficiencyAgainstStoredOrientation:P1})");
         text.AppendLine(CultureInfo.InvariantCulture, $"single stream TPOT / weight read: {t.DecodeOverWeightRead:F2}x (target <= 2x): {Mark(t.SingleStreamMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"memory over {result.Memory.Requests} requests: tensors {result.Memory.IdleTensors} -> {result.Memory.TensorsAfter}, RSS +{result.Memory.RssGrowthPercent:F1}% from request 500: {Mark(t.MemoryMet)}");
