@@ -149,14 +149,14 @@ public sealed class ModelRunner : IDisposable
     /// <summary>Collects the key slots and causal limits of the sequences in one attention group.</summary>
     private sealed class GroupBuilder(int firstToken, int queryLength)
     {
-        private readonly List<(int ContextStart, long[] Blocks)> _sequences = [];
+        private readonly List<(int ContextStart, int[] Blocks)> _sequences = [];
         private int _blockSize;
 
         public void AddSequence(int contextStart, int contextEnd, IReadOnlyList<int> table, int blockSize)
         {
             _blockSize = blockSize;
             int blockCount = (contextEnd + blockSize - 1) / blockSize;
-            var blocks = new long[blockCount];
+            var blocks = new int[blockCount];
             for (int block = 0; block < blockCount; block++)
             {
                 blocks[block] = table[block];
@@ -184,12 +184,9 @@ public sealed class ModelRunner : IDisposable
                 var blockTables = new int[b * blocksPerSequence];
                 for (int s = 0; s < b; s++)
                 {
-                    (int contextStart, long[] blocks) = _sequences[s];
+                    (int contextStart, int[] blocks) = _sequences[s];
                     keyCounts[s] = contextStart + 1;
-                    for (int block = 0; block < blocks.Length; block++)
-                    {
-                        blockTables[s * blocksPerSequence + block] = (int)blocks[block];
-                    }
+                    blocks.CopyTo(blockTables, s * blocksPerSequence);
                 }
                 return new AttentionGroup
                 {
@@ -201,8 +198,11 @@ public sealed class ModelRunner : IDisposable
             var mask = new bool[b * queryLength * keyLength];
             for (int s = 0; s < b; s++)
             {
-                (int contextStart, long[] blocks) = _sequences[s];
-                blocks.CopyTo(keyBlocks, s * blocksPerSequence);
+                (int contextStart, int[] blocks) = _sequences[s];
+                for (int block = 0; block < blocks.Length; block++)
+                {
+                    keyBlocks[s * blocksPerSequence + block] = blocks[block];
+                }
                 for (int q = 0; q < queryLength; q++)
                 {
                     // Query q sits at position contextStart + q and sees every key up to itself.

@@ -272,15 +272,14 @@ public sealed class Gpt2Model : Module
     public Tensor Logits(Tensor hidden)
     {
         // Only under inference mode (the engine), so a model being trained always uses its live weights.
-        if (_servingHead is not null && torch.is_inference_mode_enabled() && hidden.dim() == 2 && hidden.shape[0] > 1
-            && hidden.device_type == DeviceType.CPU)
-        {
-            // Several rows: the (V, C) matrix itself on the left, as Conv1D does for the body.
-            Tensor outByIn = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;   // (V, C)
-            return Conv1D.WeightOnTheLeft(outByIn, hidden, bias: null);                   // (N, V)
-        }
         if (_servingHead is not null && torch.is_inference_mode_enabled())
         {
+            if (hidden.dim() == 2 && hidden.shape[0] > 1 && hidden.device_type == DeviceType.CPU)
+            {
+                // Several rows: the (V, C) matrix itself on the left, as Conv1D does for the body.
+                Tensor outByIn = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;   // (V, C)
+                return Conv1D.WeightOnTheLeft(outByIn, hidden, bias: null);               // (N, V)
+            }
             using Tensor padded = hidden.dim() == 2 && SingleRowProduct.Applies(hidden, _servingHead)
                 ? SingleRowProduct.Multiply(hidden, _servingHead)
                 : hidden.matmul(_servingHead);                                           // (..., V [+1])
