@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,10 +25,12 @@ public sealed record ModelLimits(
     double GemmGflops256RowsStoredOrientation,
     double BareDecodeStepMs,
     double BareDecodeStep32Ms,
-    int CpuThreads)
+    int CpuThreads,
+    MklDispatchOutcome MklDispatch)
 {
     public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
     {
+        MklDispatchOutcome mklDispatch = MklCpuDispatch.EnsureApplied();
         NativeMemoryTuning.KeepFreedMemoryForReuse();
         using Gpt2Model model = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, CPU);
         model.PrepareForServing();
@@ -44,15 +47,16 @@ public sealed record ModelLimits(
         });
 
         // The matmuls the model runs per token, every 2-D weight plus the LM head, oriented as serving
-        // multiplies by them: one row as x W with W (in, out) (the head as its (C, V) copy), several
-        // rows as W^T x^T with W^T (out, in) contiguous (see Conv1D). The stored orientation at
-        // several rows is measured too, as the reference the issue's own figures were taken with.
+        // multiplies by them: the body's weights at one row as x W with W (in, out), everything else
+        // as W^T x^T with W^T (out, in) contiguous (see Conv1D and Gpt2Model.Logits). The stored
+        // orientation at several rows is measured too, as the reference the issue's own figures
+        // were taken with.
         var matrices = model.named_parameters()
             .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
             .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
             .Select(m => m.IsHead
-                ? (InByOut: m.Weight.t().contiguous(), OutByIn: m.Weight)
-                : (InByOut: m.Weight, OutByIn: m.Weight.t().contiguous()))
+                ? (InByOut: m.Weight.t().contiguous(), OutByIn: m.Weight, m.IsHead)
+                : (InByOut: m.Weight, OutByIn: m.Weight.t().contiguous(), m.IsHead))
             .ToList();
         long matmulParameters = matrices.Sum(m => m.InByOut.numel());
         double Gemm(int rows, bool storedOrientation = false)
@@ -63,10 +67,10 @@ public sealed record ModelLimits(
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
-                foreach ((Tensor inByOut, Tensor outByIn) in matrices)
+                foreach ((Tensor inByOut, Tensor outByIn, bool isHead) in matrices)
                 {
                     Tensor x = inputs[inByOut.shape[0]];
-                    if (rows == 1 || storedOrientation)
+                    if (storedOrientation || (rows == 1 && !isHead))
                     {
                         x.matmul(inByOut);                                                     // (rows, out)
                     }
@@ -90,7 +94,7 @@ public sealed record ModelLimits(
         long head = (long)config.VocabSize * config.EmbeddingSize;
         long body = config.ParameterCount() - head - (long)config.MaxPositions * config.EmbeddingSize;
         return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, gemm256Stored,
-            decode1, decode32, torch.get_num_threads());
+            decode1, decode32, torch.get_num_threads(), mklDispatch);
     }
 
     /// <summary>

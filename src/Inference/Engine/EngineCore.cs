@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -112,6 +113,7 @@ internal sealed class EngineCore
 
     private void Load()
     {
+        MklCpuDispatch.EnsureApplied();
         if (_options.CpuThreads > 0)
         {
             torch.set_num_threads(_options.CpuThreads);

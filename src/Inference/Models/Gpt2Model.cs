@@ -1,3 +1,4 @@
+using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
@@ -205,21 +206,9 @@ public sealed class Gpt2Model : Module
     public ScalarType Dtype { get; }
     public Device Device { get; }
 
-    // The LM head as a contiguous (C, V) matrix. x @ wte.t() reads wte across its rows, which at
-    // one row per step (decode) takes twice as long as reading a contiguous copy; the copy costs
-    // V * C more memory and is not a parameter, so state_dict and training never see it.
-    private Tensor? _servingHead;
-
     /// <summary>Builds the inference-only copies serving uses; call again after the weights change.</summary>
     public void PrepareForServing()
     {
-        using var noGrad = torch.no_grad();
-        _servingHead?.Dispose();
-        Tensor head = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;     // (V, C)
-        // An even number of columns lets a single-row product split the matrix in two halves.
-        long padding = head.shape[0] % 2;
-        using Tensor transposed = head.detach().t();                                                // (C, V)
-        _servingHead = padding == 0 ? transposed.contiguous() : functional.pad(transposed, [0, padding]); // (C, V [+1])
         foreach (Conv1D linear in modules().OfType<Conv1D>())
         {
             if (!ReferenceEquals(linear, _separateHead))
@@ -271,30 +260,13 @@ public sealed class Gpt2Model : Module
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
     public Tensor Logits(Tensor hidden)
     {
-        // Only under inference mode (the engine), so a model being trained always uses its live weights.
-        if (_servingHead is not null && torch.is_inference_mode_enabled())
+        Tensor outByIn = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;  // (V, C)
+        if (hidden.dim() == 2 && hidden.device_type == DeviceType.CPU)
         {
-            if (hidden.dim() == 2 && hidden.shape[0] > 1 && hidden.device_type == DeviceType.CPU)
-            {
-                // Several rows: the (V, C) matrix itself on the left, as Conv1D does for the body.
-                Tensor outByIn = _separateHead is not null ? _separateHead.Weight : _tokenEmbedding.Weight;   // (V, C)
-                return Conv1D.WeightOnTheLeft(outByIn, hidden, bias: null);               // (N, V)
-            }
-            using Tensor padded = hidden.dim() == 2 && SingleRowProduct.Applies(hidden, _servingHead)
-                ? SingleRowProduct.Multiply(hidden, _servingHead)
-                : hidden.matmul(_servingHead);                                           // (..., V [+1])
-            return padded.narrow(-1, 0, Config.VocabSize);                               // (..., V)
+            // The (V, C) matrix itself on the left, as Conv1D does for the body (see there).
+            return Conv1D.WeightOnTheLeft(outByIn, hidden, bias: null);                  // (N, V)
         }
-        return _separateHead is not null ? _separateHead.Forward(hidden) : hidden.matmul(_tokenEmbedding.Weight.t());
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _servingHead?.Dispose();
-        }
-        base.Dispose(disposing);
+        return hidden.matmul(outByIn.t());                                               // (..., V)
     }
 }
 
@@ -353,11 +325,15 @@ public sealed class Conv1D : Module
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;
     private readonly bool _storedAsOutByIn;
     // Serving only, on the CPU: the weight as a contiguous (out, in) copy. MKL computes
-    // y^T = W^T x^T with the weight on the left 1.3x to 1.4x faster than y = x W from 8 up to 256
-    // rows (measured on the 124M shapes: 32 rows 97-105 -> 130 GFLOP/s, 256 rows 134 -> 179),
-    // because with few rows it otherwise repacks the activations for every panel of the weight.
-    // One row keeps the stored orientation, which is faster for a matrix-vector product.
+    // y^T = W^T x^T with the weight on the left faster than y = x W at the row counts of batched
+    // decoding (measured on the 124M shapes at 32 rows: 158 -> 190 GFLOP/s with MKL's AVX-512
+    // kernels, 105 -> 130 with its generic ones), because with few rows it otherwise repacks the
+    // activations for every panel of the weight. One row keeps the stored orientation, which is
+    // a little faster for a matrix-vector product.
     private Tensor? _servingWeight;
+
+    // Every model builds its products from Conv1D, so MKL's kernels are chosen before the first one runs.
+    static Conv1D() => MklCpuDispatch.EnsureApplied();
 
     public Conv1D(int inputs, int outputs, ScalarType dtype, Device device) : base("conv1d")
     {
@@ -402,11 +378,6 @@ public sealed class Conv1D : Module
         if (_storedAsOutByIn)
         {
             return x.matmul(_weight.t());                                                // (..., out)
-        }
-        if (x.dim() == 2 && SingleRowProduct.Applies(x, _weight))
-        {
-            using Tensor oneRow = SingleRowProduct.Multiply(x, _weight);                // (1, out)
-            return oneRow.add(_bias!);
         }
         if (x.dim() == 2)
         {

@@ -47,7 +47,7 @@ public static class BenchmarkSuite
         log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows " +
             $"({limits.GemmGflops256RowsStoredOrientation:F1} in the stored (in, out) orientation), " +
             $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step at context {limits.ContextLength}: " +
-            $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32)");
+            $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32); MKL dispatch: {limits.MklDispatch}");
 
         await using ChildServer server = await ChildServer.StartAsync(options.ModelDirectory, options.Port, log, cancellationToken);
         var baseUrl = new Uri($"http://127.0.0.1:{options.Port}");

@@ -88,6 +88,7 @@ public sealed record ServingBenchmarkResult
             WriteIndented = true,
             // Statistics are kept finite, but a NaN must not turn a finished run into an exception.
             NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         };
         options.MakeReadOnly(populateMissingResolver: true);
         return options;

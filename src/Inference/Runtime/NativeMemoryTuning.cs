@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Runtime;
 
 /// <summary>
 /// Every engine step allocates and frees activation tensors of tens of megabytes. glibc serves
