@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Runtime;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;
@@ -74,7 +75,7 @@ public sealed class ModelRunner : IDisposable
         {
             _logits = new float[count];
         }
-        logits.data<float>().CopyTo(_logits, 0);
+        TensorMemory.AsFloatSpan(logits).CopyTo(_logits);
         return _logits;
     }
 

@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
@@ -47,11 +47,11 @@ internal static unsafe class PagedDecodeAttention
         Tensor output = empty([sequences, heads * headSize], ScalarType.Float32, CPU);              // (B, C)
         var job = new Job
         {
-            Queries = (float*)TensorData(queries),
+            Queries = (float*)TensorMemory.DataPointer(queries),
             QueryRowStride = queries.stride(0),
-            Keys = (float*)TensorData(cache.Keys(layer)),
-            Values = (float*)TensorData(cache.Values(layer)),
-            Output = (float*)TensorData(output),
+            Keys = (float*)TensorMemory.DataPointer(cache.Keys(layer)),
+            Values = (float*)TensorMemory.DataPointer(cache.Values(layer)),
+            Output = (float*)TensorMemory.DataPointer(output),
             HeadCount = heads,
             HeadSize = headSize,
             BlockSize = cache.BlockSize,
@@ -60,20 +60,6 @@ internal static unsafe class PagedDecodeAttention
         };
         job.Attend();
         return output;
-    }
-
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSTensor_data(IntPtr handle);
-
-    /// <summary>The address of a CPU tensor's first element (its storage offset included).</summary>
-    private static IntPtr TensorData(Tensor tensor)
-    {
-        IntPtr data = THSTensor_data(tensor.Handle);
-        if (data == IntPtr.Zero)
-        {
-            throw new InvalidOperationException("libtorch returned no data pointer for a CPU tensor");
-        }
-        return data;
     }
 
     private struct Job
