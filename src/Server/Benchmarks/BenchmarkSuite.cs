@@ -76,14 +76,15 @@ public static class BenchmarkSuite
 
         // The definition counts every parameter for every token ...
         double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
-        // Judged against the faster orientation, the one serving multiplies in (see ModelLimits).
-        double efficiency = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
+        // Judged against the faster of the two orientations ModelLimits measures, whichever it is in this run.
+        double gemmRate = Math.Max(limits.GemmGflops256Rows, limits.GemmGflops256RowsStoredOrientation);
+        double efficiency = flops / throughput.DurationSeconds / 1e9 / gemmRate;
         double efficiencyStored = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256RowsStoredOrientation;
         // ... but prompt tokens never pass the LM head and no token multiplies the position table,
         // so the arithmetic actually done is less; reported beside it, for honesty.
         double actualFlops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
             + 2.0 * limits.HeadParameters * throughput.TotalOutputTokens;
-        double actualEfficiency = actualFlops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
+        double actualEfficiency = actualFlops / throughput.DurationSeconds / 1e9 / gemmRate;
         double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
         double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;
         var targets = new TargetResult(
@@ -106,7 +107,7 @@ public static class BenchmarkSuite
         string Mark(bool met) => met ? "met" : "MISSED";
         var text = new StringBuilder();
         text.AppendLine("================ Targets ================");
-        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of the 256-row GEMM rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
+        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of the 256-row GEMM rate, the faster orientation (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
             $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1}; against x W in the stored orientation: {t.ComputeEfficiencyAgainstStoredOrientation:P1})");
         text.AppendLine(CultureInfo.InvariantCulture, $"single stream TPOT / weight read: {t.DecodeOverWeightRead:F2}x (target <= 2x): {Mark(t.SingleStreamMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
