@@ -22,7 +22,8 @@ public sealed record ModelLimits(
     double GemmGflops1Row,
     double GemmGflops32Rows,
     double GemmGflops256Rows,
-    double GemmGflops256RowsStoredOrientation,
+    double TorchGemmGflops256Rows,
+    double TorchGemmGflops256RowsWeightOnTheLeft,
     double BareDecodeStepMs,
     double BareDecodeStep32Ms,
     int CpuThreads,
@@ -46,20 +47,19 @@ public sealed record ModelLimits(
             }
         });
 
-        // The matmuls the model runs per token, every 2-D weight plus the LM head, oriented as serving
-        // multiplies by them: the body's weights at one row as x W with W (in, out), everything else
-        // as W^T x^T with W^T (out, in) contiguous (see Conv1D and Gpt2Model.Logits). The stored
-        // orientation at several rows is measured too, as the reference the issue's own figures
-        // were taken with.
+        // The matmuls the model runs per token: every 2-D weight plus the LM head. Serving multiplies
+        // by them packed for MKL where it can (see MklPackedMatrix); torch.mm is measured beside it in
+        // both orientations, x W with W (in, out) and W^T x^T with W^T (out, in) contiguous, as the
+        // yardstick the issue defines (TorchSharp matmuls of the model's weight shapes).
         var matrices = model.named_parameters()
             .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
             .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
             .Select(m => m.IsHead
-                ? (InByOut: m.Weight.t().contiguous(), OutByIn: m.Weight, m.IsHead)
-                : (InByOut: m.Weight, OutByIn: m.Weight.t().contiguous(), m.IsHead))
+                ? (InByOut: m.Weight.t().contiguous(), OutByIn: m.Weight, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true))
+                : (InByOut: m.Weight, OutByIn: m.Weight.t().contiguous(), Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false)))
             .ToList();
         long matmulParameters = matrices.Sum(m => m.InByOut.numel());
-        double Gemm(int rows, bool storedOrientation = false)
+        double Gemm(int rows, Func<Tensor, Tensor, Tensor, MklPackedMatrix?, Tensor> product)
         {
             Dictionary<long, Tensor> inputs = matrices
                 .Select(m => m.InByOut.shape[0]).Distinct()
@@ -67,17 +67,9 @@ public sealed record ModelLimits(
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
-                foreach ((Tensor inByOut, Tensor outByIn, bool isHead) in matrices)
+                foreach ((Tensor inByOut, Tensor outByIn, MklPackedMatrix? packed) in matrices)
                 {
-                    Tensor x = inputs[inByOut.shape[0]];
-                    if (storedOrientation || (rows == 1 && !isHead))
-                    {
-                        x.matmul(inByOut);                                                     // (rows, out)
-                    }
-                    else
-                    {
-                        outByIn.mm(x.t());                                                     // (out, rows)
-                    }
+                    product(inputs[inByOut.shape[0]], inByOut, outByIn, packed);
                 }
             });
             foreach (Tensor input in inputs.Values)
@@ -86,14 +78,22 @@ public sealed record ModelLimits(
             }
             return 2.0 * rows * matmulParameters / (ms / 1000) / 1e9;
         }
+        static Tensor Served(Tensor x, Tensor inByOut, Tensor outByIn, MklPackedMatrix? packed) =>
+            packed is not null ? packed.Multiply(x, bias: null) : x.matmul(inByOut);            // (rows, out)
 
-        double gemm1 = Gemm(1), gemm32 = Gemm(32), gemm256 = Gemm(256), gemm256Stored = Gemm(256, storedOrientation: true);
+        double gemm1 = Gemm(1, Served), gemm32 = Gemm(32, Served), gemm256 = Gemm(256, Served);
+        double torch256 = Gemm(256, (x, inByOut, _, _) => x.matmul(inByOut));                   // (rows, out)
+        double torch256Left = Gemm(256, (x, _, outByIn, _) => outByIn.mm(x.t()));               // (out, rows)
+        foreach (var matrix in matrices)
+        {
+            matrix.Packed?.Dispose();
+        }
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
         double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
         Gpt2Config config = model.Config;
         long head = (long)config.VocabSize * config.EmbeddingSize;
         long body = config.ParameterCount() - head - (long)config.MaxPositions * config.EmbeddingSize;
-        return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, gemm256Stored,
+        return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
             decode1, decode32, torch.get_num_threads(), mklDispatch);
     }
 

@@ -34,7 +34,7 @@ public static class BenchmarkSuite
 
     public sealed record TargetResult(
         double ComputeEfficiency, bool ComputeEfficiencyMet, double ComputeEfficiencyOfFlopsDone,
-        double ComputeEfficiencyAgainstStoredOrientation,
+        double ComputeEfficiencyAgainstServingProducts,
         double DecodeOverWeightRead, bool SingleStreamMet,
         double ServerOverBareDecode, bool OverheadMet,
         bool MemoryMet, bool PrefixCacheMet);
@@ -44,9 +44,10 @@ public static class BenchmarkSuite
         log.WriteLine($"Measuring the model's limits in-process ({options.ModelDirectory})...");
         // The bare step at the mean context the benchmark's requests decode at.
         ModelLimits limits = ModelLimits.Measure(options.ModelDirectory, contextLength: options.InputLength + options.OutputLength / 2);
-        log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; GEMM over the weight shapes: {limits.GemmGflops256Rows:F1} GFLOP/s at 256 rows " +
-            $"({limits.GemmGflops256RowsStoredOrientation:F1} in the stored (in, out) orientation), " +
-            $"{limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; bare decode step at context {limits.ContextLength}: " +
+        log.WriteLine($"  weights read once: {limits.WeightReadMs:F1} ms; torch.mm over the weight shapes at 256 rows: " +
+            $"{limits.TorchGemmGflops256Rows:F1} GFLOP/s as x W, {limits.TorchGemmGflops256RowsWeightOnTheLeft:F1} as W^T x^T; " +
+            $"serving's packed products: {limits.GemmGflops256Rows:F1} at 256 rows, {limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; " +
+            $"bare decode step at context {limits.ContextLength}: " +
             $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32); MKL dispatch: {limits.MklDispatch}");
 
         await using ChildServer server = await ChildServer.StartAsync(options.ModelDirectory, options.Port, log, cancellationToken);
@@ -76,10 +77,11 @@ public static class BenchmarkSuite
 
         // The definition counts every parameter for every token ...
         double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
-        // Judged against the faster of the two orientations ModelLimits measures, whichever it is in this run.
-        double gemmRate = Math.Max(limits.GemmGflops256Rows, limits.GemmGflops256RowsStoredOrientation);
+        // Judged against the yardstick, TorchSharp's matmul at 256 rows in the faster of its two
+        // orientations in this run; against the packed products serving itself runs, for comparison.
+        double gemmRate = Math.Max(limits.TorchGemmGflops256Rows, limits.TorchGemmGflops256RowsWeightOnTheLeft);
         double efficiency = flops / throughput.DurationSeconds / 1e9 / gemmRate;
-        double efficiencyStored = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256RowsStoredOrientation;
+        double efficiencyServing = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
         // ... but prompt tokens never pass the LM head and no token multiplies the position table,
         // so the arithmetic actually done is less; reported beside it, for honesty.
         double actualFlops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
@@ -88,7 +90,7 @@ public static class BenchmarkSuite
         double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
         double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;
         var targets = new TargetResult(
-            efficiency, efficiency >= 0.70 && throughput.Failed == 0, actualEfficiency, efficiencyStored,
+            efficiency, efficiency >= 0.70 && throughput.Failed == 0, actualEfficiency, efficiencyServing,
             decodeOverRead, decodeOverRead <= 2.0,
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
@@ -107,8 +109,8 @@ public static class BenchmarkSuite
         string Mark(bool met) => met ? "met" : "MISSED";
         var text = new StringBuilder();
         text.AppendLine("================ Targets ================");
-        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of the 256-row GEMM rate, the faster orientation (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
-            $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1}; against x W in the stored orientation: {t.ComputeEfficiencyAgainstStoredOrientation:P1})");
+        text.AppendLine(CultureInfo.InvariantCulture, $"compute efficiency at c=32: {t.ComputeEfficiency:P1} of torch.mm's 256-row rate (target >= 70%, 0 errors): {Mark(t.ComputeEfficiencyMet)}" +
+            $" (counting only the FLOPs actually done: {t.ComputeEfficiencyOfFlopsDone:P1}; against serving's packed 256-row products: {t.ComputeEfficiencyAgainstServingProducts:P1})");
         text.AppendLine(CultureInfo.InvariantCulture, $"single stream TPOT / weight read: {t.DecodeOverWeightRead:F2}x (target <= 2x): {Mark(t.SingleStreamMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"memory over {result.Memory.Requests} requests: tensors {result.Memory.IdleTensors} -> {result.Memory.TensorsAfter}, RSS +{result.Memory.RssGrowthPercent:F1}% from request 500: {Mark(t.MemoryMet)}");
