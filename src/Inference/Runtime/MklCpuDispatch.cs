@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
-using TorchSharp;
 
 namespace LlmServer.Inference.Runtime;
 
@@ -67,9 +66,7 @@ public static unsafe class MklCpuDispatch
         {
             return MklDispatchOutcome.NotNeeded;
         }
-        // TorchSharp loads libtorch (and MKL inside libtorch_cpu) on its first call; this one does no math.
-        torch.get_num_threads();
-        if (!NativeLibrary.TryLoad("libtorch_cpu.so", out IntPtr library))
+        if (!LibTorchCpu.TryGetHandle(out IntPtr library))
         {
             return MklDispatchOutcome.NotRecognized;
         }

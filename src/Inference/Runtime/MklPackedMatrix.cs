@@ -28,19 +28,12 @@ internal sealed unsafe class MklPackedMatrix : IDisposable
     private readonly int _outputs;
     private void* _packed;
 
-    private MklPackedMatrix(int inputs, int outputs, void* packed, long bytes)
+    private MklPackedMatrix(int inputs, int outputs, void* packed)
     {
         _inputs = inputs;
         _outputs = outputs;
         _packed = packed;
-        Bytes = bytes;
     }
-
-    /// <summary>Whether this process's libtorch has MKL's packed GEMM.</summary>
-    public static bool IsAvailable => Mkl is not null;
-
-    /// <summary>The size of the packed buffer MKL asked for.</summary>
-    public long Bytes { get; }
 
     /// <summary>
     /// Packs W for products x W, from the weight stored (in, out), or stored (out, in) when
@@ -68,7 +61,7 @@ internal sealed unsafe class MklPackedMatrix : IDisposable
         nuint bytes = mkl.PackGetSize(&identifier, &m, &n, &k);
         void* packed = NativeMemory.AlignedAlloc(bytes, 64);
         mkl.Pack(&identifier, &transpose, &m, &n, &k, &alpha, (float*)TensorMemory.DataPointer(source), &leading, (float*)packed);
-        return new MklPackedMatrix(inputs, outputs, packed, (long)bytes);
+        return new MklPackedMatrix(inputs, outputs, packed);
     }
 
     /// <summary>x W (+ bias): (N, in) float32 on the CPU in, a new (N, out) tensor out.</summary>
@@ -120,9 +113,7 @@ internal sealed unsafe class MklPackedMatrix : IDisposable
 
         public static Api? Load()
         {
-            // Loaded by TorchSharp before any tensor exists; this only looks it up.
-            TorchSharp.torch.get_num_threads();
-            if (!NativeLibrary.TryLoad("libtorch_cpu.so", out IntPtr library)
+            if (!LibTorchCpu.TryGetHandle(out IntPtr library)
                 || !NativeLibrary.TryGetExport(library, "SGEMM_PACK_GET_SIZE", out IntPtr getSize)
                 || !NativeLibrary.TryGetExport(library, "SGEMM_PACK", out IntPtr pack)
                 || !NativeLibrary.TryGetExport(library, "SGEMM_COMPUTE", out IntPtr compute))
