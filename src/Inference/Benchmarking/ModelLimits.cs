@@ -13,6 +13,11 @@ namespace LlmServer.Inference.Benchmarking;
 /// the float GEMM rate over the model's own weight shapes, the time to read every weight once
 /// (the floor of a batch-1 decode step), and the bare model's decode step without any serving.
 /// </summary>
+/// <param name="GemmGflops1Row">The products serving runs (packed for MKL where it can), at 1 row.</param>
+/// <param name="GemmGflops32Rows">The same at 32 rows, a batch of decoding sequences.</param>
+/// <param name="GemmGflops256Rows">The same at 256 rows.</param>
+/// <param name="TorchGemmGflops256Rows">TorchSharp's torch.mm at 256 rows as x W, the checkpoint's orientation.</param>
+/// <param name="TorchGemmGflops256RowsWeightOnTheLeft">torch.mm at 256 rows as W^T x^T with an (out, in) copy.</param>
 public sealed record ModelLimits(
     long Parameters,
     long BodyParameters,

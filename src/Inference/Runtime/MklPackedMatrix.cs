@@ -12,7 +12,8 @@ namespace LlmServer.Inference.Runtime;
 /// <c>sgemm_pack</c> and multiplying with <c>sgemm_compute</c> skips both. Measured over the
 /// GPT-2 124M weight shapes with MKL's AVX-512 kernels: 32 rows 185 -> 214 GFLOP/s against the
 /// best torch.mm orientation, 2,048 rows 207 -> 218, one row unchanged (about 30). MKL asks for a
-/// buffer 1.5x to 4x the matrix; only the pages it writes become resident.
+/// buffer 1.5x to 4x the matrix but writes about one matrix's worth: packing all of the 124M
+/// model's products (498 MB of weights, 1 GB asked for) raised the resident set by 440-500 MB.
 /// <para>
 /// MKL is reached through the Fortran entry points libtorch_cpu exports (LP64 integers), the same
 /// MKL and threads libtorch uses. Where they are missing (libtorch without MKL) nothing is packed
