@@ -87,4 +87,14 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(2, exitCode);
         Assert.Contains(message, output);
     }
+
+    [Fact]
+    public async Task The_same_key_for_inference_and_admin_is_refused()
+    {
+        var (exitCode, output) = await RunAsync(["serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"),
+            "--api-key", "sk-same", "--admin-key", "sk-same"]);
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--api-key and --admin-key must differ", output);
+        Assert.DoesNotContain("sk-same", output);
+    }
 }

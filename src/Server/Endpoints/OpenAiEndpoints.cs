@@ -1,4 +1,5 @@
 using LlmServer.Contracts;
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Serving;
 
@@ -9,7 +10,7 @@ public static class OpenAiEndpoints
 {
     public static IEndpointRouteBuilder MapOpenAiEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder v1 = app.MapGroup("/v1");
+        RouteGroupBuilder v1 = app.MapGroup("/v1").RequireKey(KeyScope.Inference);
         v1.MapGet("/models", ListModels);
         v1.MapGet("/models/{model}", GetModel);
         v1.MapPost("/completions", CreateCompletion);

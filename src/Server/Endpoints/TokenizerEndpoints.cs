@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LlmServer.Contracts;
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Serving;
@@ -11,8 +12,8 @@ public static class TokenizerEndpoints
 {
     public static IEndpointRouteBuilder MapTokenizerEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/tokenize", Tokenize);
-        app.MapPost("/detokenize", Detokenize);
+        app.MapPost("/tokenize", Tokenize).RequireKey(KeyScope.Inference);
+        app.MapPost("/detokenize", Detokenize).RequireKey(KeyScope.Inference);
         return app;
     }
 

@@ -57,6 +57,10 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
         {
             context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
+        foreach ((string name, string value) in error.ResponseHeaders)
+        {
+            context.Response.Headers[name] = value;
+        }
         await context.Response.WriteAsJsonAsync(error.ToResponse(), OpenAiJson.Options);
     }
 }

@@ -28,6 +28,8 @@ public static class ServeCommandLine
         Flag("--max-num-seqs", nameof(ServerOptions.MaxNumSeqs), "requests running at once", Defaults.MaxNumSeqs.ToString()),
         Flag("--max-num-batched-tokens", nameof(ServerOptions.MaxNumBatchedTokens), "tokens per engine step (prompt chunks + decodes)", Defaults.MaxNumBatchedTokens.ToString()),
         Flag("--threads", nameof(ServerOptions.Threads), "CPU threads for TorchSharp (0: one per core)", Defaults.Threads.ToString()),
+        Flag("--api-key", nameof(ServerOptions.ApiKey), "Bearer key inference clients must send (prefer LLMSERVER_Server__ApiKey: flags show in ps)", "none: inference is open"),
+        Flag("--admin-key", nameof(ServerOptions.AdminKey), "Bearer key for files, fine-tuning and admin endpoints (or LLMSERVER_Server__AdminKey)", "none: those endpoints are off"),
     ];
 
     private static CommandLineFlag Flag(string name, string property, string help, string defaultValue) =>

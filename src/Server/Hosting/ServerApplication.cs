@@ -39,6 +39,9 @@ public static class ServerApplication
             .Validate(o => KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB, or a fraction such as 0.5")
             .Validate(o => o.Model is null || Directory.Exists(o.Model), "--model must be an existing model directory")
             .Validate(o => !(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype float16/bfloat16 needs --device cuda; CPU serves float32")
+            .Validate(o => o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key must not be empty")
+            .Validate(o => o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key must not be empty")
+            .Validate(o => o.ApiKey is null || o.ApiKey != o.AdminKey, "--api-key and --admin-key must differ: an inference key must not open admin endpoints")
             .ValidateOnStart();
 
         ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();

@@ -58,6 +58,12 @@ public sealed class ServerOptions
     [Range(0, 1024)]
     public int Threads { get; set; }
 
+    /// <summary>The Bearer key inference clients must send; none leaves inference open (as vLLM does).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>The Bearer key for files, fine-tuning and admin endpoints; none turns them off.</summary>
+    public string? AdminKey { get; set; }
+
     public string ResolvedServedModelName =>
         !string.IsNullOrWhiteSpace(ServedModelName) ? ServedModelName
         : new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Model!))).Name;

@@ -14,6 +14,9 @@ public sealed class ApiException(int statusCode, string message, string type = "
     /// <summary>Seconds a client should wait before retrying (the Retry-After header), when it applies.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>Other headers the refusal carries (WWW-Authenticate on a 401).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> ResponseHeaders { get; init; } = [];
+
     public ErrorResponse ToResponse() => new(new ErrorDetail(Message, Type, Param, Code));
 
     public static ApiException InvalidParameter(string param, string message) =>
