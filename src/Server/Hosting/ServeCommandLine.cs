@@ -30,6 +30,8 @@ public static class ServeCommandLine
         Flag("--threads", nameof(ServerOptions.Threads), "CPU threads for TorchSharp (0: one per core)", Defaults.Threads.ToString()),
         Flag("--api-key", nameof(ServerOptions.ApiKey), "Bearer key inference clients must send (prefer LLMSERVER_Server__ApiKey: flags show in ps)", "none: inference is open"),
         Flag("--admin-key", nameof(ServerOptions.AdminKey), "Bearer key for files, fine-tuning and admin endpoints (or LLMSERVER_Server__AdminKey)", "none: those endpoints are off"),
+        Flag("--data-dir", nameof(ServerOptions.DataDir), "where files and fine-tuning state are kept (SQLite + files)", Defaults.DataDir),
+        Flag("--max-upload-size", nameof(ServerOptions.MaxUploadSize), "largest file /v1/files accepts (512MiB, 10MB, bytes); larger gets 413", Defaults.MaxUploadSize),
     ];
 
     private static CommandLineFlag Flag(string name, string property, string help, string defaultValue) =>

@@ -1,4 +1,6 @@
 using LlmServer.Endpoints;
+using LlmServer.Files;
+using LlmServer.FineTuning.Storage;
 using LlmServer.Inference.Engine;
 using LlmServer.Serving;
 using Microsoft.Extensions.Options;
@@ -39,6 +41,7 @@ public static class ServerApplication
             .Validate(o => KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB, or a fraction such as 0.5")
             .Validate(o => o.Model is null || Directory.Exists(o.Model), "--model must be an existing model directory")
             .Validate(o => !(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype float16/bfloat16 needs --device cuda; CPU serves float32")
+            .Validate(o => o.MaxUploadBytes > 0, "--max-upload-size must be a size such as 512MiB, 10MB or a byte count")
             .Validate(o => o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key must not be empty")
             .Validate(o => o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key must not be empty")
             .Validate(o => o.ApiKey is null || o.ApiKey != o.AdminKey, "--api-key and --admin-key must differ: an inference key must not open admin endpoints")
@@ -56,6 +59,9 @@ public static class ServerApplication
         builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddSingleton<CompletionService>();
         builder.Services.AddSingleton<ChatCompletionService>();
+        // Created on first use, so a server whose admin routes are never called writes no data directory.
+        builder.Services.AddSingleton(services => new FineTuningStore(services.GetRequiredService<IOptions<ServerOptions>>().Value.DataDir));
+        builder.Services.AddSingleton<FileService>();
 
         replaceServices?.Invoke(builder.Services);
 
@@ -65,6 +71,7 @@ public static class ServerApplication
         app.MapHealthEndpoints();
         app.MapOpenAiEndpoints();
         app.MapTokenizerEndpoints();
+        app.MapFilesEndpoints();
         return app;
     }
 

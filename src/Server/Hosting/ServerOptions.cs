@@ -64,6 +64,14 @@ public sealed class ServerOptions
     /// <summary>The Bearer key for files, fine-tuning and admin endpoints; none turns them off.</summary>
     public string? AdminKey { get; set; }
 
+    /// <summary>Where files, fine-tuning jobs and their checkpoints are kept (SQLite + files).</summary>
+    public string DataDir { get; set; } = "llmserver-data";
+
+    /// <summary>The largest file /v1/files accepts (bytes with an optional unit); larger gets 413.</summary>
+    public string MaxUploadSize { get; set; } = "512MiB";
+
+    public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
+
     public string ResolvedServedModelName =>
         !string.IsNullOrWhiteSpace(ServedModelName) ? ServedModelName
         : new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Model!))).Name;

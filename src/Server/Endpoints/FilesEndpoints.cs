@@ -1,0 +1,25 @@
+using LlmServer.Contracts;
+using LlmServer.Files;
+using LlmServer.Hosting;
+
+namespace LlmServer.Endpoints;
+
+/// <summary>OpenAI's Files API (/v1/files), for fine-tuning data; admin key only.</summary>
+public static class FilesEndpoints
+{
+    public static IEndpointRouteBuilder MapFilesEndpoints(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder files = app.MapGroup("/v1/files").RequireKey(KeyScope.Admin);
+        files.MapPost("", async (HttpContext context, FileService service) => TypedResults.Ok(await service.UploadAsync(context)));
+        files.MapGet("", (FileService service, string? purpose, int? limit, string? after, string? order) =>
+            TypedResults.Ok(service.List(purpose, limit, after, order)));
+        files.MapGet("/{id}", (string id, FileService service) => TypedResults.Ok(service.Get(id)));
+        files.MapGet("/{id}/content", (string id, FileService service) =>
+        {
+            (Stream content, var file) = service.OpenContent(id);
+            return TypedResults.Stream(content, "application/octet-stream", file.Filename);
+        });
+        files.MapDelete("/{id}", (string id, FileService service) => TypedResults.Ok(service.Delete(id)));
+        return app;
+    }
+}

@@ -1,0 +1,165 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using LlmServer.Inference.Tests;
+using OpenAI;
+using OpenAI.Files;
+
+namespace LlmServer.Tests;
+
+/// <summary>OpenAI's Files API against a real server with an admin key and its own data directory.</summary>
+public sealed class FilesApiTests : IDisposable
+{
+    private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference";
+    private const string ChatExamples =
+        """
+        {"messages":[{"role":"user","content":"What is 2 + 2?"},{"role":"assistant","content":"4"}]}
+        {"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Capital of France?"},{"role":"assistant","content":"Paris"}]}
+
+        """;
+
+    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-files-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dataDirectory))
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+    }
+
+    private Task<RunningServer> StartAsync() =>
+        RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--kv-cache-memory", "64MiB",
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory, "--max-upload-size", "4KiB"]);
+
+    [Fact]
+    public async Task A_file_is_uploaded_listed_read_and_deleted_in_OpenAIs_shapes()
+    {
+        await using RunningServer server = await StartAsync();
+
+        (HttpStatusCode status, JsonElement file) = await UploadAsync(server, ChatExamples, "train.jsonl");
+        Assert.Equal(HttpStatusCode.OK, status);
+        string id = file.GetProperty("id").GetString()!;
+        Assert.StartsWith("file-", id);
+        Assert.Equal("file", file.GetProperty("object").GetString());
+        Assert.Equal(Encoding.UTF8.GetByteCount(ChatExamples), file.GetProperty("bytes").GetInt64());
+        Assert.Equal("train.jsonl", file.GetProperty("filename").GetString());
+        Assert.Equal("fine-tune", file.GetProperty("purpose").GetString());
+
+        JsonElement list = await GetJsonAsync(server, "/v1/files");
+        Assert.Equal("list", list.GetProperty("object").GetString());
+        Assert.Equal([id], list.GetProperty("data").EnumerateArray().Select(f => f.GetProperty("id").GetString()));
+        Assert.Equal(id, (await GetJsonAsync(server, $"/v1/files/{id}")).GetProperty("id").GetString());
+        Assert.Equal(ChatExamples, await SendAsync(server, HttpMethod.Get, $"/v1/files/{id}/content", AdminKey).ContinueWith(t => t.Result.Body));
+
+        (HttpStatusCode deleteStatus, string deleted) = await SendAsync(server, HttpMethod.Delete, $"/v1/files/{id}", AdminKey);
+        Assert.Equal(HttpStatusCode.OK, deleteStatus);
+        Assert.True(JsonDocument.Parse(deleted).RootElement.GetProperty("deleted").GetBoolean());
+        (HttpStatusCode gone, string goneBody) = await SendAsync(server, HttpMethod.Get, $"/v1/files/{id}", AdminKey);
+        Assert.Equal(HttpStatusCode.NotFound, gone);
+        Assert.Equal($"No such File object: {id}", JsonDocument.Parse(goneBody).RootElement.GetProperty("error").GetProperty("message").GetString());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+    }
+
+    [Fact]
+    public async Task A_bad_file_is_refused_with_its_line_numbers_and_nothing_is_kept()
+    {
+        await using RunningServer server = await StartAsync();
+        string bad = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n{not json\n{\"prompt\":\"a\"}\n";
+
+        (HttpStatusCode status, JsonElement body) = await UploadAsync(server, bad, "bad.jsonl");
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        JsonElement error = body.GetProperty("error");
+        Assert.Equal("invalid_file", error.GetProperty("code").GetString());
+        Assert.Contains("line 2", error.GetProperty("message").GetString());
+        Assert.Empty((await GetJsonAsync(server, "/v1/files")).GetProperty("data").EnumerateArray());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+    }
+
+    [Fact]
+    public async Task A_file_over_the_size_limit_gets_413_and_leaves_nothing_behind()
+    {
+        await using RunningServer server = await StartAsync();
+        string line = "{\"prompt\":\"" + new string('x', 200) + "\",\"completion\":\"y\"}\n";
+
+        (HttpStatusCode status, JsonElement body) = await UploadAsync(server, string.Concat(Enumerable.Repeat(line, 40)), "big.jsonl");
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        Assert.Equal("file_too_large", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+    }
+
+    [Fact]
+    public async Task Files_need_the_admin_key_not_the_inference_key()
+    {
+        await using RunningServer server = await StartAsync();
+
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(server, HttpMethod.Get, "/v1/files", InferenceKey)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(server, HttpMethod.Get, "/v1/files", key: null)).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await UploadAsync(server, ChatExamples, "train.jsonl", InferenceKey)).Status);
+    }
+
+    [Fact]
+    public async Task Files_are_listed_again_after_a_restart()
+    {
+        string id;
+        await using (RunningServer first = await StartAsync())
+        {
+            id = (await UploadAsync(first, ChatExamples, "train.jsonl")).Body.GetProperty("id").GetString()!;
+        }
+
+        await using RunningServer second = await StartAsync();
+        Assert.Equal([id], (await GetJsonAsync(second, "/v1/files")).GetProperty("data").EnumerateArray().Select(f => f.GetProperty("id").GetString()));
+        Assert.Equal(ChatExamples, (await SendAsync(second, HttpMethod.Get, $"/v1/files/{id}/content", AdminKey)).Body);
+    }
+
+    [Fact]
+    public async Task The_OpenAI_SDKs_file_client_uploads_and_lists()
+    {
+        await using RunningServer server = await StartAsync();
+        OpenAIFileClient files = new OpenAIClient(new ApiKeyCredential(AdminKey), new OpenAIClientOptions { Endpoint = new Uri(server.BaseAddress, "/v1") })
+            .GetOpenAIFileClient();
+
+        using var content = new MemoryStream(Encoding.UTF8.GetBytes(ChatExamples));
+        OpenAIFile uploaded = await files.UploadFileAsync(content, "sdk.jsonl", FileUploadPurpose.FineTune);
+
+        Assert.StartsWith("file-", uploaded.Id);
+        Assert.Equal("sdk.jsonl", uploaded.Filename);
+        OpenAIFileCollection listed = await files.GetFilesAsync();
+        Assert.Contains(listed, f => f.Id == uploaded.Id);
+        BinaryData downloaded = await files.DownloadFileAsync(uploaded.Id);
+        Assert.Equal(ChatExamples, downloaded.ToString());
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> UploadAsync(RunningServer server, string content, string filename, string key = AdminKey)
+    {
+        using var form = new MultipartFormDataContent();
+        form.Add(new StringContent("fine-tune"), "purpose");
+        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes(content)), "file", filename);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = form };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement);
+    }
+
+    private static async Task<JsonElement> GetJsonAsync(RunningServer server, string path)
+    {
+        (HttpStatusCode status, string body) = await SendAsync(server, HttpMethod.Get, path, AdminKey);
+        Assert.Equal(HttpStatusCode.OK, status);
+        return JsonDocument.Parse(body).RootElement;
+    }
+
+    private static async Task<(HttpStatusCode Status, string Body)> SendAsync(RunningServer server, HttpMethod method, string path, string? key)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (key is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+}
