@@ -13,19 +13,20 @@ public sealed class FineTuningStore
 {
     private const string TemporaryPrefix = ".upload-";
     private readonly string _connectionString;
+    private readonly string _filesDirectory;
 
     public FineTuningStore(string dataDirectory)
     {
-        DataDirectory = Path.GetFullPath(dataDirectory);
-        FilesDirectory = Path.Combine(DataDirectory, "files");
-        Directory.CreateDirectory(FilesDirectory);
-        foreach (string leftover in Directory.EnumerateFiles(FilesDirectory, TemporaryPrefix + "*"))
+        string root = Path.GetFullPath(dataDirectory);
+        _filesDirectory = Path.Combine(root, "files");
+        Directory.CreateDirectory(_filesDirectory);
+        foreach (string leftover in Directory.EnumerateFiles(_filesDirectory, TemporaryPrefix + "*"))
         {
             File.Delete(leftover);
         }
         _connectionString = new SqliteConnectionStringBuilder
         {
-            DataSource = Path.Combine(DataDirectory, "llmserver.db"),
+            DataSource = Path.Combine(root, "llmserver.db"),
             Mode = SqliteOpenMode.ReadWriteCreate,
         }.ToString();
         using SqliteConnection connection = Open();
@@ -41,11 +42,8 @@ public sealed class FineTuningStore
             """);
     }
 
-    public string DataDirectory { get; }
-    public string FilesDirectory { get; }
-
     /// <summary>A new temporary path in files/ to stream an upload into before it is kept or dropped.</summary>
-    public string NewUploadPath() => Path.Combine(FilesDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
+    public string NewUploadPath() => Path.Combine(_filesDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
 
     /// <summary>Moves a finished upload into place and records it.</summary>
     public StoredFile KeepUpload(string uploadPath, string filename, string purpose)
@@ -109,7 +107,7 @@ public sealed class FineTuningStore
     }
 
     /// <summary>The path of a stored file's bytes.</summary>
-    public string ContentPath(string id) => Path.Combine(FilesDirectory, id + ".jsonl");
+    public string ContentPath(string id) => Path.Combine(_filesDirectory, id + ".jsonl");
 
     /// <summary>Forgets a file and removes its bytes; false if there was no such file.</summary>
     public bool DeleteFile(string id)

@@ -59,9 +59,13 @@ public sealed record ModelLimits(
         var matrices = model.named_parameters()
             .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
             .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
-            .Select(m => m.IsHead
-                ? (InByOut: m.Weight.t().contiguous(), OutByIn: m.Weight, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true))
-                : (InByOut: m.Weight, OutByIn: m.Weight.t().contiguous(), Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false)))
+            .Select(m =>
+            {
+                Tensor transposed = m.Weight.t().contiguous();   // the other orientation, a copy freed below
+                return m.IsHead
+                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true))
+                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false));
+            })
             .ToList();
         long matmulParameters = matrices.Sum(m => m.InByOut.numel());
         double Gemm(int rows, Func<Tensor, Tensor, Tensor, MklPackedMatrix?, Tensor> product)
@@ -72,7 +76,7 @@ public sealed record ModelLimits(
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
-                foreach ((Tensor inByOut, Tensor outByIn, MklPackedMatrix? packed) in matrices)
+                foreach ((Tensor inByOut, Tensor outByIn, _, MklPackedMatrix? packed) in matrices)
                 {
                     product(inputs[inByOut.shape[0]], inByOut, outByIn, packed);
                 }
@@ -89,8 +93,10 @@ public sealed record ModelLimits(
         double gemm1 = Gemm(1, Served), gemm32 = Gemm(32, Served), gemm256 = Gemm(256, Served);
         double torch256 = Gemm(256, (x, inByOut, _, _) => x.matmul(inByOut));                   // (rows, out)
         double torch256Left = Gemm(256, (x, _, outByIn, _) => outByIn.mm(x.t()));               // (out, rows)
+        // Freed before the bare decode steps, which should run with the memory serving has, no more.
         foreach (var matrix in matrices)
         {
+            matrix.Copy.Dispose();
             matrix.Packed?.Dispose();
         }
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
