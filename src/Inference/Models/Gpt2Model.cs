@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -14,6 +15,8 @@ namespace LlmServer.Inference.Models;
 //  - Forward(tokens, positions, metadata, cache): serving. N tokens from many sequences, flattened
 //    to (N, C); keys and values go through the paged cache.
 //  - ForwardTraining(tokens): training and scoring. (B, T) with plain causal attention, no cache.
+// Both take optional LoRA adapters (AdapterRouting): each Conv1D knows its path ("h.0.attn.c_attn")
+// and adds the low-rank update of whichever adapters target that path, for the rows routed to them.
 
 /// <summary>Multi-head causal self-attention reading and writing the paged KV cache.</summary>
 public sealed class CausalSelfAttention : Module
@@ -24,21 +27,21 @@ public sealed class CausalSelfAttention : Module
     private readonly int _headCount;
     private readonly int _headSize;
 
-    public CausalSelfAttention(Gpt2Config config, ScalarType dtype, Device device) : base("attn")
+    public CausalSelfAttention(Gpt2Config config, ScalarType dtype, Device device, int layer) : base("attn")
     {
         _embeddingSize = config.EmbeddingSize;
         _headCount = config.HeadCount;
         _headSize = config.HeadSize;
-        _queryKeyValue = new Conv1D(_embeddingSize, 3 * _embeddingSize, dtype, device);
-        _outputProjection = new Conv1D(_embeddingSize, _embeddingSize, dtype, device);
+        _queryKeyValue = new Conv1D(_embeddingSize, 3 * _embeddingSize, dtype, device, $"h.{layer}.attn.c_attn");
+        _outputProjection = new Conv1D(_embeddingSize, _embeddingSize, dtype, device, $"h.{layer}.attn.c_proj");
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer)
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer, AdapterRouting? adapters = null)
     {
         long n = x.shape[0];
         Tensor keyCache = cache.Keys(layer), valueCache = cache.Values(layer);
-        using Tensor qkv = _queryKeyValue.Forward(x);                                  // (N, 3C)
+        using Tensor qkv = _queryKeyValue.Forward(x, adapters);                        // (N, 3C)
         Tensor[] parts = qkv.split(_embeddingSize, dim: 1);
         using Tensor q = parts[0].view(n, _headCount, _headSize);                      // (N, nh, hs)
         using Tensor k = parts[1].view(n, _headCount, _headSize);                      // (N, nh, hs)
@@ -90,13 +93,13 @@ public sealed class CausalSelfAttention : Module
         {
             groupOutputs.ForEach(t => t.Dispose());
         }
-        return _outputProjection.Forward(y);                                           // (N, C)
+        return _outputProjection.Forward(y, adapters);                                 // (N, C)
     }
 
-    public Tensor ForwardTraining(Tensor x)
+    public Tensor ForwardTraining(Tensor x, AdapterRouting? adapters = null)
     {
         long b = x.shape[0], t = x.shape[1];
-        using Tensor qkv = _queryKeyValue.Forward(x);                                  // (B, T, 3C)
+        using Tensor qkv = _queryKeyValue.Forward(x, adapters);                        // (B, T, 3C)
         Tensor[] parts = qkv.split(_embeddingSize, dim: 2);
         using Tensor q = parts[0].view(b, t, _headCount, _headSize).transpose(1, 2);   // (B, nh, T, hs)
         using Tensor k = parts[1].view(b, t, _headCount, _headSize).transpose(1, 2);   // (B, nh, T, hs)
@@ -108,7 +111,7 @@ public sealed class CausalSelfAttention : Module
         // Query and key lengths are equal here, so the top-left aligned causal mask is right.
         using Tensor attended = functional.scaled_dot_product_attention(q, k, v, is_casual: true); // (B, nh, T, hs)
         using Tensor y = attended.transpose(1, 2).reshape(b, t, _embeddingSize);        // (B, T, C)
-        return _outputProjection.Forward(y);                                            // (B, T, C)
+        return _outputProjection.Forward(y, adapters);                                  // (B, T, C)
     }
 }
 
@@ -119,24 +122,24 @@ public sealed class Mlp : Module
     [ComponentName(Name = "c_proj")] private readonly Conv1D _contract;
     private readonly string _activation;
 
-    public Mlp(Gpt2Config config, ScalarType dtype, Device device) : base("mlp")
+    public Mlp(Gpt2Config config, ScalarType dtype, Device device, int layer) : base("mlp")
     {
-        _expand = new Conv1D(config.EmbeddingSize, config.FeedForwardSize, dtype, device);
-        _contract = new Conv1D(config.FeedForwardSize, config.EmbeddingSize, dtype, device);
+        _expand = new Conv1D(config.EmbeddingSize, config.FeedForwardSize, dtype, device, $"h.{layer}.mlp.c_fc");
+        _contract = new Conv1D(config.FeedForwardSize, config.EmbeddingSize, dtype, device, $"h.{layer}.mlp.c_proj");
         _activation = config.ActivationFunction;
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
     {
-        using Tensor hidden = _expand.Forward(x);                                        // (..., 4C)
+        using Tensor hidden = _expand.Forward(x, adapters);                              // (..., 4C)
         using Tensor activated = _activation switch
         {
             "gelu_new" or "gelu_pytorch_tanh" => functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh),
             "gelu" => functional.gelu(hidden),
             _ => functional.relu(hidden),
         };
-        return _contract.Forward(activated);                                             // (..., C)
+        return _contract.Forward(activated, adapters);                                   // (..., C)
     }
 }
 
@@ -148,32 +151,32 @@ public sealed class Block : Module
     [ComponentName(Name = "ln_2")] private readonly LayerNormalization _mlpNorm;
     [ComponentName(Name = "mlp")] private readonly Mlp _mlp;
 
-    public Block(Gpt2Config config, ScalarType dtype, Device device) : base("block")
+    public Block(Gpt2Config config, ScalarType dtype, Device device, int layer) : base("block")
     {
         _attentionNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
-        _attention = new CausalSelfAttention(config, dtype, device);
+        _attention = new CausalSelfAttention(config, dtype, device, layer);
         _mlpNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
-        _mlp = new Mlp(config, dtype, device);
+        _mlp = new Mlp(config, dtype, device, layer);
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer)
+    public Tensor Forward(Tensor x, AttentionMetadata metadata, PagedKvCache cache, int layer, AdapterRouting? adapters = null)
     {
         using Tensor normed = _attentionNorm.Forward(x);
-        using Tensor attended = _attention.Forward(normed, metadata, cache, layer);
+        using Tensor attended = _attention.Forward(normed, metadata, cache, layer, adapters);
         using Tensor afterAttention = x.add(attended);
         using Tensor normedAgain = _mlpNorm.Forward(afterAttention);
-        using Tensor transformed = _mlp.Forward(normedAgain);
+        using Tensor transformed = _mlp.Forward(normedAgain, adapters);
         return afterAttention.add(transformed);
     }
 
-    public Tensor ForwardTraining(Tensor x)
+    public Tensor ForwardTraining(Tensor x, AdapterRouting? adapters = null)
     {
         using Tensor normed = _attentionNorm.Forward(x);
-        using Tensor attended = _attention.ForwardTraining(normed);
+        using Tensor attended = _attention.ForwardTraining(normed, adapters);
         using Tensor afterAttention = x.add(attended);
         using Tensor normedAgain = _mlpNorm.Forward(afterAttention);
-        using Tensor transformed = _mlp.Forward(normedAgain);
+        using Tensor transformed = _mlp.Forward(normedAgain, adapters);
         return afterAttention.add(transformed);
     }
 }
@@ -195,7 +198,7 @@ public sealed class Gpt2Model : Module
         Device = device;
         _tokenEmbedding = new EmbeddingTable(config.VocabSize, config.EmbeddingSize, dtype, device);
         _positionEmbedding = new EmbeddingTable(config.MaxPositions, config.EmbeddingSize, dtype, device);
-        _blocks = new ModuleList<Block>(Enumerable.Range(0, config.LayerCount).Select(_ => new Block(config, dtype, device)).ToArray());
+        _blocks = new ModuleList<Block>(Enumerable.Range(0, config.LayerCount).Select(layer => new Block(config, dtype, device, layer)).ToArray());
         _finalNorm = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
         // lm_head in Hugging Face is an nn.Linear: weight (V, C), no bias.
         _separateHead = separateHead ? Conv1D.LinearWithoutBias(config.EmbeddingSize, config.VocabSize, dtype, device) : null;
@@ -221,14 +224,15 @@ public sealed class Gpt2Model : Module
     }
 
     /// <summary>Serving forward: N flattened tokens in, final hidden states (N, C) out.</summary>
-    public Tensor Forward(Tensor tokenIds, Tensor positions, AttentionMetadata metadata, PagedKvCache cache)
+    /// <param name="adapters">LoRA adapters and the rows each applies to; null serves the base weights alone.</param>
+    public Tensor Forward(Tensor tokenIds, Tensor positions, AttentionMetadata metadata, PagedKvCache cache, AdapterRouting? adapters = null)
     {
         using Tensor tokens = _tokenEmbedding.Forward(tokenIds);                        // (N, C)
         using Tensor places = _positionEmbedding.Forward(positions);                    // (N, C)
         Tensor x = tokens.add(places);                                                   // (N, C)
         for (int layer = 0; layer < _blocks.Count; layer++)
         {
-            Tensor next = _blocks[layer].Forward(x, metadata, cache, layer);
+            Tensor next = _blocks[layer].Forward(x, metadata, cache, layer, adapters);
             x.Dispose();
             x = next;
         }
@@ -239,7 +243,8 @@ public sealed class Gpt2Model : Module
     }
 
     /// <summary>Training forward: (B, T) token ids in, logits (B, T, V) out.</summary>
-    public Tensor ForwardTraining(Tensor tokenIds)
+    /// <param name="adapters">Usually <see cref="AdapterRouting.ForAllRows"/> while training an adapter; null runs the base alone.</param>
+    public Tensor ForwardTraining(Tensor tokenIds, AdapterRouting? adapters = null)
     {
         long t = tokenIds.shape[1];
         using Tensor positions = arange(t, ScalarType.Int64, tokenIds.device);         // (T)
@@ -248,7 +253,7 @@ public sealed class Gpt2Model : Module
         Tensor x = tokens.add(places);                                                   // (B, T, C)
         foreach (Block block in _blocks)
         {
-            Tensor next = block.ForwardTraining(x);
+            Tensor next = block.ForwardTraining(x, adapters);
             x.Dispose();
             x = next;
         }
@@ -343,10 +348,12 @@ public sealed class Conv1D : Module
     // Every model builds its products from Conv1D, so MKL's kernels are chosen before the first one runs.
     static Conv1D() => MklCpuDispatch.EnsureApplied();
 
-    public Conv1D(int inputs, int outputs, ScalarType dtype, Device device) : base("conv1d")
+    /// <param name="modulePath">Where the layer sits in the model ("h.0.attn.c_attn"): the name LoRA adapters target it by; null for a layer no adapter can target.</param>
+    public Conv1D(int inputs, int outputs, ScalarType dtype, Device device, string? modulePath = null) : base("conv1d")
     {
         _weight = new Parameter(empty([inputs, outputs], dtype, device));
         _bias = new Parameter(zeros([outputs], dtype, device));
+        ModulePath = modulePath;
         RegisterComponents();
     }
 
@@ -360,6 +367,8 @@ public sealed class Conv1D : Module
 
     public Parameter Weight => _weight;
 
+    public string? ModulePath { get; }
+
     /// <summary>An nn.Linear without bias, weight stored (out, in) as PyTorch does.</summary>
     public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>
         new(inputs, outputs, dtype, device, storedAsOutByIn: true);
@@ -371,7 +380,13 @@ public sealed class Conv1D : Module
         _packed = MklPackedMatrix.TryPack(_weight, _storedAsOutByIn);
     }
 
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
+    {
+        Tensor y = ForwardBase(x);                                                       // (..., out)
+        return adapters is null || ModulePath is null ? y : adapters.AddUpdates(ModulePath, x, y);
+    }
+
+    private Tensor ForwardBase(Tensor x)
     {
         // Only under inference mode (the engine), so training keeps autograd's products.
         if (_packed is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
