@@ -146,23 +146,30 @@ public static class CheckpointLoader
                 throw new CheckpointFormatException(source.File.Path,
                     $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", parameter.shape)}]");
             }
-            ScalarType storedType = info.Dtype switch
-            {
-                SafetensorsDtype.F32 => ScalarType.Float32,
-                SafetensorsDtype.F16 => ScalarType.Float16,
-                SafetensorsDtype.BF16 => ScalarType.BFloat16,
-                _ => throw new CheckpointFormatException(source.File.Path,
-                    $"tensor '{info.Name}' is {info.Dtype}; weights must be F32, F16 or BF16"),
-            };
-            // One copy out of the mapped file into a CPU tensor of the stored type; copy_ then
-            // converts to the serving dtype and moves to the device in the same step.
-            using Tensor staging = empty(info.Shape, storedType, CPU);
-            if (info.ByteLength > 0)
-            {
-                staging.bytes = MemoryMarshalSpan(source.File.GetBytes(info));
-            }
-            parameter.copy_(staging);
+            CopyStoredTensor(source.File, info, parameter);
         }
+    }
+
+    /// <summary>Copies a float tensor of a safetensors file into <paramref name="destination"/> (same shape, any float dtype and device).</summary>
+    internal static void CopyStoredTensor(SafetensorsFile file, SafetensorsTensorInfo info, Tensor destination)
+    {
+        ScalarType storedType = info.Dtype switch
+        {
+            SafetensorsDtype.F32 => ScalarType.Float32,
+            SafetensorsDtype.F16 => ScalarType.Float16,
+            SafetensorsDtype.BF16 => ScalarType.BFloat16,
+            _ => throw new CheckpointFormatException(file.Path,
+                $"tensor '{info.Name}' is {info.Dtype}; weights must be F32, F16 or BF16"),
+        };
+        // One copy out of the mapped file into a CPU tensor of the stored type; copy_ then
+        // converts to the serving dtype and moves to the device in the same step.
+        using Tensor staging = empty(info.Shape, storedType, CPU);
+        if (info.ByteLength > 0)
+        {
+            staging.bytes = MemoryMarshalSpan(file.GetBytes(info));
+        }
+        using var noGrad = torch.no_grad();
+        destination.copy_(staging);
     }
 
     private static Span<byte> MemoryMarshalSpan(ReadOnlySpan<byte> bytes) =>
