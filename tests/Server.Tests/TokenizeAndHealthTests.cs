@@ -44,6 +44,7 @@ public class HealthBeforeLoadTests
     {
         public Task<ServedModel> Ready { get; } = new TaskCompletionSource<ServedModel>().Task;
         public EngineStatistics Statistics => EngineStatistics.Idle;
+        public ServedModelCatalog Models => ServedModelCatalog.Empty;
         public EngineAdmission? TryAdmit(int requests) => new(() => { });
         public int AdmissionLimit => int.MaxValue;
         public IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission, CancellationToken cancellationToken = default) =>

@@ -3,8 +3,9 @@ using System.Threading.Channels;
 
 namespace LlmServer.Inference.Engine;
 
-/// <summary>A request for the engine: prompt token ids and how to sample.</summary>
-public sealed record EngineSubmission(string RequestId, IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling);
+/// <summary>A request for the engine: prompt token ids, how to sample, and on which weights.</summary>
+/// <param name="WeightsId">The <see cref="ServedModel.WeightsId"/> the request was resolved to; null for the default model.</param>
+public sealed record EngineSubmission(string RequestId, IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling, int? WeightsId = null);
 
 /// <summary>
 /// The engine as seen from request threads: submit a request and read its events as an async
@@ -16,6 +17,9 @@ public interface IEngineClient
     Task<ServedModel> Ready { get; }
 
     EngineStatistics Statistics { get; }
+
+    /// <summary>The models and aliases served right now (empty until loaded).</summary>
+    ServedModelCatalog Models { get; }
 
     /// <summary>
     /// Reserves room for <paramref name="requests"/> requests in the bounded queue before any is
@@ -34,13 +38,39 @@ public interface IEngineClient
     IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission, CancellationToken cancellationToken = default);
 }
 
+/// <summary>
+/// Changes what the engine serves, and runs work on its thread. Each change happens between two
+/// engine steps: requests already admitted finish on the weights they started with.
+/// </summary>
+public interface IEngineModelAdministration
+{
+    /// <summary>Loads a Hugging Face model directory or a PEFT LoRA adapter and serves it as <paramref name="name"/>.</summary>
+    /// <param name="baseName">For an adapter, the model it runs on (default: its adapter_config.json's base).</param>
+    Task<ServedModel> LoadModelAsync(string name, string path, string? baseName = null);
+
+    Task UnloadModelAsync(string name);
+
+    /// <summary>Points <paramref name="alias"/> at <paramref name="model"/>, loading it from <paramref name="loadFrom"/> first if it is not served.</summary>
+    Task<ServedModel> SetAliasAsync(string alias, string model, string? loadFrom = null);
+
+    Task RemoveAliasAsync(string alias);
+
+    /// <summary>
+    /// Runs background work on the engine thread, sliced between serving steps, after any earlier
+    /// work finishes. Completes when the work is done, faults with its error, or is cancelled
+    /// (the work is disposed before the next slice once <paramref name="cancellationToken"/> fires).
+    /// </summary>
+    Task RunBackgroundAsync(Func<IEngineModelAccess, IEngineBackgroundWork> create, CancellationToken cancellationToken);
+}
+
 /// <summary>Owns the engine thread and is the only way in to it.</summary>
-public sealed class EngineClient : IEngineClient, IAsyncDisposable
+public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IAsyncDisposable
 {
     private readonly EngineCore _core;
     private readonly Thread _thread;
     private readonly int _admissionLimit;
     private int _admitted;
+    private int _disposed;
 
     public EngineClient(EngineOptions options)
     {
@@ -53,6 +83,59 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
     public Task<ServedModel> Ready => _core.Ready;
 
     public EngineStatistics Statistics => _core.Statistics;
+
+    public ServedModelCatalog Models => _core.Catalog;
+
+    public Task<ServedModel> LoadModelAsync(string name, string path, string? baseName = null) =>
+        InvokeAsync(registry => registry.Load(name, path, baseName));
+
+    public Task UnloadModelAsync(string name) => InvokeAsync(registry =>
+    {
+        registry.Unload(name);
+        return true;
+    });
+
+    public Task<ServedModel> SetAliasAsync(string alias, string model, string? loadFrom = null) =>
+        InvokeAsync(registry => registry.SetAlias(alias, model, loadFrom));
+
+    public Task RemoveAliasAsync(string alias) => InvokeAsync(registry =>
+    {
+        registry.RemoveAlias(alias);
+        return true;
+    });
+
+    public async Task RunBackgroundAsync(Func<IEngineModelAccess, IEngineBackgroundWork> create, CancellationToken cancellationToken)
+    {
+        await _core.Ready.ConfigureAwait(false);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _core.Post(new EngineCommand.StartBackground(create, done, cancellationToken));
+        // Wake the loop when cancelled, so an idle engine notices at once.
+        await using CancellationTokenRegistration wake = cancellationToken.Register(() => _core.Wake());
+        await done.Task.ConfigureAwait(false);
+    }
+
+    private async Task<T> InvokeAsync<T>(Func<ModelRegistry, T> action)
+    {
+        await _core.Ready.ConfigureAwait(false);
+        var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _core.Post(new EngineCommand.Invoke(registry =>
+        {
+            if (registry is null)
+            {
+                result.TrySetException(new InvalidOperationException("the engine has stopped"));
+                return;
+            }
+            try
+            {
+                result.TrySetResult(action(registry));
+            }
+            catch (Exception e)
+            {
+                result.TrySetException(e);
+            }
+        }));
+        return await result.Task.ConfigureAwait(false);
+    }
 
     public int AdmissionLimit => _admissionLimit;
 
@@ -77,7 +160,7 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
     {
         await _core.Ready.ConfigureAwait(false);
         var events = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
-        _core.Post(new EngineCommand.Add(submission.RequestId, submission.PromptTokenIds, submission.Sampling, events.Writer));
+        _core.Post(new EngineCommand.Add(submission.RequestId, submission.PromptTokenIds, submission.Sampling, events.Writer, submission.WeightsId));
         bool finished = false;
         try
         {
@@ -101,6 +184,12 @@ public sealed class EngineClient : IEngineClient, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Registered under several service types, so the container may dispose it more than once.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            await _core.Stopped.ConfigureAwait(false);
+            return;
+        }
         _core.RequestStop();
         await _core.Stopped.ConfigureAwait(false);
         _core.Metrics.Dispose();

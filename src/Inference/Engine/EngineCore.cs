@@ -29,9 +29,14 @@ internal sealed class EngineCore
     private long _promptTokens, _generationTokens, _preemptions, _aborted;
 
     private Scheduler _scheduler = null!;
-    private int _sampleableVocabulary;
     private ModelRunner _runner = null!;
-    private ServedModel _model = null!;
+    private PagedKvCache _cache = null!;
+    private ModelRegistry? _registry;
+
+    // Background work (fine-tuning) shares this thread with serving; see RunBackgroundSliceIfDue.
+    private readonly Queue<BackgroundRun> _pendingBackground = new();
+    private BackgroundRun? _background;
+    private long _servingTicks, _backgroundTicks;
 
     public EngineCore(EngineOptions options)
     {
@@ -43,6 +48,9 @@ internal sealed class EngineCore
     public EngineMetrics Metrics { get; }
 
     public Task<ServedModel> Ready => _ready.Task;
+
+    /// <summary>What is served right now; safe to read from any thread.</summary>
+    public ServedModelCatalog Catalog => _registry?.Catalog ?? ServedModelCatalog.Empty;
     public Task Stopped => _stopped.Task;
     public volatile EngineStatistics Statistics;
 
@@ -56,6 +64,9 @@ internal sealed class EngineCore
             RefuseQueuedCommands();
         }
     }
+
+    /// <summary>Wakes an idle loop to look again (a background run was cancelled).</summary>
+    public void Wake() => _wake.Set();
 
     public void RequestStop()
     {
@@ -83,12 +94,17 @@ internal sealed class EngineCore
                 try
                 {
                     DrainCommands();
-                    if (!_scheduler.HasWork)
+                    bool serving = _scheduler.HasWork;
+                    if (serving)
+                    {
+                        long started = Stopwatch.GetTimestamp();
+                        Step();
+                        _servingTicks += Stopwatch.GetTimestamp() - started;
+                    }
+                    if (!RunBackgroundSliceIfDue(serving) && !serving)
                     {
                         _wake.WaitOne();
-                        continue;
                     }
-                    Step();
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -106,7 +122,17 @@ internal sealed class EngineCore
             }
             _stoppedAccepting = true;
             RefuseQueuedCommands();
+            if (_background is not null)
+            {
+                FinishBackground(_background, new OperationCanceledException("the server is shutting down"));
+            }
+            while (_pendingBackground.TryDequeue(out BackgroundRun? pending))
+            {
+                pending.Done.TrySetCanceled();
+            }
             _runner.Dispose();
+            _cache.Dispose();
+            _registry?.DisposeAll();
             _stopped.TrySetResult();
         }
     }
@@ -148,19 +174,20 @@ internal sealed class EngineCore
                 $"fewer than the {blocksForOneSequence} one {maxModelLen}-token sequence needs " +
                 $"({bytesPerBlock} bytes per block); raise the KV cache memory or lower the max model length");
         }
-        var cache = new PagedKvCache(model.Config, blockCount, _options.BlockSize, _options.Dtype, device);
-        var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize, _options.EnablePrefixCaching);
-        _scheduler = new Scheduler(_options.Scheduler, blocks);
-        _runner = new ModelRunner(model, cache, blocks);
         if (tokenizer.VocabSize > model.Config.VocabSize)
         {
             throw new ArgumentException(
                 $"the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {model.Config.VocabSize}; they do not belong together");
         }
-        _sampleableVocabulary = tokenizer.VocabSize;
-        _model = new ServedModel(_options.ServedModelName, _options.ModelDirectory, model.Config, tokenizer, formatter, maxModelLen, started);
+        _cache = new PagedKvCache(model.Config, blockCount, _options.BlockSize, _options.Dtype, device);
+        var blocks = new KvCacheManager(new BlockPool(blockCount), _options.BlockSize, _options.EnablePrefixCaching);
+        _scheduler = new Scheduler(_options.Scheduler, blocks);
+        _runner = new ModelRunner(model, _cache, blocks, ownsModel: false, weightsOf: request => _active[request.RequestId].Weights.ForRunner);
+        var registry = new ModelRegistry(_options.ServedModelName, model.Config, _options.Dtype, device, maxModelLen);
+        ServedModel served = registry.AddFull(_options.ServedModelName, _options.ModelDirectory, model, tokenizer, formatter, started);
+        _registry = registry;
         PublishStatistics();
-        _ready.TrySetResult(_model);
+        _ready.TrySetResult(served);
     }
 
     private void DrainCommands()
@@ -178,6 +205,13 @@ internal sealed class EngineCore
                     _aborted++;
                     PublishStatistics();
                     break;
+                case EngineCommand.Invoke invoke:
+                    // Between two steps: a load, unload or alias change lands atomically for new requests.
+                    invoke.Action(_registry!);
+                    break;
+                case EngineCommand.StartBackground start:
+                    _pendingBackground.Enqueue(new BackgroundRun(start.Create, start.Done, start.Cancellation) { Registry = _registry });
+                    break;
             }
         }
     }
@@ -194,10 +228,23 @@ internal sealed class EngineCore
             {
                 throw new ArgumentException($"the prompt holds a token id outside the model's vocabulary of {_runner.VocabularySize}");
             }
-            var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++);
-            var output = new RequestOutput(request, _model.Tokenizer, Random.Shared.NextInt64());
-            _scheduler.Add(request);
-            _active[add.RequestId] = new ActiveRequest(request, output, add.Events, add.ArrivalTimestamp);
+            int weightsId = add.WeightsId ?? _registry!.Catalog.Resolve(null)?.WeightsId
+                ?? throw new ArgumentException("no model answers requests that name none");
+            // Bound here for the request's whole life: a swap after this point does not touch it.
+            LoadedWeights weights = _registry!.Acquire(weightsId)
+                ?? throw new ArgumentException("the model was unloaded before the request started; send it again");
+            try
+            {
+                var request = new Request(add.RequestId, add.PromptTokenIds, add.Sampling, _arrivals++) { WeightsId = weightsId };
+                var output = new RequestOutput(request, weights.Served.Tokenizer, Random.Shared.NextInt64());
+                _scheduler.Add(request);
+                _active[add.RequestId] = new ActiveRequest(request, output, add.Events, add.ArrivalTimestamp, weights);
+            }
+            catch
+            {
+                _registry.Release(weights);
+                throw;
+            }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -212,10 +259,18 @@ internal sealed class EngineCore
     {
         while (_commands.TryDequeue(out EngineCommand? command))
         {
-            if (command is EngineCommand.Add add)
+            switch (command)
             {
-                add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
-                add.Events.TryComplete();
+                case EngineCommand.Add add:
+                    add.Events.TryWrite(RefusalEvent(add, "the server is shutting down") with { FinishReason = FinishReason.Aborted });
+                    add.Events.TryComplete();
+                    break;
+                case EngineCommand.Invoke invoke:
+                    invoke.Action(null);
+                    break;
+                case EngineCommand.StartBackground start:
+                    start.Done.TrySetCanceled();
+                    break;
             }
         }
     }
@@ -266,7 +321,7 @@ internal sealed class EngineCore
                 ActiveRequest active = _active[sampling[row].RequestId];
                 // Checkpoints may pad the embedding past the tokenizer's last id (nanoGPT pads to
                 // 50304); those rows mean nothing, so they are never sampled nor reported.
-                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * vocabulary, _sampleableVocabulary);
+                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * vocabulary, active.Weights.Served.Tokenizer.VocabSize);
                 GenerationEvent generated;
                 try
                 {
@@ -334,6 +389,7 @@ internal sealed class EngineCore
         if (track)
         {
             _active.Remove(active.Request.RequestId);
+            _registry!.Release(active.Weights);
             Metrics.RecordFinished(final.FinishReason ?? FinishReason.Error, Stopwatch.GetElapsedTime(active.ArrivalTimestamp));
         }
     }
@@ -345,8 +401,126 @@ internal sealed class EngineCore
             cache.Pool.BlockCount, _promptTokens, _generationTokens, _preemptions, _aborted, cache.PrefixCacheQueries, cache.PrefixCacheHits);
     }
 
-    private sealed class ActiveRequest(Request request, RequestOutput output, ChannelWriter<GenerationEvent> events, long arrivalTimestamp)
+    /// <summary>
+    /// Runs one slice of background work when it is due. With serving idle it always is; with
+    /// requests in flight, background work gets at most its share of the engine's time, so a
+    /// fine-tune slows streams by a bounded amount instead of stalling them.
+    /// </summary>
+    /// <returns>Whether a slice ran.</returns>
+    private bool RunBackgroundSliceIfDue(bool serving)
     {
+        if (_background is null && !StartNextBackground())
+        {
+            return false;
+        }
+        BackgroundRun run = _background!;
+        if (run.Cancellation.IsCancellationRequested)
+        {
+            FinishBackground(run, new OperationCanceledException(run.Cancellation));
+            return true;
+        }
+        double share = _options.BackgroundShare;
+        if (serving && (share <= 0 || (share < 1 && _backgroundTicks > share / (1 - share) * _servingTicks)))
+        {
+            return false;
+        }
+        long started = Stopwatch.GetTimestamp();
+        bool more;
+        try
+        {
+            more = run.Work!.RunSlice();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            FinishBackground(run, e);
+            return true;
+        }
+        if (serving)
+        {
+            _backgroundTicks += Stopwatch.GetTimestamp() - started;
+        }
+        if (!more)
+        {
+            FinishBackground(run, failure: null);
+        }
+        return true;
+    }
+
+    private bool StartNextBackground()
+    {
+        while (_pendingBackground.TryDequeue(out BackgroundRun? run))
+        {
+            if (run.Cancellation.IsCancellationRequested)
+            {
+                run.Done.TrySetCanceled(run.Cancellation);
+                continue;
+            }
+            try
+            {
+                run.Work = run.Create(run);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                FinishBackground(run, e);
+                continue;
+            }
+            _background = run;
+            _servingTicks = _backgroundTicks = 0;
+            return true;
+        }
+        return false;
+    }
+
+    private void FinishBackground(BackgroundRun run, Exception? failure)
+    {
+        try
+        {
+            run.Work?.Dispose();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure ??= e;
+        }
+        foreach (LoadedWeights weights in run.Held)
+        {
+            _registry!.Release(weights);
+        }
+        run.Held.Clear();
+        if (_background == run)
+        {
+            _background = null;
+        }
+        switch (failure)
+        {
+            case null: run.Done.TrySetResult(); break;
+            case OperationCanceledException: run.Done.TrySetCanceled(run.Cancellation); break;
+            default: run.Done.TrySetException(failure); break;
+        }
+    }
+
+    /// <summary>One piece of background work, and the weights it holds while it runs.</summary>
+    private sealed class BackgroundRun(Func<IEngineModelAccess, IEngineBackgroundWork> create, TaskCompletionSource done,
+        CancellationToken cancellation) : IEngineModelAccess
+    {
+        public Func<IEngineModelAccess, IEngineBackgroundWork> Create { get; } = create;
+        public TaskCompletionSource Done { get; } = done;
+        public CancellationToken Cancellation { get; } = cancellation;
+        public IEngineBackgroundWork? Work { get; set; }
+        public List<LoadedWeights> Held { get; } = [];
+        public ModelRegistry? Registry { get; set; }
+
+        public (Gpt2Model Model, ServedModel Served) UseFullModel(string name)
+        {
+            LoadedWeights weights = Registry!.AcquireFullModel(name);
+            Held.Add(weights);
+            return (weights.Model, weights.Served);
+        }
+    }
+
+    private sealed class ActiveRequest(Request request, RequestOutput output, ChannelWriter<GenerationEvent> events, long arrivalTimestamp,
+        LoadedWeights weights)
+    {
+        public LoadedWeights Weights { get; } = weights;
         public Request Request { get; } = request;
         public RequestOutput Output { get; } = output;
         public ChannelWriter<GenerationEvent> Events { get; } = events;
@@ -360,10 +534,19 @@ internal sealed class EngineCore
 internal abstract record EngineCommand
 {
     public sealed record Add(string RequestId, IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling,
-        ChannelWriter<GenerationEvent> Events) : EngineCommand
+        ChannelWriter<GenerationEvent> Events, int? WeightsId) : EngineCommand
     {
         public long ArrivalTimestamp { get; } = Stopwatch.GetTimestamp();
     }
 
     public sealed record Abort(string RequestId) : EngineCommand;
+
+    /// <summary>
+    /// Runs an action on the engine thread between steps (model loads, unloads, alias changes);
+    /// it gets no registry when the engine has stopped and must fail its caller then.
+    /// </summary>
+    public sealed record Invoke(Action<ModelRegistry?> Action) : EngineCommand;
+
+    public sealed record StartBackground(Func<IEngineModelAccess, IEngineBackgroundWork> Create, TaskCompletionSource Done,
+        CancellationToken Cancellation) : EngineCommand;
 }

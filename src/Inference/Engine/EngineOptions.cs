@@ -24,6 +24,11 @@ public sealed record EngineOptions
     public bool EnablePrefixCaching { get; init; } = true;
     /// <summary>Requests that may wait beyond the MaxNumSeqs that can run; more are refused, not queued.</summary>
     public int MaxQueuedRequests { get; init; } = 256;
+    /// <summary>
+    /// The most of the engine thread's time background work (fine-tuning) takes while requests are
+    /// in flight, from 0 (only when idle) to 1 (a slice after every step). It always runs when idle.
+    /// </summary>
+    public double BackgroundShare { get; init; } = 0.5;
     /// <summary>Intra-op threads for TorchSharp on CPU; 0 leaves libtorch's default.</summary>
     public int CpuThreads { get; init; }
 }

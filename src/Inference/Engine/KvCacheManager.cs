@@ -153,8 +153,9 @@ public sealed class KvCacheManager
             hashes.Clear();
             request.BlockHashesEpoch = _pool.ContentEpoch;
         }
-        // The first block chains from the epoch, so content of replaced weights never matches.
-        var root = new BlockHash((UInt128)(uint)_pool.ContentEpoch);
+        // The first block chains from the epoch and the weights, so keys and values computed by
+        // other weights (another model, an adapter, a replaced checkpoint) never match.
+        var root = new BlockHash(((UInt128)(uint)_pool.ContentEpoch << 32) | (uint)request.WeightsId);
         while (hashes.Count < count)
         {
             int start = hashes.Count * BlockSize;

@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
 using static TorchSharp.torch;
 
@@ -16,15 +17,20 @@ public sealed class ModelRunner : IDisposable
     private readonly KvCacheManager _blocks;
     private readonly bool _ownsModel;
     private readonly bool _decodeInPlace;
+    private readonly Func<Request, RequestWeights>? _weightsOf;
     private float[] _logits = [];
 
-    /// <param name="ownsModel">Dispose the model and cache with the runner (the engine's case).</param>
-    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks, bool ownsModel = true)
+    /// <param name="model">The model every request runs on, unless <paramref name="weightsOf"/> says otherwise.</param>
+    /// <param name="ownsModel">Dispose the model and cache with the runner.</param>
+    /// <param name="weightsOf">The weights each request runs on, when several models or adapters are served.</param>
+    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks, bool ownsModel = true,
+        Func<Request, RequestWeights>? weightsOf = null)
     {
         _model = model;
         _cache = cache;
         _blocks = blocks;
         _ownsModel = ownsModel;
+        _weightsOf = weightsOf;
         _decodeInPlace = PagedDecodeAttention.Supports(cache);
     }
 
@@ -37,22 +43,41 @@ public sealed class ModelRunner : IDisposable
     /// </summary>
     public (IReadOnlyList<Request> Sampling, ReadOnlyMemory<float> Logits) Execute(SchedulerOutput output)
     {
-        // Single-token requests first (one attention group), then each longer chunk on its own.
-        List<ScheduledRequest> ordered = output.Scheduled.Where(s => s.NumScheduledTokens == 1)
-            .Concat(output.Scheduled.Where(s => s.NumScheduledTokens > 1)).ToList();
-        BatchLayout layout = BuildLayout(ordered);
-        if (layout.SampleRows.Count == 0)
+        // Requests on different full models cannot share a forward pass; adapters on one model can,
+        // so there is one pass per full model in the step (one, unless full fine-tunes are served).
+        List<IGrouping<Gpt2Model, ScheduledRequest>> passes = output.Scheduled
+            .GroupBy(s => WeightsOf(s.Request).Model, ReferenceEqualityComparer.Instance as IEqualityComparer<Gpt2Model>)
+            .ToList();
+        var sampling = new List<Request>();
+        var layouts = new List<(Gpt2Model Model, BatchLayout Layout)>(passes.Count);
+        foreach (IGrouping<Gpt2Model, ScheduledRequest> pass in passes)
         {
-            RunModel(layout, sampleRows: null);
-            return ([], ReadOnlyMemory<float>.Empty);
+            // Single-token requests first (one attention group), then each longer chunk on its own.
+            List<ScheduledRequest> ordered = pass.Where(s => s.NumScheduledTokens == 1).Concat(pass.Where(s => s.NumScheduledTokens > 1)).ToList();
+            BatchLayout layout = BuildLayout(ordered);
+            layouts.Add((pass.Key, layout));
+            sampling.AddRange(layout.Sampling);
         }
-        int rows = layout.SampleRows.Count;
-        return (layout.Sampling, RunModel(layout, layout.SampleRows.ToArray()).AsMemory(0, rows * VocabularySize));
+        int needed = sampling.Count * VocabularySize;
+        if (_logits.Length < needed)
+        {
+            _logits = new float[needed];
+        }
+        int firstRow = 0;
+        foreach ((Gpt2Model model, BatchLayout layout) in layouts)
+        {
+            RunModel(model, layout, firstRow);
+            firstRow += layout.SampleRows.Count;
+        }
+        return (sampling, _logits.AsMemory(0, needed));
     }
 
-    private float[] RunModel(BatchLayout layout, long[]? sampleRows)
+    private RequestWeights WeightsOf(Request request) => _weightsOf?.Invoke(request) ?? new RequestWeights(_model, null);
+
+    /// <summary>Runs one pass and writes its sampled rows' logits into the buffer from <paramref name="firstRow"/> on.</summary>
+    private void RunModel(Gpt2Model model, BatchLayout layout, int firstRow)
     {
-        Device device = _model.Device;
+        Device device = model.Device;
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         Tensor tokenIds = tensor(layout.TokenIds.ToArray(), ScalarType.Int64, device);          // (N)
@@ -62,21 +87,17 @@ public sealed class ModelRunner : IDisposable
             SlotMapping = tensor(layout.SlotMapping.ToArray(), ScalarType.Int64, device),      // (N)
             Groups = layout.Groups.Select(g => g.Build(device, _decodeInPlace)).ToList(),
         };
-        Tensor hidden = _model.Forward(tokenIds, positions, metadata, _cache);                   // (N, C)
-        if (sampleRows is null)
+        using AdapterRouting? adapters = layout.AdapterRows.Count == 0 ? null : AdapterRouting.ForRows(layout.AdapterRows
+            .Select(pair => new AdapterSegment(pair.Key, tensor(pair.Value.ToArray(), ScalarType.Int64, device))).ToList()); // rows (n_a)
+        Tensor hidden = model.Forward(tokenIds, positions, metadata, _cache, adapters);          // (N, C)
+        if (layout.SampleRows.Count == 0)
         {
-            return _logits;
+            return;
         }
-        Tensor rows = tensor(sampleRows, ScalarType.Int64, device);                             // (M)
+        Tensor rows = tensor(layout.SampleRows.ToArray(), ScalarType.Int64, device);            // (M)
         Tensor selected = hidden.index_select(0, rows);                                          // (M, C)
-        Tensor logits = _model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();      // (M, V)
-        int count = (int)logits.numel();
-        if (_logits.Length < count)
-        {
-            _logits = new float[count];
-        }
-        TensorMemory.AsFloatSpan(logits).CopyTo(_logits);
-        return _logits;
+        Tensor logits = model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();       // (M, V)
+        TensorMemory.AsFloatSpan(logits).CopyTo(_logits.AsSpan(firstRow * VocabularySize));
     }
 
     private BatchLayout BuildLayout(List<ScheduledRequest> ordered)
@@ -103,8 +124,16 @@ public sealed class ModelRunner : IDisposable
             }
             group.AddSequence(contextStart: start, contextEnd: end, table, blockSize);
 
+            LoraAdapter? adapter = WeightsOf(request).Adapter;
+            List<long>? adapterRows = null;
+            if (adapter is not null && !layout.AdapterRows.TryGetValue(adapter, out adapterRows))
+            {
+                adapterRows = [];
+                layout.AdapterRows[adapter] = adapterRows;
+            }
             for (int position = start; position < end; position++)
             {
+                adapterRows?.Add(layout.TokenIds.Count);
                 layout.TokenIds.Add(request.TokenIds[position]);
                 layout.Positions.Add(position);
                 layout.SlotMapping.Add(SlotOf(table, position, blockSize));
@@ -138,6 +167,8 @@ public sealed class ModelRunner : IDisposable
         public List<long> SampleRows { get; } = [];
         public List<Request> Sampling { get; } = [];
         public List<GroupBuilder> Groups { get; } = [];
+        /// <summary>The rows (tokens) of the batch each adapter applies to; the rest run on the bare model.</summary>
+        public Dictionary<LoraAdapter, List<long>> AdapterRows { get; } = new(ReferenceEqualityComparer.Instance);
 
         public GroupBuilder AddGroup(int firstToken, int queryLength)
         {

@@ -35,6 +35,9 @@ public sealed class Request
     public string RequestId { get; }
     public SamplingParameters Sampling { get; }
     public long ArrivalOrder { get; }
+
+    /// <summary>The weights the request runs on; part of its prefix-cache identity, so blocks never cross models.</summary>
+    public int WeightsId { get; init; }
     public RequestStatus Status { get; set; } = RequestStatus.Waiting;
 
     public int PromptLength { get; }

@@ -23,7 +23,8 @@ public sealed record ChatMessageRequest(string? Role, JsonElement Content, strin
 public sealed record ChatCompletionResponse(string Id, long Created, string Model, IReadOnlyList<ChatChoice> Choices, Usage Usage)
 {
     public string Object => "chat.completion";
-    public string? SystemFingerprint => null;
+    /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>
+    public string? SystemFingerprint { get; init; }
 }
 
 public sealed record ChatChoice(
@@ -53,7 +54,8 @@ public sealed record ChatCompletionChunk(string Id, long Created, string Model, 
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Usage? Usage)
 {
     public string Object => "chat.completion.chunk";
-    public string? SystemFingerprint => null;
+    /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>
+    public string? SystemFingerprint { get; init; }
 }
 
 public sealed record ChatChunkChoice(

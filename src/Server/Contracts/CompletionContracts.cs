@@ -21,7 +21,8 @@ public sealed record CompletionResponse(string Id, long Created, string Model, I
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Usage? Usage)
 {
     public string Object => "text_completion";
-    public string? SystemFingerprint => null;
+    /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>
+    public string? SystemFingerprint { get; init; }
 }
 
 public sealed record CompletionChoice(

@@ -5,8 +5,42 @@ public sealed record ModelList(IReadOnlyList<ModelCard> Data)
     public string Object => "list";
 }
 
-/// <summary>OpenAI's Model object, plus vLLM's max_model_len and root (where the weights came from).</summary>
-public sealed record ModelCard(string Id, long Created, string OwnedBy, int MaxModelLen, string Root)
+/// <summary>
+/// OpenAI's Model object, plus vLLM's max_model_len, root (where the weights came from) and parent
+/// (the base an adapter runs on), and alias_of for a name that points at another model.
+/// </summary>
+public sealed record ModelCard(string Id, long Created, string OwnedBy, int MaxModelLen, string Root, string? Parent = null, string? AliasOf = null)
 {
     public string Object => "model";
+}
+
+/// <summary>POST /admin/models/load: serve the model or PEFT adapter at <c>path</c> as <c>name</c>.</summary>
+public sealed record LoadModelRequest(string? Path, string? Name, string? Base);
+
+/// <summary>POST /admin/models/unload (<c>model</c>; <c>name</c> is accepted too).</summary>
+public sealed record UnloadModelRequest(string? Model, string? Name);
+
+/// <summary>POST /admin/aliases: point <c>alias</c> at <c>model</c> (a served model or a fine-tuning checkpoint).</summary>
+public sealed record SetAliasRequest(string? Alias, string? Model);
+
+public sealed record AliasObject(string Alias, string Model)
+{
+    public string Object => "alias";
+}
+
+public sealed record AliasList(IReadOnlyList<AliasObject> Data)
+{
+    public string Object => "list";
+}
+
+public sealed record ModelUnloaded(string Id)
+{
+    public string Object => "model";
+    public bool Deleted => true;
+}
+
+public sealed record AliasDeleted(string Alias)
+{
+    public string Object => "alias";
+    public bool Deleted => true;
 }

@@ -1,3 +1,4 @@
+using LlmServer.Administration;
 using LlmServer.Contracts;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
@@ -20,15 +21,15 @@ public static class OpenAiEndpoints
 
     private static Ok<ModelList> ListModels(GenerationService generation)
     {
-        ServedModel model = generation.ResolveModel(null);
-        return TypedResults.Ok(new ModelList([Card(model)]));
+        generation.ResolveModel(null);
+        return TypedResults.Ok(new ModelList(ModelCards.ForCatalog(generation.Engine.Models)));
     }
 
-    private static Ok<ModelCard> GetModel(string model, GenerationService generation) =>
-        TypedResults.Ok(Card(generation.ResolveModel(model)));
-
-    private static ModelCard Card(ServedModel model) =>
-        new(model.Name, model.LoadedAt.ToUnixTimeSeconds(), "llmserver", model.MaxModelLen, model.Directory);
+    private static Ok<ModelCard> GetModel(string model, GenerationService generation)
+    {
+        generation.ResolveModel(model);
+        return TypedResults.Ok(ModelCards.ForName(generation.Engine.Models, model) ?? throw ApiException.ModelNotFound(model));
+    }
 
     // The services write the response themselves: a stream is SSE, not one JSON value.
     private static async Task CreateCompletion(HttpContext context, CompletionService completions) =>

@@ -1,3 +1,4 @@
+using LlmServer.Administration;
 using LlmServer.Endpoints;
 using LlmServer.Files;
 using LlmServer.FineTuning.Storage;
@@ -53,7 +54,9 @@ public static class ServerApplication
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
 
         builder.Services.ConfigureHttpJsonOptions(json => OpenAiJson.Configure(json.SerializerOptions));
-        builder.Services.AddSingleton<IEngineClient>(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));
+        builder.Services.AddSingleton(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));
+        builder.Services.AddSingleton<IEngineClient>(services => services.GetRequiredService<EngineClient>());
+        builder.Services.AddSingleton<IEngineModelAdministration>(services => services.GetRequiredService<EngineClient>());
         builder.Services.AddHostedService<EngineStartup>();
         builder.Services.AddMetricsExport();
         builder.Services.AddSingleton<GenerationService>();
@@ -62,6 +65,7 @@ public static class ServerApplication
         // Created on first use, so a server whose admin routes are never called writes no data directory.
         builder.Services.AddSingleton(services => new FineTuningStore(services.GetRequiredService<IOptions<ServerOptions>>().Value.DataDir));
         builder.Services.AddSingleton<FileService>();
+        builder.Services.AddSingleton<ModelAdministrationService>();
 
         replaceServices?.Invoke(builder.Services);
 
@@ -72,6 +76,7 @@ public static class ServerApplication
         app.MapOpenAiEndpoints();
         app.MapTokenizerEndpoints();
         app.MapFilesEndpoints();
+        app.MapAdminEndpoints();
         return app;
     }
 

@@ -55,7 +55,7 @@ public sealed class ChatCompletionService(GenerationService generation)
             request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
 
         string id = $"chatcmpl-{Guid.NewGuid():N}";
-        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, [(promptIds, sampling)], n);
+        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         using EngineAdmission admission = generation.Admit(choices.Count);
         if (stream)
@@ -68,7 +68,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         var responseChoices = accumulators.Select((a, index) => new ChatChoice(index, new ChatResponseMessage("assistant", a.Text),
             logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
             ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
-        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)),
+        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint },
             OpenAiJson.Options, aborted);
     }
 
@@ -78,7 +78,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         var events = new ServerSentEvents(context.Response);
         var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
         var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
-        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], null);
+        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], null) { SystemFingerprint = model.Fingerprint };
 
         // OpenAI opens every choice with the assistant role and empty content.
         for (int index = 0; index < choices.Count; index++)
@@ -109,7 +109,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         }
         if (includeUsage)
         {
-            await events.WriteAsync(new ChatCompletionChunk(id, created, model.Name, [], UsageOf(accumulators)), aborted);
+            await events.WriteAsync(new ChatCompletionChunk(id, created, model.Name, [], UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
     }

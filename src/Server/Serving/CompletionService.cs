@@ -38,7 +38,7 @@ public sealed class CompletionService(GenerationService generation)
         var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
             DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
         string id = $"cmpl-{Guid.NewGuid():N}";
-        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, planned, n);
+        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, planned, n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         using EngineAdmission admission = generation.Admit(choices.Count);
         // Echo what the client sent, not the end-of-text an empty prompt is fed to the model as.
@@ -55,7 +55,7 @@ public sealed class CompletionService(GenerationService generation)
         var responseChoices = accumulators.Select((a, index) => new CompletionChoice(index, EchoFor(index) + a.Text,
             request.Logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer, EchoFor(index).Length) : null,
             ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
-        await context.Response.WriteAsJsonAsync(new CompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators, n)),
+        await context.Response.WriteAsJsonAsync(new CompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators, n)) { SystemFingerprint = model.Fingerprint },
             OpenAiJson.Options, aborted);
     }
 
@@ -72,7 +72,7 @@ public sealed class CompletionService(GenerationService generation)
         {
             if (echoFor(index) is { Length: > 0 } echoed)
             {
-                await events.WriteAsync(new CompletionResponse(id, created, model.Name, [new CompletionChoice(index, echoed, null, null)], NoUsage()), aborted);
+                await events.WriteAsync(new CompletionResponse(id, created, model.Name, [new CompletionChoice(index, echoed, null, null)], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
             }
         }
 
@@ -95,11 +95,11 @@ public sealed class CompletionService(GenerationService generation)
             pending[item.Index].Clear();
             string? finish = item.Event.FinishReason is { } reason ? ChoiceAccumulator.WireFinishReason(reason) : null;
             var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, ChoiceAccumulator.WireStopReason(item.Event));
-            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()), aborted);
+            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         if (includeUsage)
         {
-            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, choices.Count)), aborted);
+            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, choices.Count)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
     }

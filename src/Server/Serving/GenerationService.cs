@@ -15,19 +15,18 @@ public sealed class GenerationService(IEngineClient engine)
 {
     public IEngineClient Engine => engine;
 
-    /// <summary>The served model a request means; 503 while loading, 404 for a name we do not serve.</summary>
+    /// <summary>
+    /// The served model a request means, aliases followed (no name means the default one); 503
+    /// while loading, 404 for a name we do not serve. The request is then bound to that model's
+    /// weights, so a swap after this point does not change what answers it.
+    /// </summary>
     public ServedModel ResolveModel(string? requested)
     {
         if (!engine.Ready.IsCompletedSuccessfully)
         {
             throw ApiException.NotReady();
         }
-        ServedModel model = engine.Ready.Result;
-        if (!string.IsNullOrEmpty(requested) && requested != model.Name)
-        {
-            throw ApiException.ModelNotFound(requested);
-        }
-        return model;
+        return engine.Models.Resolve(requested) ?? throw ApiException.ModelNotFound(requested ?? "");
     }
 
     /// <summary>
@@ -54,7 +53,8 @@ public sealed class GenerationService(IEngineClient engine)
     /// Each choice draws from its own seeded stream, so a seeded request with n &gt; 1 is
     /// reproducible and still gives n different samples.
     /// </summary>
-    public static IReadOnlyList<EngineSubmission> PlanChoices(string requestId, IReadOnlyList<(IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling)> prompts, int n)
+    public static IReadOnlyList<EngineSubmission> PlanChoices(string requestId, ServedModel model,
+        IReadOnlyList<(IReadOnlyList<int> PromptTokenIds, SamplingParameters Sampling)> prompts, int n)
     {
         var choices = new List<EngineSubmission>(prompts.Count * n);
         for (int p = 0; p < prompts.Count; p++)
@@ -65,7 +65,7 @@ public sealed class GenerationService(IEngineClient engine)
                 SamplingParameters sampling = prompts[p].Sampling;
                 SamplingParameters choiceSampling = sampling.Seed is long seed ? sampling with { Seed = seed + i } : sampling;
                 choices.Add(new EngineSubmission(choices.Count == 0 && prompts.Count * n == 1 ? requestId : $"{requestId}-{index}",
-                    prompts[p].PromptTokenIds, choiceSampling));
+                    prompts[p].PromptTokenIds, choiceSampling, model.WeightsId));
             }
         }
         return choices;

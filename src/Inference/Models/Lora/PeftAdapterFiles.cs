@@ -107,6 +107,23 @@ public static class PeftAdapterFiles
         return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
+    /// <summary>The base model adapter_config.json names (a served name or a directory), or null if it names none.</summary>
+    public static string? BaseModelNameOrPath(string directory)
+    {
+        string configPath = Path.Combine(directory, ConfigFileName);
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(configPath));
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.TryGetProperty("base_model_name_or_path", out JsonElement value)
+                && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointFormatException(configPath, $"not valid JSON ({e.Message})");
+        }
+    }
+
     /// <summary>adapter_config.json as settings, refusing every PEFT option that would change the forward pass in a way this server does not implement.</summary>
     private static LoraSettings ReadSettings(string configPath, Gpt2Config baseConfig)
     {

@@ -1,0 +1,31 @@
+using LlmServer.Administration;
+using LlmServer.Contracts;
+using LlmServer.Hosting;
+using LlmServer.Serving;
+
+namespace LlmServer.Endpoints;
+
+/// <summary>Hot-swap: load and unload models and adapters, and point aliases, while serving; admin key only.</summary>
+public static class AdminEndpoints
+{
+    public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder admin = app.MapGroup("/admin").RequireKey(KeyScope.Admin);
+        admin.MapPost("/models/load", LoadModel);
+        admin.MapPost("/models/unload", UnloadModel);
+        admin.MapGet("/aliases", (ModelAdministrationService service) => TypedResults.Ok(service.ListAliases()));
+        admin.MapPost("/aliases", SetAlias);
+        admin.MapDelete("/aliases/{alias}", async (string alias, ModelAdministrationService service) =>
+            TypedResults.Ok(await service.RemoveAliasAsync(alias)));
+        return app;
+    }
+
+    private static async Task<Ok<ModelCard>> LoadModel(HttpContext context, ModelAdministrationService service) =>
+        TypedResults.Ok(await service.LoadAsync(await OpenAiJson.ReadBodyAsync<LoadModelRequest>(context.Request, context.RequestAborted)));
+
+    private static async Task<Ok<ModelUnloaded>> UnloadModel(HttpContext context, ModelAdministrationService service) =>
+        TypedResults.Ok(await service.UnloadAsync(await OpenAiJson.ReadBodyAsync<UnloadModelRequest>(context.Request, context.RequestAborted)));
+
+    private static async Task<Ok<AliasObject>> SetAlias(HttpContext context, ModelAdministrationService service) =>
+        TypedResults.Ok(await service.SetAliasAsync(await OpenAiJson.ReadBodyAsync<SetAliasRequest>(context.Request, context.RequestAborted)));
+}
