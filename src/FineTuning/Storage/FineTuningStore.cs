@@ -5,7 +5,7 @@ namespace LlmServer.FineTuning.Storage;
 
 /// <summary>
 /// The durable state of files and fine-tuning: rows in one SQLite database under the data
-/// directory, file contents beside it in files/. A file's bytes are written to a temporary name
+/// directory (jobs in the same database, through <see cref="JobStore"/>), file contents beside it in files/. A file's bytes are written to a temporary name
 /// and renamed into place before its row is inserted, so a listed file always has all its bytes,
 /// and a crash mid-upload leaves only a temporary file that the next start removes.
 /// </summary>
@@ -28,6 +28,8 @@ public sealed class FineTuningStore
         {
             DataSource = Path.Combine(root, "llmserver.db"),
             Mode = SqliteOpenMode.ReadWriteCreate,
+            // SQLite checks REFERENCES only when asked, per connection.
+            ForeignKeys = true,
         }.ToString();
         using SqliteConnection connection = Open();
         Execute(connection, """
@@ -127,14 +129,15 @@ public sealed class FineTuningStore
     private static StoredFile Read(SqliteDataReader reader) =>
         new(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4));
 
-    private SqliteConnection Open()
+    /// <summary>A new connection to the database; <see cref="JobStore"/> keeps its tables in the same one.</summary>
+    internal SqliteConnection Open()
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         return connection;
     }
 
-    private static void Execute(SqliteConnection connection, string sql)
+    internal static void Execute(SqliteConnection connection, string sql)
     {
         using SqliteCommand command = connection.CreateCommand();
         command.CommandText = sql;
@@ -142,7 +145,7 @@ public sealed class FineTuningStore
     }
 
     // OpenAI's ids: a prefix and 24 random letters and digits.
-    private static string NewId(string prefix)
+    internal static string NewId(string prefix)
     {
         const string alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         return prefix + RandomNumberGenerator.GetString(alphabet, 24);
