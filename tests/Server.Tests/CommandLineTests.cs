@@ -78,6 +78,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("--bogus", "1", "unknown flag '--bogus'")]
     [InlineData("--kv-cache-memory", "lots", "--kv-cache-memory must be a size")]
     [InlineData("--model", "/no/such/dir", "--model must be an existing model directory")]
+    [InlineData("--organization", "my:org", "--organization must be non-empty, without ':'")]
     public async Task Bad_flags_are_refused_with_a_clear_message(string flag, string value, string message)
     {
         string[] args = flag == "--model"

@@ -32,6 +32,7 @@ public static class ServeCommandLine
         Flag("--admin-key", nameof(ServerOptions.AdminKey), "Bearer key for files, fine-tuning and admin endpoints (or LLMSERVER_Server__AdminKey)", "none: those endpoints are off"),
         Flag("--data-dir", nameof(ServerOptions.DataDir), "where files and fine-tuning state are kept (SQLite + files)", Defaults.DataDir),
         Flag("--max-upload-size", nameof(ServerOptions.MaxUploadSize), "largest file /v1/files accepts (512MiB, 10MB, bytes); larger gets 413", Defaults.MaxUploadSize),
+        Flag("--organization", nameof(ServerOptions.Organization), "organization in fine-tuned model names (ft:base:ORG:suffix:job) and jobs' organization_id", Defaults.Organization),
     ];
 
     private static CommandLineFlag Flag(string name, string property, string help, string defaultValue) =>

@@ -70,6 +70,10 @@ public sealed class ServerOptions
     /// <summary>The largest file /v1/files accepts (bytes with an optional unit); larger gets 413.</summary>
     public string MaxUploadSize { get; set; } = "512MiB";
 
+    /// <summary>The organization in fine-tuned model names (ft:base:ORGANIZATION:suffix:job) and in jobs' organization_id.</summary>
+    [RegularExpression(@"^[^:\s]+$", ErrorMessage = "--organization must be non-empty, without ':' (it separates the parts of a fine-tuned model's name) or spaces")]
+    public string Organization { get; set; } = "personal";
+
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
 
     public string ResolvedServedModelName =>
