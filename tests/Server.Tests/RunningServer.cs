@@ -17,6 +17,8 @@ public sealed class RunningServer : IAsyncDisposable
     public HttpClient Http { get; }
     public Uri BaseAddress => Http.BaseAddress!;
     public IEngineClient Engine => _app.Services.GetRequiredService<IEngineClient>();
+    /// <summary>The server's services, for a test that plays a part the server has no route for (the training worker).</summary>
+    public IServiceProvider Services => _app.Services;
 
     /// <param name="flags">serve's flags; "--port 0" is added.</param>
     /// <param name="waitForModel">false to look at the server while the model is still loading.</param>

@@ -3,6 +3,7 @@ using LlmServer.Endpoints;
 using LlmServer.Files;
 using LlmServer.FineTuning.Storage;
 using LlmServer.Inference.Engine;
+using LlmServer.Jobs;
 using LlmServer.Serving;
 using Microsoft.Extensions.Options;
 using Serilog;
@@ -66,6 +67,10 @@ public static class ServerApplication
         builder.Services.AddSingleton(services => new FineTuningStore(services.GetRequiredService<IOptions<ServerOptions>>().Value.DataDir));
         builder.Services.AddSingleton<FileService>();
         builder.Services.AddSingleton<ModelAdministrationService>();
+        builder.Services.AddSingleton(services => new JobStore(services.GetRequiredService<FineTuningStore>()));
+        builder.Services.AddSingleton<JobSignals>();
+        builder.Services.AddSingleton<IFineTunableModels, ServedFineTunableModels>();
+        builder.Services.AddSingleton<FineTuningJobService>();
 
         replaceServices?.Invoke(builder.Services);
 
@@ -77,6 +82,7 @@ public static class ServerApplication
         app.MapTokenizerEndpoints();
         app.MapFilesEndpoints();
         app.MapAdminEndpoints();
+        app.MapFineTuningEndpoints();
         return app;
     }
 
