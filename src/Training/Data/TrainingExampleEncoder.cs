@@ -1,0 +1,171 @@
+using System.Text.Json;
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Training.Data;
+
+/// <summary>
+/// Turns one line of an OpenAI fine-tuning file into tokens and a trained mask, rendering chat
+/// examples with the model's own chat template so that training sees exactly the layout serving
+/// will produce.
+/// </summary>
+public sealed class TrainingExampleEncoder
+{
+    private readonly Gpt2Tokenizer _tokenizer;
+    private readonly ChatPromptFormatter _formatter;
+
+    public TrainingExampleEncoder(Gpt2Tokenizer tokenizer, ChatPromptFormatter formatter)
+    {
+        _tokenizer = tokenizer;
+        _formatter = formatter;
+    }
+
+    /// <summary>Encodes a chat (<c>{"messages":[...]}</c>) or prompt/completion line.</summary>
+    /// <exception cref="FormatException">The line is not an example of either format, or its chat cannot be rendered; the message says why.</exception>
+    public TrainingExample Encode(string jsonLine)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(jsonLine);
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"not valid JSON ({e.Message})", e);
+        }
+        using (document)
+        {
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new FormatException("not a JSON object");
+            }
+            if (root.TryGetProperty("messages", out JsonElement messages))
+            {
+                return EncodeChat(ReadMessages(messages, out bool[] trainedTurns), trainedTurns);
+            }
+            if (root.TryGetProperty("prompt", out _) || root.TryGetProperty("completion", out _))
+            {
+                return EncodePromptCompletion(ReadString(root, "prompt"), ReadString(root, "completion"));
+            }
+            throw new FormatException("neither a chat example (\"messages\") nor a prompt/completion example (\"prompt\" and \"completion\")");
+        }
+    }
+
+    /// <summary>
+    /// Tokens of the rendered conversation; trained are the tokens of every assistant turn whose
+    /// <paramref name="trainedTurns"/> flag is set (OpenAI's <c>"weight": 0</c> clears it).
+    /// </summary>
+    /// <remarks>
+    /// Assistant turn i is what rendering messages[..i+1] without a generation prompt adds to
+    /// rendering messages[..i] with one: the prompt serving would send ends where the turn starts.
+    /// With ChatML that is the content, "&lt;|im_end|&gt;" and the "\n" the template writes after it:
+    /// the model learns to end its turn, which is where serving's stop string cuts generation
+    /// (the "\n" is never generated there, and training on it costs nothing). Each part is tokenized
+    /// on its own, as serving tokenizes the prompt on its own and the model then emits the turn.
+    /// </remarks>
+    public TrainingExample EncodeChat(IReadOnlyList<ChatMessage> messages, IReadOnlyList<bool> trainedTurns)
+    {
+        string full = Render(messages, messages.Count, addGenerationPrompt: false);
+        var parts = new List<(string Text, bool Trained)>();
+        int covered = 0;
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i].Role != "assistant")
+            {
+                continue;
+            }
+            string prompt = Render(messages, i, addGenerationPrompt: true);
+            string throughTurn = Render(messages, i + 1, addGenerationPrompt: false);
+            if (prompt.Length < covered || !throughTurn.StartsWith(prompt, StringComparison.Ordinal)
+                || !full.StartsWith(throughTurn, StringComparison.Ordinal))
+            {
+                throw new FormatException(
+                    $"the chat template does not render this conversation prefix-stably at message {i + 1} " +
+                    "(the prompt before an assistant turn is not the start of the conversation rendered through it), " +
+                    "so the assistant's tokens cannot be told apart");
+            }
+            parts.Add((full[covered..prompt.Length], false));
+            parts.Add((full[prompt.Length..throughTurn.Length], trainedTurns[i]));
+            covered = throughTurn.Length;
+        }
+        parts.Add((full[covered..], false));
+
+        var ids = new List<int>();
+        var trained = new List<bool>();
+        foreach ((string text, bool isTrained) in parts)
+        {
+            if (text.Length == 0)
+            {
+                continue;
+            }
+            IReadOnlyList<int> tokens = _tokenizer.Encode(text);
+            ids.AddRange(tokens);
+            trained.AddRange(Enumerable.Repeat(isTrained, tokens.Count));
+        }
+        return new TrainingExample(ids.ToArray(), trained.ToArray());
+    }
+
+    /// <summary>The prompt's tokens, then the completion's and end-of-text; trained are the completion and end-of-text.</summary>
+    public TrainingExample EncodePromptCompletion(string prompt, string completion)
+    {
+        IReadOnlyList<int> promptIds = _tokenizer.Encode(prompt);
+        IReadOnlyList<int> completionIds = _tokenizer.Encode(completion);
+        int[] ids = [.. promptIds, .. completionIds, _tokenizer.EndOfTextId];
+        bool[] trained = new bool[ids.Length];
+        trained.AsSpan(promptIds.Count).Fill(true);
+        return new TrainingExample(ids, trained);
+    }
+
+    private string Render(IReadOnlyList<ChatMessage> messages, int count, bool addGenerationPrompt)
+    {
+        try
+        {
+            return _formatter.Format(messages.Take(count).ToList(), addGenerationPrompt);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw new FormatException($"the chat template rejects the first {count} messages: {e.Message}", e);
+        }
+    }
+
+    private static List<ChatMessage> ReadMessages(JsonElement messages, out bool[] trainedTurns)
+    {
+        if (messages.ValueKind != JsonValueKind.Array)
+        {
+            throw new FormatException("\"messages\" must be an array");
+        }
+        var read = new List<ChatMessage>();
+        var trained = new List<bool>();
+        foreach (JsonElement message in messages.EnumerateArray())
+        {
+            string subject = $"message {read.Count + 1}";
+            if (message.ValueKind != JsonValueKind.Object)
+            {
+                throw new FormatException($"{subject} must be an object");
+            }
+            string role = ReadString(message, "role", subject);
+            string content = ReadString(message, "content", subject);
+            string? name = message.TryGetProperty("name", out JsonElement n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+            bool excluded = message.TryGetProperty("weight", out JsonElement weight)
+                && weight.ValueKind == JsonValueKind.Number && weight.GetDouble() == 0;
+            read.Add(new ChatMessage(role, content, name));
+            trained.Add(role == "assistant" && !excluded);
+        }
+        trainedTurns = trained.ToArray();
+        return read;
+    }
+
+    private static string ReadString(JsonElement owner, string property, string? subject = null)
+    {
+        string where = subject is null ? "" : subject + ": ";
+        if (!owner.TryGetProperty(property, out JsonElement value))
+        {
+            throw new FormatException($"{where}\"{property}\" is missing");
+        }
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            throw new FormatException($"{where}\"{property}\" must be a string");
+        }
+        return value.GetString()!;
+    }
+}
