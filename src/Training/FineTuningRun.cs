@@ -14,6 +14,9 @@ namespace LlmServer.Training;
 /// checkpoint write or the final copy. Create, run and dispose a run on one thread (TorchSharp's
 /// dispose scopes and grad modes are per thread); nothing here starts a thread.
 /// To cancel, stop calling <see cref="RunSlice"/> and dispose the run: every tensor it made is freed.
+/// A slice that throws (a full disk, a diverging loss) leaves the run unusable: dispose it.
+/// Call <see cref="Start"/> and <see cref="Resume"/> outside any dispose scope, as the engine loads
+/// its model: weights and optimizer state created inside one would be freed when it closes.
 /// </summary>
 public sealed class FineTuningRun : IDisposable
 {
