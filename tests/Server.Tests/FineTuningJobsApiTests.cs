@@ -39,7 +39,7 @@ public sealed class FineTuningJobsApiTests : IDisposable
 
     private Task<RunningServer> StartAsync() =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory, "--organization", "test-org"]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory, "--organization", "test-org", "--no-training"]);
 
     [Fact]
     public async Task A_job_is_created_and_read_back_in_OpenAIs_shape_with_LoRA_inside_the_hyperparameters()

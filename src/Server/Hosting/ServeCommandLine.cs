@@ -32,6 +32,8 @@ public static class ServeCommandLine
         Flag("--admin-key", nameof(ServerOptions.AdminKey), "Bearer key for files, fine-tuning and admin endpoints (or LLMSERVER_Server__AdminKey)", "none: those endpoints are off"),
         Flag("--data-dir", nameof(ServerOptions.DataDir), "where files and fine-tuning state are kept (SQLite + files)", Defaults.DataDir),
         Flag("--max-upload-size", nameof(ServerOptions.MaxUploadSize), "largest file /v1/files accepts (512MiB, 10MB, bytes); larger gets 413", Defaults.MaxUploadSize),
+        Flag("--no-training", nameof(ServerOptions.NoTraining), "accept and list fine-tuning jobs but do not train them here", "jobs train in this process") with { IsSwitch = true },
+        Flag("--training-share", nameof(ServerOptions.TrainingShare), "most of the engine's time fine-tuning takes while requests are in flight (0..1; it always runs when idle)", Defaults.TrainingShare.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         Flag("--organization", nameof(ServerOptions.Organization), "organization in fine-tuned model names (ft:base:ORG:suffix:job) and jobs' organization_id", Defaults.Organization),
     ];
 

@@ -70,6 +70,11 @@ public static class ServerApplication
         builder.Services.AddSingleton(services => new JobStore(services.GetRequiredService<FineTuningStore>()));
         builder.Services.AddSingleton<JobSignals>();
         builder.Services.AddSingleton<IFineTunableModels, ServedFineTunableModels>();
+        builder.Services.AddSingleton<ICheckpointCatalog, JobCheckpointCatalog>();
+        if (!options.NoTraining)
+        {
+            builder.Services.AddHostedService<FineTuningWorker>();
+        }
         builder.Services.AddSingleton<FineTuningJobService>();
 
         replaceServices?.Invoke(builder.Services);
@@ -110,6 +115,7 @@ public static class ServerApplication
             EnablePrefixCaching = !options.NoPrefixCaching,
             MaxQueuedRequests = options.MaxQueue,
             CpuThreads = options.Threads,
+            BackgroundShare = options.TrainingShare,
             Scheduler = new SchedulerOptions { MaxNumSeqs = options.MaxNumSeqs, MaxNumBatchedTokens = options.MaxNumBatchedTokens },
         };
     }

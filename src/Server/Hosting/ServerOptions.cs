@@ -74,6 +74,13 @@ public sealed class ServerOptions
     [RegularExpression(@"^[^:\s]+$", ErrorMessage = "--organization must be non-empty, without ':' (it separates the parts of a fine-tuned model's name) or spaces")]
     public string Organization { get; set; } = "personal";
 
+    /// <summary>Accept and list fine-tuning jobs but leave them queued: training runs elsewhere.</summary>
+    public bool NoTraining { get; set; }
+
+    /// <summary>The most of the engine thread's time a fine-tuning job takes while requests are in flight.</summary>
+    [Range(0.0, 1.0)]
+    public double TrainingShare { get; set; } = 0.5;
+
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
 
     public string ResolvedServedModelName =>

@@ -3,7 +3,7 @@ using LlmServer.Serving;
 
 namespace LlmServer.Jobs;
 
-/// <summary>The one model the engine serves is the one that can be fine-tuned.</summary>
+/// <summary>Any full model the engine serves can be fine-tuned (by its name or an alias); an adapter cannot.</summary>
 public sealed class ServedFineTunableModels(IEngineClient engine) : IFineTunableModels
 {
     public FineTunableModel? Find(string name)
@@ -11,9 +11,15 @@ public sealed class ServedFineTunableModels(IEngineClient engine) : IFineTunable
         Task<ServedModel> ready = engine.Ready;
         if (!ready.IsCompleted)
         {
-            // Its name is only known for sure once it has loaded (as on the inference routes).
+            // Names are only known for sure once the engine has loaded (as on the inference routes).
             throw ApiException.NotReady();
         }
-        return ready.IsCompletedSuccessfully && ready.Result.Name == name ? new FineTunableModel(ready.Result.Name, ready.Result.Directory) : null;
+        if (engine.Models.Resolve(name) is not { } model)
+        {
+            return null;
+        }
+        return model.Kind == ServedModelKind.Adapter
+            ? throw ApiException.InvalidParameter("model", $"'{name}' is a LoRA adapter; fine-tune its base model '{model.Parent}' instead.")
+            : new FineTunableModel(name, model.Directory);
     }
 }
