@@ -1,0 +1,116 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace LlmServer.Tests.FineTuning;
+
+/// <summary>Raw HTTP calls a fine-tuning test makes, with the admin key for admin routes and the inference key for chat.</summary>
+public sealed class AdminClient(RunningServer server, string adminKey, string inferenceKey)
+{
+    public async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, object? body = null, bool inference = false)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", inference ? inferenceKey : adminKey);
+        if (body is not null)
+        {
+            request.Content = body is string json ? new StringContent(json, Encoding.UTF8, "application/json") : JsonContent.Create(body);
+        }
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    public async Task<JsonElement> GetAsync(string path)
+    {
+        (HttpStatusCode status, JsonElement body) = await SendAsync(HttpMethod.Get, path);
+        Assert.True(status == HttpStatusCode.OK, $"GET {path}: {(int)status} {body}");
+        return body;
+    }
+
+    public async Task<string> UploadAsync(string content, string filename)
+    {
+        using var form = new MultipartFormDataContent();
+        form.Add(new StringContent("fine-tune"), "purpose");
+        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes(content)), "file", filename);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = form };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        return JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+    }
+
+    public async Task<JsonElement> CreateJobAsync(string json)
+    {
+        (HttpStatusCode status, JsonElement job) = await SendAsync(HttpMethod.Post, "/v1/fine_tuning/jobs", json);
+        Assert.True(status == HttpStatusCode.OK, job.ToString());
+        return job;
+    }
+
+    /// <summary>Polls the job until its status is one of <paramref name="statuses"/> (failing fast on an unexpected end).</summary>
+    public async Task<JsonElement> WaitForJobAsync(string id, TimeSpan timeout, params string[] statuses)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            JsonElement job = await GetAsync($"/v1/fine_tuning/jobs/{id}");
+            string status = job.GetProperty("status").GetString()!;
+            if (statuses.Contains(status))
+            {
+                return job;
+            }
+            Assert.False(status is "succeeded" or "failed" or "cancelled", $"job {id} ended {status}: {job}");
+            Assert.True(DateTime.UtcNow < deadline, $"job {id} still {status} after {timeout}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Every event of a job, newest first, following has_more page by page.</summary>
+    public async Task<List<JsonElement>> AllEventsAsync(string jobId)
+    {
+        var events = new List<JsonElement>();
+        string? after = null;
+        while (true)
+        {
+            JsonElement page = await GetAsync($"/v1/fine_tuning/jobs/{jobId}/events?limit=100" + (after is null ? "" : $"&after={after}"));
+            events.AddRange(page.GetProperty("data").EnumerateArray());
+            if (!page.GetProperty("has_more").GetBoolean())
+            {
+                return events;
+            }
+            after = events[^1].GetProperty("id").GetString();
+        }
+    }
+
+    /// <summary>A greedy chat answer: its text, and the fingerprint of the weights that wrote it.</summary>
+    public async Task<(string Content, string Fingerprint)> ChatAsync(string? model, string message, int maxTokens = 12)
+    {
+        (HttpStatusCode status, JsonElement body) = await SendAsync(HttpMethod.Post, "/v1/chat/completions",
+            new { model, messages = new[] { new { role = "user", content = message } }, temperature = 0, max_tokens = maxTokens }, inference: true);
+        Assert.True(status == HttpStatusCode.OK, $"chat: {(int)status} {body}");
+        return (body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!,
+            body.GetProperty("system_fingerprint").GetString()!);
+    }
+
+    /// <summary>The share of held-out prompts answered exactly right, and a few of the wrong answers to show.</summary>
+    public async Task<(double Accuracy, string Wrong)> AccuracyAsync(string? model, IReadOnlyList<(string Prompt, string Answer)> heldOut)
+    {
+        int right = 0;
+        var wrong = new List<string>();
+        foreach ((string prompt, string answer) in heldOut)
+        {
+            string content = (await ChatAsync(model, prompt)).Content;
+            if (content.Trim() == answer)
+            {
+                right++;
+            }
+            else if (wrong.Count < 3)
+            {
+                wrong.Add($"'{prompt}' -> '{content}' (want '{answer}')");
+            }
+        }
+        return ((double)right / heldOut.Count, string.Join("; ", wrong));
+    }
+}
