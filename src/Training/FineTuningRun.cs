@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models;
 using LlmServer.Training.Batching;
 using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Data;
@@ -300,7 +301,7 @@ public sealed class FineTuningRun : IDisposable
 
         string checkpoints = Path.Combine(_inputs.OutputDirectory, "checkpoints");
         string target = Path.Combine(checkpoints, $"step-{Step}");
-        WriteWhole(target, staging =>
+        WholeDirectory.Write(target, staging =>
         {
             _weights.SaveModel(staging);
             CurrentState().Write(staging);
@@ -323,9 +324,8 @@ public sealed class FineTuningRun : IDisposable
     private IReadOnlyList<TrainingEvent> WriteFinal()
     {
         string source = LatestCheckpoint!;
-        WriteWhole(FinalDirectory, staging =>
+        WholeDirectory.Write(FinalDirectory, staging =>
         {
-            Directory.CreateDirectory(staging);
             foreach (string file in Directory.GetFiles(source).Where(f => Path.GetFileName(f) != OptimizerStateFileName))
             {
                 File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
@@ -347,35 +347,6 @@ public sealed class FineTuningRun : IDisposable
         TrainingDataFingerprint = Fingerprint(_inputs.Training),
         LogHistory = _history.ToList(),
     };
-
-    /// <summary>
-    /// Fills a hidden sibling of <paramref name="target"/> and renames it into place, so that a
-    /// reader (a resume, the server loading a checkpoint) never sees a partial directory.
-    /// </summary>
-    private static void WriteWhole(string target, Action<string> fill)
-    {
-        string parent = Path.GetDirectoryName(Path.GetFullPath(target))!;
-        Directory.CreateDirectory(parent);
-        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.partial-{Guid.NewGuid():N}");
-        try
-        {
-            fill(staging);
-            if (Directory.Exists(target))
-            {
-                // Only when a resumed run rewrites a step an earlier attempt had already saved.
-                Directory.Delete(target, recursive: true);
-            }
-            Directory.Move(staging, target);
-        }
-        catch
-        {
-            if (Directory.Exists(staging))
-            {
-                Directory.Delete(staging, recursive: true);
-            }
-            throw;
-        }
-    }
 
     private static AdamW CreateOptimizer(IReadOnlyList<Parameter> parameters, TrainingSettings settings)
     {

@@ -39,7 +39,7 @@ internal sealed class FullWeights : TrainedWeights
 
     public override Tensor Logits(Tensor inputIds) => _model.ForwardTraining(inputIds);
 
-    public override void SaveModel(string directory) => CheckpointWriter.Save(_model, directory, _tokenizerDirectory);
+    public override void SaveModel(string directory) => CheckpointWriter.WriteInto(directory, _model, _tokenizerDirectory);
 
     public override void Dispose() => _model.Dispose();
 }

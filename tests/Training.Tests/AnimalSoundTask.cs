@@ -1,3 +1,4 @@
+using LlmServer.Inference.Tests;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;

@@ -15,37 +15,22 @@ public static class CheckpointWriter
 {
     private static readonly string[] TokenizerFiles = ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
-    public static void Save(Gpt2Model model, string directory, string tokenizerDirectory, ScalarType storeAs = ScalarType.Float32)
+    public static void Save(Gpt2Model model, string directory, string tokenizerDirectory, ScalarType storeAs = ScalarType.Float32) =>
+        WholeDirectory.Write(directory, staging => WriteInto(staging, model, tokenizerDirectory, storeAs));
+
+    /// <summary>Writes the model's files into an existing directory that the caller makes appear whole.</summary>
+    public static void WriteInto(string directory, Gpt2Model model, string tokenizerDirectory, ScalarType storeAs = ScalarType.Float32)
     {
-        string target = Path.GetFullPath(directory);
-        string staging = target + ".partial-" + Guid.NewGuid().ToString("N")[..8];
-        Directory.CreateDirectory(staging);
-        try
+        File.WriteAllText(Path.Combine(directory, "config.json"), ConfigJson(model.Config, storeAs));
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), Tensors(model, storeAs),
+            new Dictionary<string, string> { ["format"] = "pt" });
+        foreach (string file in TokenizerFiles)
         {
-            File.WriteAllText(Path.Combine(staging, "config.json"), ConfigJson(model.Config, storeAs));
-            SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), Tensors(model, storeAs),
-                new Dictionary<string, string> { ["format"] = "pt" });
-            foreach (string file in TokenizerFiles)
+            string source = Path.Combine(tokenizerDirectory, file);
+            if (File.Exists(source))
             {
-                string source = Path.Combine(tokenizerDirectory, file);
-                if (File.Exists(source))
-                {
-                    File.Copy(source, Path.Combine(staging, file));
-                }
+                File.Copy(source, Path.Combine(directory, file));
             }
-            if (Directory.Exists(target))
-            {
-                Directory.Delete(target, recursive: true);
-            }
-            Directory.Move(staging, target);
-        }
-        catch
-        {
-            if (Directory.Exists(staging))
-            {
-                Directory.Delete(staging, recursive: true);
-            }
-            throw;
         }
     }
 
