@@ -20,19 +20,13 @@ public sealed class FilesApiTests : IDisposable
 
         """;
 
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-files-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("files");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     private Task<RunningServer> StartAsync() =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory, "--max-upload-size", "4KiB"]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path, "--max-upload-size", "4KiB"]);
 
     [Fact]
     public async Task A_file_is_uploaded_listed_read_and_deleted_in_OpenAIs_shapes()
@@ -60,7 +54,7 @@ public sealed class FilesApiTests : IDisposable
         (HttpStatusCode gone, string goneBody) = await SendAsync(server, HttpMethod.Get, $"/v1/files/{id}", AdminKey);
         Assert.Equal(HttpStatusCode.NotFound, gone);
         Assert.Equal($"No such File object: {id}", JsonDocument.Parse(goneBody).RootElement.GetProperty("error").GetProperty("message").GetString());
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_data.Path, "files")));
     }
 
     [Fact]
@@ -76,7 +70,7 @@ public sealed class FilesApiTests : IDisposable
         Assert.Equal("invalid_file", error.GetProperty("code").GetString());
         Assert.Contains("line 2", error.GetProperty("message").GetString());
         Assert.Empty((await GetJsonAsync(server, "/v1/files")).GetProperty("data").EnumerateArray());
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_data.Path, "files")));
     }
 
     [Fact]
@@ -89,7 +83,7 @@ public sealed class FilesApiTests : IDisposable
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.Equal("file_too_large", body.GetProperty("error").GetProperty("code").GetString());
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dataDirectory, "files")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_data.Path, "files")));
     }
 
     [Fact]

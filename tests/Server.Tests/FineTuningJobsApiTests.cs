@@ -26,20 +26,13 @@ public sealed class FineTuningJobsApiTests : IDisposable
 
         """;
 
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-jobs-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("jobs");
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     private Task<RunningServer> StartAsync() =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory, "--organization", "test-org", "--no-training"]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path, "--organization", "test-org", "--no-training"]);
 
     [Fact]
     public async Task A_job_is_created_and_read_back_in_OpenAIs_shape_with_LoRA_inside_the_hyperparameters()

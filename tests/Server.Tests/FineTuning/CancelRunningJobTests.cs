@@ -8,22 +8,15 @@ namespace LlmServer.Tests.FineTuning;
 public sealed class CancelRunningJobTests : IDisposable
 {
     private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference", Model = "gpt2-random-2l-64d";
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-cancel-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("cancel");
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     [Fact]
     public async Task A_running_job_stops_within_one_optimizer_step_and_its_result_is_never_served()
     {
         await using RunningServer server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model),
-            "--kv-cache-memory", "64MiB", "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory]);
+            "--kv-cache-memory", "64MiB", "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path]);
         var admin = new AdminClient(server, AdminKey, InferenceKey);
         string training = await admin.UploadAsync(KeywordTask.ChatJsonl(64, seed: 1), "train.jsonl");
         string id = (await admin.CreateJobAsync($$"""

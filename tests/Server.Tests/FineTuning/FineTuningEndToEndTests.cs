@@ -18,20 +18,13 @@ public sealed class FineTuningEndToEndTests : IDisposable
 {
     private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference", Model = "gpt2-random-2l-64d";
     private static readonly IReadOnlyList<(string Prompt, string Answer)> HeldOut = KeywordTask.HeldOut(20, seed: 99);
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-e2e-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("e2e");
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     private Task<RunningServer> StartAsync() =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path]);
 
 #pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
     [Fact]
@@ -97,7 +90,7 @@ public sealed class FineTuningEndToEndTests : IDisposable
         Assert.Equal(before, (await admin.AccuracyAsync(Model, HeldOut)).Accuracy);
 
         // The result is a PEFT adapter directory that other tools can load.
-        string adapter = Path.Combine(_dataDirectory, "models", job.JobId, "final");
+        string adapter = Path.Combine(_data.Path, "models", job.JobId, "final");
         using JsonDocument config = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json")));
         Assert.Equal("LORA", config.RootElement.GetProperty("peft_type").GetString());
         Assert.Equal(8, config.RootElement.GetProperty("r").GetInt32());
@@ -136,7 +129,7 @@ public sealed class FineTuningEndToEndTests : IDisposable
         JsonElement card = (await admin.GetAsync("/v1/models")).GetProperty("data").EnumerateArray().Single(m => m.GetProperty("id").GetString() == name);
         Assert.False(card.TryGetProperty("parent", out JsonElement parent) && parent.ValueKind != JsonValueKind.Null, "a full model has no parent");
 
-        string directory = Path.Combine(_dataDirectory, "models", id, "final");
+        string directory = Path.Combine(_data.Path, "models", id, "final");
         foreach (string file in new[] { "config.json", "model.safetensors", "vocab.json", "merges.txt" })
         {
             Assert.True(File.Exists(Path.Combine(directory, file)), $"{file} in the full fine-tune's directory");

@@ -14,22 +14,15 @@ public sealed class HotSwapUnderLoadTests : IDisposable
 {
     private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference", Model = "gpt2-random-2l-64d";
     private const int Concurrency = 8, MinimumRequests = 200, MinimumAfterSwap = 40;
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-swap-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("swap");
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     [Fact]
     public async Task A_job_finishes_and_the_default_name_moves_to_its_result_without_failing_or_mixing_a_response()
     {
         await using RunningServer server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model),
-            "--kv-cache-memory", "64MiB", "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory]);
+            "--kv-cache-memory", "64MiB", "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path]);
         var admin = new AdminClient(server, AdminKey, InferenceKey);
         string[] prompts = KeywordTask.HeldOut(8, seed: 5).Select(p => p.Prompt).ToArray();
         var baseAnswers = new Dictionary<string, string>();

@@ -12,20 +12,13 @@ public sealed class RestartMidJobTests : IDisposable
 {
     private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference", Model = "gpt2-random-2l-64d";
     private const int Epochs = 12;
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "llmserver-restart-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDataDirectory _data = new("restart");
 
-    public void Dispose()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => _data.Dispose();
 
     private Task<RunningServer> StartAsync() =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _dataDirectory]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path]);
 
     private static string[] Ids(JsonElement list) => list.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("id").GetString()!).ToArray();
 
