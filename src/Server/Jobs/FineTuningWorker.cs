@@ -43,8 +43,25 @@ public sealed class FineTuningWorker(
         {
             return; // the engine failed to load; the host is stopping because of it
         }
-        await RestoreAfterRestartAsync();
+        await Guarded(RestoreAfterRestartAsync, "restoring fine-tuning state after a restart", stopping);
         await Task.WhenAll(ValidateLoopAsync(stopping), TrainLoopAsync(stopping));
+    }
+
+    /// <summary>
+    /// Runs one round of a loop, logging what it did not expect (a full disk, a locked database)
+    /// instead of letting it end the worker, which would stop the whole host.
+    /// </summary>
+    private async Task Guarded(Func<Task> round, string what, CancellationToken stopping)
+    {
+        try
+        {
+            await round();
+        }
+        catch (Exception e) when (!stopping.IsCancellationRequested)
+        {
+            logger.LogError(e, "Fine-tuning worker failed {What}; it carries on", what);
+            await Task.Delay(TimeSpan.FromSeconds(1), stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
     }
 
     /// <summary>Moves new jobs on to queued (or failed, saying why) as they arrive, even while another job trains.</summary>
@@ -52,10 +69,14 @@ public sealed class FineTuningWorker(
     {
         while (!stopping.IsCancellationRequested)
         {
-            foreach (StoredJob job in jobs.ListJobsWithStatus(JobStatus.ValidatingFiles))
+            await Guarded(() =>
             {
-                Validate(job);
-            }
+                foreach (StoredJob job in jobs.ListJobsWithStatus(JobStatus.ValidatingFiles))
+                {
+                    Validate(job);
+                }
+                return Task.CompletedTask;
+            }, "validating new jobs", stopping);
             await WaitForWorkAsync(stopping);
         }
     }
@@ -64,12 +85,19 @@ public sealed class FineTuningWorker(
     {
         while (!stopping.IsCancellationRequested)
         {
-            if (jobs.ClaimNextJob(JobStatus.Queued, JobStatus.Running) is { } job)
+            bool ran = false;
+            await Guarded(async () =>
             {
-                await RunAsync(job, stopping);
-                continue;
+                if (jobs.ClaimNextJob(JobStatus.Queued, JobStatus.Running) is { } job)
+                {
+                    ran = true;
+                    await RunAsync(job, stopping);
+                }
+            }, "running a job", stopping);
+            if (!ran)
+            {
+                await WaitForWorkAsync(stopping);
             }
-            await WaitForWorkAsync(stopping);
         }
     }
 
@@ -113,6 +141,10 @@ public sealed class FineTuningWorker(
         catch (JobFailure failure)
         {
             jobs.MarkFailed(job.Id, failure.Code, failure.Message, failure.Param);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            jobs.MarkFailed(job.Id, "invalid_training_file", $"The training data could not be read: {e.Message}", "training_file");
         }
     }
 
