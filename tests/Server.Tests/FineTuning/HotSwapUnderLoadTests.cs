@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
 using LlmServer.Inference.Tests;
+using Xunit.Abstractions;
 
 namespace LlmServer.Tests.FineTuning;
 
@@ -10,7 +11,7 @@ namespace LlmServer.Tests.FineTuning;
 /// the default name is pointed at its result. No request may fail, and every answer must be
 /// exactly what one of the two models alone answers, never a mix.
 /// </summary>
-public sealed class HotSwapUnderLoadTests : IDisposable
+public sealed class HotSwapUnderLoadTests(ITestOutputHelper output) : IDisposable
 {
     private const string AdminKey = "sk-test-admin", InferenceKey = "sk-test-inference", Model = "gpt2-random-2l-64d";
     private const int Concurrency = 8, MinimumRequests = 200, MinimumAfterSwap = 40;
@@ -112,6 +113,9 @@ public sealed class HotSwapUnderLoadTests : IDisposable
                 : throw new Xunit.Sdk.XunitException($"request {response.Index} came from unknown weights {response.Fingerprint}");
             Assert.Equal(expected[response.Prompt], response.Content);
         }
+        output.WriteLine($"{responses.Count} requests, {responses.Count(r => r.Status != HttpStatusCode.OK)} failed; " +
+            $"{responses.Count(r => r.Fingerprint == baseFingerprint)} from the base, {responses.Count(r => r.Fingerprint == fineTunedFingerprint)} from {fineTuned}; " +
+            $"{duringTraining} answered by the time the job was last seen running");
         Assert.Contains(responses, r => r.Fingerprint == baseFingerprint);
         Assert.True(responses.Count(r => r.Fingerprint == fineTunedFingerprint) >= MinimumAfterSwap - Concurrency);
     }
