@@ -57,6 +57,20 @@ public sealed class FilesApiTests : IDisposable
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_data.Path, "files")));
     }
 
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("0")]
+    [InlineData("10001")]
+    public async Task A_bad_list_limit_gets_OpenAIs_error_naming_it(string limit)
+    {
+        await using RunningServer server = await StartAsync();
+
+        (HttpStatusCode status, string body) = await SendAsync(server, HttpMethod.Get, $"/v1/files?limit={limit}", AdminKey);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("limit", JsonDocument.Parse(body).RootElement.GetProperty("error").GetProperty("param").GetString());
+    }
+
     [Fact]
     public async Task A_bad_file_is_refused_with_its_line_numbers_and_nothing_is_kept()
     {

@@ -11,7 +11,7 @@ public static class FilesEndpoints
     {
         RouteGroupBuilder files = app.MapGroup("/v1/files").RequireKey(KeyScope.Admin);
         files.MapPost("", async (HttpContext context, FileService service) => TypedResults.Ok(await service.UploadAsync(context)));
-        files.MapGet("", (FileService service, string? purpose, int? limit, string? after, string? order) =>
+        files.MapGet("", (FileService service, string? purpose, string? limit, string? after, string? order) =>
             TypedResults.Ok(service.List(purpose, limit, after, order)));
         files.MapGet("/{id}", (string id, FileService service) => TypedResults.Ok(service.Get(id)));
         files.MapGet("/{id}/content", (string id, FileService service) =>

@@ -87,14 +87,16 @@ public sealed class FileService(FineTuningStore store, IOptions<ServerOptions> o
         }
     }
 
-    public FileList List(string? purpose, int? limit, string? after, string? order)
+    /// <param name="limit">Taken as text, so a limit that is not a number gets OpenAI's error naming it, not an empty 400 from the binder.</param>
+    public FileList List(string? purpose, string? limit, string? after, string? order)
     {
         if (order is not null and not "desc")
         {
             throw ApiException.InvalidParameter("order", "order must be 'desc': files are listed newest first.");
         }
-        int pageSize = limit ?? 10_000;
-        if (pageSize is < 1 or > 10_000)
+        int pageSize = 10_000;
+        if (limit is not null && !int.TryParse(limit, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out pageSize)
+            || pageSize is < 1 or > 10_000)
         {
             throw ApiException.InvalidParameter("limit", "limit must be between 1 and 10000.");
         }
