@@ -123,13 +123,13 @@ public static class BenchmarkSuite
     {
         log.WriteLine($"Memory: {requests} requests...");
         using var http = new HttpClient { BaseAddress = baseUrl };
-        long idleTensors = (long)await ReadMetricAsync(http, "llmserver_torch_live_tensors", cancellationToken);
+        long idleTensors = (long)await PrometheusScrape.ReadAsync(http, "llmserver_torch_live_tensors", cancellationToken);
         var shortLoad = new ServingBenchmarkOptions { BaseUrl = baseUrl, InputLength = 32, OutputLength = 8, MaxConcurrency = 16, Seed = 7 };
         ServingBenchmarkResult first = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = 500 }, progress, cancellationToken);
-        long rssAt500 = (long)await ReadMetricAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
+        long rssAt500 = (long)await PrometheusScrape.ReadAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
         ServingBenchmarkResult rest = await ServingBenchmark.RunAsync(shortLoad with { NumPrompts = requests - 500, Seed = 8 }, progress, cancellationToken);
-        long rssAtEnd = (long)await ReadMetricAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
-        long tensorsAfter = (long)await ReadMetricAsync(http, "llmserver_torch_live_tensors", cancellationToken);
+        long rssAtEnd = (long)await PrometheusScrape.ReadAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
+        long tensorsAfter = (long)await PrometheusScrape.ReadAsync(http, "llmserver_torch_live_tensors", cancellationToken);
         return new MemoryResult(requests, idleTensors, tensorsAfter, rssAt500, rssAtEnd, 100.0 * (rssAtEnd - rssAt500) / rssAt500, first.Failed + rest.Failed);
     }
 
@@ -194,12 +194,5 @@ public static class BenchmarkSuite
             }
         }
         return (ttft ?? Stopwatch.GetElapsedTime(start).TotalMilliseconds, usage);
-    }
-
-    private static async Task<double> ReadMetricAsync(HttpClient http, string name, CancellationToken cancellationToken)
-    {
-        string metrics = await http.GetStringAsync("/metrics", cancellationToken);
-        string line = metrics.Split('\n').First(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal));
-        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }
 }

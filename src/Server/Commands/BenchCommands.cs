@@ -28,6 +28,8 @@ public static class BenchCommands
                 return 0;
             case "suite":
                 return await RunSuiteAsync(rest);
+            case "soak":
+                return await RunSoakAsync(rest);
             default:
                 return await BenchCommand.RunAsync(args);
         }
@@ -60,6 +62,62 @@ public static class BenchCommands
         BenchmarkSuite.Result result = await BenchmarkSuite.RunAsync(options, Console.Out, cancel.Token);
         // Non-zero when a target was missed, so a script can tell without reading the table.
         return TargetsOk(result) ? 0 : 1;
+    }
+
+    private static async Task<int> RunSoakAsync(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            values[args[i]] = args[i + 1];
+        }
+        string[] known = ["--model", "--base-url", "--duration", "--concurrency", "--api-key", "--result-json", "--port"];
+        if (args.Length % 2 != 0 || values.Keys.Any(k => !known.Contains(k)) || values.ContainsKey("--model") == values.ContainsKey("--base-url")
+            || !int.TryParse(values.GetValueOrDefault("--duration", "180"), out int seconds) || seconds < 1
+            || !int.TryParse(values.GetValueOrDefault("--concurrency", "8"), out int concurrency) || concurrency < 1)
+        {
+            Console.Error.WriteLine("Usage: llmserver bench soak (--model DIR [--port N] | --base-url URL [--api-key KEY]) [--duration SECONDS (180)] " +
+                "[--concurrency C (8)] [--result-json FILE]");
+            return 2;
+        }
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        ChildServer? child = null;
+        try
+        {
+            Uri baseUrl;
+            if (values.TryGetValue("--model", out string? model))
+            {
+                int port = int.Parse(values.GetValueOrDefault("--port", "8766"));
+                child = await ChildServer.StartAsync(model, port, TextWriter.Null, cancel.Token);
+                baseUrl = new Uri($"http://127.0.0.1:{port}");
+            }
+            else
+            {
+                baseUrl = new Uri(values["--base-url"]);
+            }
+            SoakTest.Result result = await SoakTest.RunAsync(new SoakTest.Options(baseUrl, TimeSpan.FromSeconds(seconds))
+            {
+                Concurrency = concurrency,
+                ApiKey = values.GetValueOrDefault("--api-key"),
+            }, Console.Out, cancel.Token);
+            if (values.TryGetValue("--result-json", out string? resultPath))
+            {
+                await File.WriteAllTextAsync(resultPath, System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions
+                {
+                    WriteIndented = true,
+                    PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+                }));
+            }
+            return result.Passed ? 0 : 1;
+        }
+        finally
+        {
+            if (child is not null)
+            {
+                await child.DisposeAsync();
+            }
+        }
     }
 
     private static bool TargetsOk(BenchmarkSuite.Result result) =>
