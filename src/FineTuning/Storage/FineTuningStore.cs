@@ -12,6 +12,9 @@ namespace LlmServer.FineTuning.Storage;
 public sealed class FineTuningStore
 {
     private const string TemporaryPrefix = ".upload-";
+
+    /// <summary>The SQLite database's file name inside the data directory.</summary>
+    public const string DatabaseFileName = "llmserver.db";
     private readonly string _connectionString;
     private readonly string _filesDirectory;
 
@@ -26,7 +29,7 @@ public sealed class FineTuningStore
         }
         _connectionString = new SqliteConnectionStringBuilder
         {
-            DataSource = Path.Combine(root, "llmserver.db"),
+            DataSource = Path.Combine(root, DatabaseFileName),
             Mode = SqliteOpenMode.ReadWriteCreate,
             // SQLite checks REFERENCES only when asked, per connection.
             ForeignKeys = true,

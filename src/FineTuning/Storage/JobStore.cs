@@ -159,6 +159,20 @@ public sealed class JobStore
         return ReadAll(query, ReadJob);
     }
 
+    /// <summary>How many jobs are in each status, every status present (zero when none): the metrics gauge.</summary>
+    public IReadOnlyDictionary<JobStatus, long> CountJobsByStatus()
+    {
+        Dictionary<JobStatus, long> counts = Enum.GetValues<JobStatus>().ToDictionary(status => status, _ => 0L);
+        using SqliteConnection connection = _database.Open();
+        using SqliteCommand query = Command(connection, null, "SELECT status, COUNT(*) FROM jobs GROUP BY status");
+        using SqliteDataReader reader = query.ExecuteReader();
+        while (reader.Read())
+        {
+            counts[JobStatusNames.Parse(reader.GetString(0))] = reader.GetInt64(1);
+        }
+        return counts;
+    }
+
     /// <summary>
     /// Moves the oldest job in <paramref name="from"/> to <paramref name="to"/> and returns it as it
     /// is now, or null when there is none; two workers never claim the same job.

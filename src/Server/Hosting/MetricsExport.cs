@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using LlmServer.Inference.Engine;
+using LlmServer.Jobs;
 using OpenTelemetry.Metrics;
 
 namespace LlmServer.Hosting;
@@ -7,7 +8,7 @@ namespace LlmServer.Hosting;
 /// <summary>
 /// Metrics through OpenTelemetry, scraped by Prometheus at GET /metrics: the engine's meter
 /// (requests, KV cache, prefix cache, tokens, latency histograms), HTTP server metrics, .NET
-/// runtime metrics, and the process's resident memory.
+/// runtime metrics, the process's resident memory, and fine-tuning jobs by status.
 /// </summary>
 public static class MetricsExport
 {
@@ -24,7 +25,7 @@ public static class MetricsExport
     {
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
-            metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName)
+            metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName, FineTuningJobMetrics.MeterName)
                 .AddAspNetCoreInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);

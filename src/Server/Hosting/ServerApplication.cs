@@ -76,10 +76,13 @@ public static class ServerApplication
             builder.Services.AddHostedService<FineTuningWorker>();
         }
         builder.Services.AddSingleton<FineTuningJobService>();
+        builder.Services.AddSingleton<FineTuningJobMetrics>();
 
         replaceServices?.Invoke(builder.Services);
 
         WebApplication app = builder.Build();
+        // The gauge exists once its meter is created; nothing else asks for it.
+        app.Services.GetRequiredService<FineTuningJobMetrics>();
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthEndpoints();
