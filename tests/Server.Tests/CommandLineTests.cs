@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Diagnostics;
 using LlmServer.Inference.Tests;
 
@@ -31,11 +32,18 @@ public sealed class CommandLineTests : IDisposable
     {
         var (exitCode, output) = await RunAsync("serve", "--help");
         Assert.Equal(0, exitCode);
-        foreach (string flag in new[] { "--model", "--port", "--host", "--served-model-name", "--kv-cache-memory", "--max-num-seqs" })
+        foreach (LlmServer.Hosting.CommandLineFlag flag in LlmServer.Hosting.ServeCommandLine.Flags)
         {
-            Assert.Contains(flag, output);
+            string line = Assert.Single(output.Split('\n'), l => l.TrimStart().StartsWith(flag.Name + " ", StringComparison.Ordinal));
+            Assert.Contains($"[default: {flag.Default}]", line);
+        }
+        // Every option can be set by a flag.
+        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Hosting.ServerOptions).GetProperties().Where(p => p.CanWrite))
+        {
+            Assert.Contains(LlmServer.Hosting.ServeCommandLine.Flags, f => f.ConfigurationKey == $"Server:{property.Name}");
         }
         Assert.Contains("[default: 8000]", output);
+        Assert.Contains("--drain-timeout", output);
     }
 
     [Fact]
@@ -76,9 +84,11 @@ public sealed class CommandLineTests : IDisposable
 
     [Theory]
     [InlineData("--bogus", "1", "unknown flag '--bogus'")]
-    [InlineData("--kv-cache-memory", "lots", "--kv-cache-memory must be a size")]
-    [InlineData("--model", "/no/such/dir", "--model must be an existing model directory")]
-    [InlineData("--organization", "my:org", "--organization must be non-empty, without ':'")]
+    [InlineData("--kv-cache-memory", "lots", "error: --kv-cache-memory: must be a size")]
+    [InlineData("--model", "/no/such/dir", "error: --model: must be an existing model directory")]
+    [InlineData("--organization", "my:org", "error: --organization: must be non-empty, without ':'")]
+    [InlineData("--port", "eighty", "error: --port: must be a whole number (got 'eighty')")]
+    [InlineData("--drain-timeout", "-5", "error: --drain-timeout: must be between 0 and 3600")]
     public async Task Bad_flags_are_refused_with_a_clear_message(string flag, string value, string message)
     {
         string[] args = flag == "--model"
@@ -87,6 +97,44 @@ public sealed class CommandLineTests : IDisposable
         var (exitCode, output) = await RunAsync(args);
         Assert.Equal(2, exitCode);
         Assert.Contains(message, output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public async Task Several_bad_values_from_flags_and_environment_give_one_error_line_each_and_exit_2()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "llmserver.dll"), "serve",
+            "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--port", "70000", "--device", "tpu" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        start.Environment["LLMSERVER_Server__MaxNumSeqs"] = "0";
+        using Process process = Process.Start(start)!;
+        string output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+
+        Assert.Equal(2, process.ExitCode);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.Contains("error: --port: must be between 0 and 65535.", lines);
+        Assert.Contains("error: --device: must be cpu, cuda or cuda:N", lines);
+        Assert.Contains("error: --max-num-seqs: must be between 1 and 4096.", lines);
+    }
+
+    [Fact]
+    public void The_shipped_appsettings_json_holds_the_defaults()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
+        Assert.True(File.Exists(path), "appsettings.json is not copied next to the server");
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(path).Build();
+        var shipped = new LlmServer.Hosting.ServerOptions();
+        Microsoft.Extensions.Configuration.ConfigurationBinder.Bind(configuration.GetSection("Server"), shipped);
+        var defaults = new LlmServer.Hosting.ServerOptions();
+        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Hosting.ServerOptions).GetProperties().Where(p => p.CanWrite))
+        {
+            Assert.Equal(property.GetValue(defaults), property.GetValue(shipped));
+        }
     }
 
     [Fact]
@@ -95,7 +143,7 @@ public sealed class CommandLineTests : IDisposable
         var (exitCode, output) = await RunAsync(["serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"),
             "--api-key", "sk-same", "--admin-key", "sk-same"]);
         Assert.Equal(2, exitCode);
-        Assert.Contains("--api-key and --admin-key must differ", output);
+        Assert.Contains("error: --api-key: --api-key and --admin-key must differ", output);
         Assert.DoesNotContain("sk-same", output);
     }
 }

@@ -28,11 +28,17 @@ public static class ServeCommand
         }
         catch (OptionsValidationException e)
         {
+            // Each failure already reads "--flag: message" (ServerOptionsValidator): one line each.
             foreach (string failure in e.Failures)
             {
                 Console.Error.WriteLine($"error: {failure}");
             }
             return 2;
+        }
+        finally
+        {
+            // Whatever the shutdown logged reaches the console before the process ends.
+            await Serilog.Log.CloseAndFlushAsync();
         }
     }
 }
