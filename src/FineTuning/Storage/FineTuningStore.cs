@@ -9,7 +9,7 @@ namespace LlmServer.FineTuning.Storage;
 /// and renamed into place before its row is inserted, so a listed file always has all its bytes,
 /// and a crash mid-upload leaves only a temporary file that the next start removes.
 /// </summary>
-public sealed class FineTuningStore
+public sealed class FineTuningStore : IDisposable
 {
     private const string TemporaryPrefix = ".upload-";
 
@@ -45,6 +45,19 @@ public sealed class FineTuningStore
                 created_at INTEGER NOT NULL
             );
             """);
+    }
+
+    /// <summary>
+    /// At shutdown: folds the write-ahead log into the database file and closes the pooled
+    /// connections, so the data directory is one consistent llmserver.db that any SQLite reads.
+    /// </summary>
+    public void Dispose()
+    {
+        using (SqliteConnection connection = Open())
+        {
+            Execute(connection, "PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        SqliteConnection.ClearAllPools();
     }
 
     /// <summary>A new temporary path in files/ to stream an upload into before it is kept or dropped.</summary>

@@ -1,3 +1,4 @@
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 
 namespace LlmServer.Endpoints;
@@ -7,12 +8,27 @@ public static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/health", GetHealth);
+        app.MapGet("/health/ready", GetReadiness);
         return app;
     }
 
     /// <summary>200 once the model is loaded, 503 before (and if loading failed).</summary>
     private static IResult GetHealth(IEngineClient engine) =>
         engine.Ready.IsCompletedSuccessfully
-            ? TypedResults.Ok(new { status = "ok" })
-            : TypedResults.Json(new { status = engine.Ready.IsFaulted ? "failed" : "loading" }, statusCode: StatusCodes.Status503ServiceUnavailable);
+            ? TypedResults.Ok(new HealthStatus("ok"))
+            : TypedResults.Json(new HealthStatus(engine.Ready.IsFaulted ? "failed" : "loading"), statusCode: StatusCodes.Status503ServiceUnavailable);
+
+    /// <summary>What a load balancer should route by: a draining server is alive but wants no new requests.</summary>
+    private static IResult GetReadiness(IEngineClient engine, DrainState drain)
+    {
+        string status = drain.IsDraining ? "draining"
+            : engine.Ready.IsCompletedSuccessfully ? "ok"
+            : engine.Ready.IsFaulted ? "failed" : "loading";
+        return status == "ok"
+            ? TypedResults.Ok(new HealthStatus(status))
+            : TypedResults.Json(new HealthStatus(status), statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
 }
+
+/// <summary>The body of /health and /health/ready: ok, loading, failed or draining.</summary>
+public sealed record HealthStatus(string Status);

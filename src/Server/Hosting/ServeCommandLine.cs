@@ -34,6 +34,7 @@ public static class ServeCommandLine
         Flag("--max-upload-size", nameof(ServerOptions.MaxUploadSize), "largest file /v1/files accepts (512MiB, 10MB, bytes); larger gets 413", Defaults.MaxUploadSize),
         Flag("--no-training", nameof(ServerOptions.NoTraining), "accept and list fine-tuning jobs but do not train them here", "jobs train in this process") with { IsSwitch = true },
         Flag("--training-share", nameof(ServerOptions.TrainingShare), "most of the engine's time fine-tuning takes while requests are in flight (0..1; it always runs when idle)", Defaults.TrainingShare.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        Flag("--drain-timeout", nameof(ServerOptions.DrainTimeout), "seconds a shutdown (SIGTERM) lets requests in flight finish before aborting them", Defaults.DrainTimeout.ToString()),
         Flag("--organization", nameof(ServerOptions.Organization), "organization in fine-tuned model names (ft:base:ORG:suffix:job) and jobs' organization_id", Defaults.Organization),
     ];
 

@@ -39,16 +39,10 @@ public static class ServerApplication
 
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.Section)
-            .ValidateDataAnnotations()
-            .Validate(o => KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory must be a size such as 2GiB or 512MB, or a fraction such as 0.5")
-            .Validate(o => o.Model is null || Directory.Exists(o.Model), "--model must be an existing model directory")
-            .Validate(o => !(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype float16/bfloat16 needs --device cuda; CPU serves float32")
-            .Validate(o => o.MaxUploadBytes > 0, "--max-upload-size must be a size such as 512MiB, 10MB or a byte count")
-            .Validate(o => o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key must not be empty")
-            .Validate(o => o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key must not be empty")
-            .Validate(o => o.ApiKey is null || o.ApiKey != o.AdminKey, "--api-key and --admin-key must differ: an inference key must not open admin endpoints")
             .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<ServerOptions>, ServerOptionsValidator>();
 
+        ServerOptionsValidator.ThrowOnUnconvertibleValues(builder.Configuration);
         ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         string host = options.Host.Contains(':') ? $"[{options.Host}]" : options.Host;
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
@@ -78,12 +72,19 @@ public static class ServerApplication
         builder.Services.AddSingleton<FineTuningJobService>();
         builder.Services.AddSingleton<FineTuningJobMetrics>();
 
+        // After the engine and the worker: the host stops hosted services in reverse, so the drain runs first.
+        builder.Services.AddSingleton<DrainState>();
+        builder.Services.AddHostedService<ShutdownDrainService>();
+        // Kestrel's own wait must outlast the drain, or it would cut requests the drain still lets finish.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainTimeout + 30));
+
         replaceServices?.Invoke(builder.Services);
 
         WebApplication app = builder.Build();
         // The gauge exists once its meter is created; nothing else asks for it.
         app.Services.GetRequiredService<FineTuningJobMetrics>();
         app.UseMiddleware<OpenAiErrorMiddleware>();
+        app.UseMiddleware<DrainMiddleware>();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthEndpoints();
         app.MapOpenAiEndpoints();

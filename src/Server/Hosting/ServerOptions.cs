@@ -81,6 +81,10 @@ public sealed class ServerOptions
     [Range(0.0, 1.0)]
     public double TrainingShare { get; set; } = 0.5;
 
+    /// <summary>Seconds a shutdown (SIGTERM) waits for requests in flight before aborting them.</summary>
+    [Range(0, 3600)]
+    public int DrainTimeout { get; set; } = 30;
+
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
 
     public string ResolvedServedModelName =>

@@ -26,6 +26,7 @@ public sealed class FineTuningWorker(
     IEngineClient engine,
     IEngineModelAdministration administration,
     IOptions<ServerOptions> options,
+    IHostApplicationLifetime lifetime,
     ILogger<FineTuningWorker> logger) : BackgroundService
 {
     /// <summary>Peak learning rates that a learning_rate_multiplier of 1 means.</summary>
@@ -33,8 +34,12 @@ public sealed class FineTuningWorker(
 
     private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    protected override async Task ExecuteAsync(CancellationToken stopping)
+    protected override async Task ExecuteAsync(CancellationToken hostStopping)
     {
+        // Training stops the moment shutdown begins, not after the request drain: a running job stays
+        // resumable from its last checkpoint, and the engine thread is left to the requests in flight.
+        using var shutdown = CancellationTokenSource.CreateLinkedTokenSource(hostStopping, lifetime.ApplicationStopping);
+        CancellationToken stopping = shutdown.Token;
         try
         {
             await engine.Ready.WaitAsync(stopping);
@@ -199,9 +204,11 @@ public sealed class FineTuningWorker(
             {
                 await training;
             }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancelled.IsCancellationRequested)
+            catch (OperationCanceledException) when (!cancelled.IsCancellationRequested)
             {
-                // Shutting down mid-job: it stays running in the store and resumes at the next start.
+                // Shutting down mid-job (the host stopping us, or the engine stopping first when the drain
+                // timed out; only a client's cancel is a cancel): it stays running in the store and resumes at the next start.
+                jobs.AddEvent(job.Id, JobEventLevel.Info, "Server shutting down; the job will resume from its last checkpoint");
                 return;
             }
             catch (OperationCanceledException)

@@ -46,7 +46,9 @@ public sealed class ChoiceAccumulator
 
     /// <summary>The error a failed or aborted choice turns into.</summary>
     public static ApiException Failure(GenerationEvent generated) => generated.FinishReason == Inference.Engine.FinishReason.Aborted
-        ? new ApiException(StatusCodes.Status503ServiceUnavailable, generated.ErrorMessage ?? "The request was aborted.", "service_unavailable")
+        ? new ApiException(StatusCodes.Status503ServiceUnavailable, generated.ErrorMessage ?? "The request was aborted.", "service_unavailable",
+            // The engine aborts what a reader still waits for only when it stops (a drain timeout at shutdown).
+            code: generated.ErrorMessage?.Contains("shutting down", StringComparison.Ordinal) == true ? "server_shutting_down" : null)
         : new ApiException(StatusCodes.Status500InternalServerError, generated.ErrorMessage ?? "The engine failed.", "server_error");
 
     public static bool IsFailure(GenerationEvent generated) =>
