@@ -10,13 +10,15 @@ public static class AdminEndpoints
 {
     public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder admin = app.MapGroup("/admin").RequireKey(KeyScope.Admin);
-        admin.MapPost("/models/load", LoadModel);
-        admin.MapPost("/models/unload", UnloadModel);
-        admin.MapGet("/aliases", (ModelAdministrationService service) => TypedResults.Ok(service.ListAliases()));
-        admin.MapPost("/aliases", SetAlias);
+        RouteGroupBuilder admin = app.MapGroup("/admin").RequireKey(KeyScope.Admin).WithTags("Admin")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden,
+                StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
+        admin.MapPost("/models/load", LoadModel).WithSummary("Serve another checkpoint or a PEFT LoRA adapter").Accepts<LoadModelRequest>("application/json");
+        admin.MapPost("/models/unload", UnloadModel).WithSummary("Stop serving a model and free its weights").Accepts<UnloadModelRequest>("application/json");
+        admin.MapGet("/aliases", (ModelAdministrationService service) => TypedResults.Ok(service.ListAliases())).WithSummary("The aliases");
+        admin.MapPost("/aliases", SetAlias).WithSummary("Point a served name at another model or checkpoint").Accepts<SetAliasRequest>("application/json");
         admin.MapDelete("/aliases/{alias}", async (string alias, ModelAdministrationService service) =>
-            TypedResults.Ok(await service.RemoveAliasAsync(alias)));
+            TypedResults.Ok(await service.RemoveAliasAsync(alias))).WithSummary("Remove an alias");
         return app;
     }
 

@@ -9,8 +9,11 @@ public static class FilesEndpoints
 {
     public static IEndpointRouteBuilder MapFilesEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder files = app.MapGroup("/v1/files").RequireKey(KeyScope.Admin);
-        files.MapPost("", async (HttpContext context, FileService service) => TypedResults.Ok(await service.UploadAsync(context)));
+        RouteGroupBuilder files = app.MapGroup("/v1/files").RequireKey(KeyScope.Admin).WithTags("Files")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound);
+        files.MapPost("", async (HttpContext context, FileService service) => TypedResults.Ok(await service.UploadAsync(context)))
+            .WithSummary("Upload fine-tuning data (JSONL), streamed to disk").Accepts<FileUploadForm>("multipart/form-data")
+            .ProducesOpenAiErrors(StatusCodes.Status413PayloadTooLarge);
         files.MapGet("", (FileService service, string? purpose, string? limit, string? after, string? order) =>
             TypedResults.Ok(service.List(purpose, limit, after, order)));
         files.MapGet("/{id}", (string id, FileService service) => TypedResults.Ok(service.Get(id)));
@@ -18,8 +21,11 @@ public static class FilesEndpoints
         {
             (Stream content, var file) = service.OpenContent(id);
             return TypedResults.Stream(content, "application/octet-stream", file.Filename);
-        });
+        }).WithSummary("The file's bytes").Produces<Stream>(StatusCodes.Status200OK, "application/octet-stream");
         files.MapDelete("/{id}", (string id, FileService service) => TypedResults.Ok(service.Delete(id)));
         return app;
     }
 }
+
+/// <summary>The multipart form of POST /v1/files, for the OpenAPI document (FileService reads the form as a stream).</summary>
+public sealed record FileUploadForm(IFormFile File, string Purpose);

@@ -10,8 +10,9 @@ public static class FineTuningEndpoints
 {
     public static IEndpointRouteBuilder MapFineTuningEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder jobs = app.MapGroup("/v1/fine_tuning/jobs").RequireKey(KeyScope.Admin);
-        jobs.MapPost("", CreateJob);
+        RouteGroupBuilder jobs = app.MapGroup("/v1/fine_tuning/jobs").RequireKey(KeyScope.Admin).WithTags("Fine-tuning")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound);
+        jobs.MapPost("", CreateJob).Accepts<CreateFineTuningJobRequest>("application/json");
         jobs.MapGet("", ListJobs);
         jobs.MapGet("/{id}", GetJob);
         jobs.MapPost("/{id}/cancel", CancelJob);

@@ -7,8 +7,12 @@ public static class HealthEndpoints
 {
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health", GetHealth);
-        app.MapGet("/health/ready", GetReadiness);
+        app.MapGet("/health", GetHealth)
+            .WithTags("Health").WithSummary("Liveness: 200 once the model is loaded, 503 while loading or if loading failed")
+            .Produces<HealthStatus>(StatusCodes.Status200OK).Produces<HealthStatus>(StatusCodes.Status503ServiceUnavailable);
+        app.MapGet("/health/ready", GetReadiness)
+            .WithTags("Health").WithSummary("Readiness: 200 only when the model is loaded and the server is not shutting down")
+            .Produces<HealthStatus>(StatusCodes.Status200OK).Produces<HealthStatus>(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

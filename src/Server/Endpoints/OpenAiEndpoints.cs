@@ -11,11 +11,19 @@ public static class OpenAiEndpoints
 {
     public static IEndpointRouteBuilder MapOpenAiEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder v1 = app.MapGroup("/v1").RequireKey(KeyScope.Inference);
-        v1.MapGet("/models", ListModels);
-        v1.MapGet("/models/{model}", GetModel);
-        v1.MapPost("/completions", CreateCompletion);
-        v1.MapPost("/chat/completions", CreateChatCompletion);
+        RouteGroupBuilder v1 = app.MapGroup("/v1").RequireKey(KeyScope.Inference).WithTags("Inference")
+            .ProducesOpenAiErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status503ServiceUnavailable);
+        v1.MapGet("/models", ListModels).WithSummary("The served models, adapters and aliases");
+        v1.MapGet("/models/{model}", GetModel).WithSummary("One served model").ProducesOpenAiErrors(StatusCodes.Status404NotFound);
+        // The services write these responses themselves (one JSON value, or SSE chunks when stream is true).
+        v1.MapPost("/completions", CreateCompletion).WithSummary("Legacy text completion; streamed as text/event-stream when stream is true")
+            .Accepts<CompletionRequest>("application/json")
+            .Produces<CompletionResponse>(StatusCodes.Status200OK, "application/json")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status429TooManyRequests);
+        v1.MapPost("/chat/completions", CreateChatCompletion).WithSummary("Chat completion; streamed as text/event-stream when stream is true")
+            .Accepts<ChatCompletionRequest>("application/json")
+            .Produces<ChatCompletionResponse>(StatusCodes.Status200OK, "application/json")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status429TooManyRequests);
         return app;
     }
 

@@ -12,8 +12,12 @@ public static class TokenizerEndpoints
 {
     public static IEndpointRouteBuilder MapTokenizerEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/tokenize", Tokenize).RequireKey(KeyScope.Inference);
-        app.MapPost("/detokenize", Detokenize).RequireKey(KeyScope.Inference);
+        app.MapPost("/tokenize", Tokenize).RequireKey(KeyScope.Inference).WithTags("Tokenizer")
+            .WithSummary("vLLM's /tokenize: a prompt or chat messages to token ids").Accepts<TokenizeRequest>("application/json")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
+        app.MapPost("/detokenize", Detokenize).RequireKey(KeyScope.Inference).WithTags("Tokenizer")
+            .WithSummary("vLLM's /detokenize: token ids to text").Accepts<DetokenizeRequest>("application/json")
+            .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

@@ -23,7 +23,7 @@ public static class ApiKeys
 {
     /// <summary>Requires <paramref name="scope"/>'s key on every endpoint of <paramref name="builder"/>.</summary>
     public static TBuilder RequireKey<TBuilder>(this TBuilder builder, KeyScope scope) where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilter(async (invocation, next) =>
+        builder.WithMetadata(new RequiredKeyMetadata(scope)).AddEndpointFilter(async (invocation, next) =>
         {
             HttpContext context = invocation.HttpContext;
             ServerOptions options = context.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value;

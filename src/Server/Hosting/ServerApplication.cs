@@ -77,6 +77,7 @@ public static class ServerApplication
         builder.Services.AddHostedService<ShutdownDrainService>();
         // Kestrel's own wait must outlast the drain, or it would cut requests the drain still lets finish.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainTimeout + 30));
+        builder.Services.AddOpenApiDocumentation();
 
         replaceServices?.Invoke(builder.Services);
 
@@ -85,6 +86,7 @@ public static class ServerApplication
         app.Services.GetRequiredService<FineTuningJobMetrics>();
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
+        app.UseOpenApiDocumentation();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthEndpoints();
         app.MapOpenAiEndpoints();
