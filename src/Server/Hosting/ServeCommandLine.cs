@@ -83,8 +83,10 @@ public static class ServeCommandLine
         text.AppendLine("Usage: llmserver serve --model DIR [flags]");
         text.AppendLine();
         text.AppendLine("Serves a Hugging Face GPT-2 checkpoint over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models).");
-        text.AppendLine("Every flag can also be set in appsettings.json (section \"Server\") or as an environment variable,");
-        text.AppendLine("e.g. LLMSERVER_Server__Port=8080.");
+        text.AppendLine("Every flag can also be set in appsettings.json next to the executable (section \"Server\") or as an");
+        text.AppendLine("environment variable, e.g. LLMSERVER_Server__Port=8080; flags win over the environment, which wins over the file.");
+        text.AppendLine("A bad value, from any of them, is one line \"error: --flag: message\" and exit code 2.");
+        text.AppendLine("Endpoints: /v1/*, /tokenize, /detokenize, /health, /health/ready, /metrics; API docs at /swagger.");
         text.AppendLine();
         int width = Flags.Max(f => f.Name.Length) + 2;
         foreach (CommandLineFlag flag in Flags)
