@@ -240,6 +240,24 @@ public sealed class JobStoreTests : IDisposable
     }
 
     [Fact]
+    public void Jobs_are_counted_by_status_with_every_status_present()
+    {
+        Assert.All(_store.CountJobsByStatus().Values, count => Assert.Equal(0, count));
+        StoredJob running = Create(), failed = Create();
+        Create();
+        _store.TryTransition(running.Id, JobStatus.ValidatingFiles, JobStatus.Running);
+        _store.MarkFailed(failed.Id, "invalid_training_file", "no examples");
+
+        IReadOnlyDictionary<JobStatus, long> counts = _store.CountJobsByStatus();
+
+        Assert.Equal(Enum.GetValues<JobStatus>().Length, counts.Count);
+        Assert.Equal(1, counts[JobStatus.ValidatingFiles]);
+        Assert.Equal(1, counts[JobStatus.Running]);
+        Assert.Equal(1, counts[JobStatus.Failed]);
+        Assert.Equal(0, counts[JobStatus.Succeeded]);
+    }
+
+    [Fact]
     public async Task Racing_workers_claim_each_job_exactly_once()
     {
         string[] ids = [.. Enumerable.Range(0, 6).Select(_ => Create().Id)];
