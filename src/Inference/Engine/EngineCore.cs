@@ -277,6 +277,7 @@ internal sealed class EngineCore
 
     private static GenerationEvent RefusalEvent(EngineCommand.Add add, string message) => new()
     {
+        Timings = new RequestTimings(add.ArrivalTimestamp, null, null, Stopwatch.GetTimestamp()),
         RequestId = add.RequestId,
         TextDelta = "",
         Tokens = [],
@@ -300,10 +301,10 @@ internal sealed class EngineCore
         foreach (ScheduledRequest item in output.Scheduled)
         {
             ActiveRequest started = _active[item.Request.RequestId];
-            if (!started.WasScheduled)
+            if (started.FirstScheduledTimestamp is null)
             {
-                started.WasScheduled = true;
-                Metrics.RecordQueueTime(Stopwatch.GetElapsedTime(started.ArrivalTimestamp));
+                started.FirstScheduledTimestamp = Stopwatch.GetTimestamp();
+                Metrics.RecordQueueTime(Stopwatch.GetElapsedTime(started.ArrivalTimestamp, started.FirstScheduledTimestamp.Value));
             }
         }
         try
@@ -336,6 +337,7 @@ internal sealed class EngineCore
                     }
                     else
                     {
+                        active.FirstTokenTimestamp = now;
                         Metrics.RecordFirstToken(Stopwatch.GetElapsedTime(active.ArrivalTimestamp, now));
                     }
                     active.LastTokenTimestamp = now;
@@ -384,6 +386,10 @@ internal sealed class EngineCore
 
     private void Complete(ActiveRequest active, GenerationEvent final, bool track = true)
     {
+        final = final with
+        {
+            Timings = new RequestTimings(active.ArrivalTimestamp, active.FirstScheduledTimestamp, active.FirstTokenTimestamp, Stopwatch.GetTimestamp()),
+        };
         active.Events.TryWrite(final);
         active.Events.TryComplete();
         if (track)
@@ -525,7 +531,9 @@ internal sealed class EngineCore
         public RequestOutput Output { get; } = output;
         public ChannelWriter<GenerationEvent> Events { get; } = events;
         public long ArrivalTimestamp { get; } = arrivalTimestamp;
-        public bool WasScheduled { get; set; }
+        /// <summary>When the scheduler first gave it tokens: its time in the queue ends here.</summary>
+        public long? FirstScheduledTimestamp { get; set; }
+        public long? FirstTokenTimestamp { get; set; }
         public long? LastTokenTimestamp { get; set; }
     }
 }

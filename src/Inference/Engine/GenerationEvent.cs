@@ -27,6 +27,8 @@ public sealed record GenerationEvent
     /// <summary>Prompt tokens whose keys and values came from the prefix cache.</summary>
     public int CachedPromptTokenCount { get; init; }
     public string? ErrorMessage { get; init; }
+    /// <summary>When the request was queued, scheduled, gave its first token and finished; on the final event only.</summary>
+    public RequestTimings? Timings { get; init; }
 
     public bool IsFinal => FinishReason is not null;
 }
