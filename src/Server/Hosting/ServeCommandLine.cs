@@ -35,6 +35,9 @@ public static class ServeCommandLine
         Flag("--no-training", nameof(ServerOptions.NoTraining), "accept and list fine-tuning jobs but do not train them here", "jobs train in this process") with { IsSwitch = true },
         Flag("--training-share", nameof(ServerOptions.TrainingShare), "most of the engine's time fine-tuning takes while requests are in flight (0..1; it always runs when idle)", Defaults.TrainingShare.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         Flag("--drain-timeout", nameof(ServerOptions.DrainTimeout), "seconds a shutdown (SIGTERM) lets requests in flight finish before aborting them", Defaults.DrainTimeout.ToString()),
+        Flag("--log-format", nameof(ServerOptions.LogFormat), "console log format: text, or json (compact JSON, one event a line)", Defaults.LogFormat),
+        Flag("--log-prompts", nameof(ServerOptions.LogPrompts), "put prompt and completion text in request log lines", "only token counts are logged") with { IsSwitch = true },
+        Flag("--otlp-endpoint", nameof(ServerOptions.OtlpEndpoint), "OTLP/gRPC collector URL (http://localhost:4317) for traces and metrics", "none: nothing is sent"),
         Flag("--organization", nameof(ServerOptions.Organization), "organization in fine-tuned model names (ft:base:ORG:suffix:job) and jobs' organization_id", Defaults.Organization),
     ];
 

@@ -7,6 +7,10 @@ using LlmServer.Jobs;
 using LlmServer.Serving;
 using Microsoft.Extensions.Options;
 using Serilog;
+using Serilog.Events;
+using Serilog.Formatting;
+using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
 using static TorchSharp.torch;
 
 namespace LlmServer.Hosting;
@@ -29,21 +33,15 @@ public static class ServerApplication
             builder.Configuration.AddInMemoryCollection(configurationOverrides);
         }
 
-        builder.Services.AddSerilog((services, logger) => logger
-            .ReadFrom.Configuration(builder.Configuration)
-            .MinimumLevel.Information()
-            .MinimumLevel.Override("Microsoft.AspNetCore", Serilog.Events.LogEventLevel.Warning)
-            .MinimumLevel.Override("Microsoft.Hosting", Serilog.Events.LogEventLevel.Warning)
-            .Enrich.FromLogContext()
-            .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+        ServerOptionsValidator.ThrowOnUnconvertibleValues(builder.Configuration);
+        ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        builder.Services.AddSerilog((services, logger) => ConfigureLogging(logger, builder.Configuration, services, options.LogFormat));
 
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.Section)
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ServerOptions>, ServerOptionsValidator>();
 
-        ServerOptionsValidator.ThrowOnUnconvertibleValues(builder.Configuration);
-        ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         string host = options.Host.Contains(':') ? $"[{options.Host}]" : options.Host;
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
@@ -54,6 +52,8 @@ public static class ServerApplication
         builder.Services.AddSingleton<IEngineModelAdministration>(services => services.GetRequiredService<EngineClient>());
         builder.Services.AddHostedService<EngineStartup>();
         builder.Services.AddMetricsExport();
+        builder.Services.AddTracingExport(TracingExport.IsValidEndpoint(options.OtlpEndpoint) ? options.OtlpEndpoint : null);
+        builder.Services.AddSingleton<RequestLog>();
         builder.Services.AddSingleton<GenerationService>();
         builder.Services.AddSingleton<CompletionService>();
         builder.Services.AddSingleton<ChatCompletionService>();
@@ -84,6 +84,9 @@ public static class ServerApplication
         WebApplication app = builder.Build();
         // The gauge exists once its meter is created; nothing else asks for it.
         app.Services.GetRequiredService<FineTuningJobMetrics>();
+        app.UseMiddleware<RequestIdMiddleware>();
+        // Outside the error middleware, so the line shows the status the client got.
+        app.UseSerilogRequestLogging(RequestLog.Configure);
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
         app.UseOpenApiDocumentation();
@@ -96,6 +99,35 @@ public static class ServerApplication
         app.MapFineTuningEndpoints();
         return app;
     }
+
+    /// <summary>
+    /// Information by default, ASP.NET Core's own chatter at Warning; configuration (Serilog:MinimumLevel
+    /// in appsettings.json, LLMSERVER_Serilog__MinimumLevel__Default=Debug) is read after, so it wins.
+    /// </summary>
+    private static void ConfigureLogging(LoggerConfiguration logger, IConfiguration configuration, IServiceProvider services, string logFormat)
+    {
+        logger.MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Hosting", LogEventLevel.Warning)
+            .ReadFrom.Configuration(configuration)
+            .Enrich.FromLogContext();
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        ITextFormatter? json = logFormat == "json" ? new CompactJsonFormatter() : null;
+        if (services.GetService<LogOutput>() is { } output)
+        {
+            logger.WriteTo.Sink(output.Sink(json ?? new MessageTemplateTextFormatter(TextTemplate, invariant)));
+        }
+        else if (json is not null)
+        {
+            logger.WriteTo.Console(json);
+        }
+        else
+        {
+            logger.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: invariant);
+        }
+    }
+
+    private const string TextTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
 
     public static EngineOptions ToEngineOptions(ServerOptions options)
     {

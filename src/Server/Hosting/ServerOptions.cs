@@ -85,6 +85,16 @@ public sealed class ServerOptions
     [Range(0, 3600)]
     public int DrainTimeout { get; set; } = 30;
 
+    /// <summary>Console log format: text for people, json (Serilog's compact JSON, one event a line) for log collectors.</summary>
+    [RegularExpression("^(text|json)$", ErrorMessage = "--log-format must be text or json")]
+    public string LogFormat { get; set; } = "text";
+
+    /// <summary>Puts prompt and completion text in the request log lines. Off: only counts are logged.</summary>
+    public bool LogPrompts { get; set; }
+
+    /// <summary>An OTLP/gRPC collector (http://collector:4317) that receives traces and metrics; none sends nothing.</summary>
+    public string? OtlpEndpoint { get; set; }
+
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
 
     public string ResolvedServedModelName =>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -32,6 +33,8 @@ public sealed class FineTuningWorker(
     /// <summary>Peak learning rates that a learning_rate_multiplier of 1 means.</summary>
     public const double LoraBaseLearningRate = 1e-3, FullBaseLearningRate = 1e-4;
 
+    public const string JobSpan = "fine_tuning.job", JobIdTag = "llmserver.fine_tuning.job_id";
+
     private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     protected override async Task ExecuteAsync(CancellationToken hostStopping)
@@ -40,6 +43,8 @@ public sealed class FineTuningWorker(
         // resumable from its last checkpoint, and the engine thread is left to the requests in flight.
         using var shutdown = CancellationTokenSource.CreateLinkedTokenSource(hostStopping, lifetime.ApplicationStopping);
         CancellationToken stopping = shutdown.Token;
+        // Jobs are traces of their own, not children of whatever span started the host.
+        Activity.Current = null;
         try
         {
             await engine.Ready.WaitAsync(stopping);
@@ -96,7 +101,25 @@ public sealed class FineTuningWorker(
                 if (jobs.ClaimNextJob(JobStatus.Queued, JobStatus.Running) is { } job)
                 {
                     ran = true;
-                    await RunAsync(job, stopping);
+                    using Activity? span = ServerTelemetry.Source.StartActivity(JobSpan);
+                    span?.SetTag(JobIdTag, job.Id);
+                    span?.SetTag("gen_ai.request.model", job.Model);
+                    try
+                    {
+                        await RunAsync(job, stopping);
+                    }
+                    finally
+                    {
+                        if (span is not null && jobs.GetJob(job.Id) is { } ended)
+                        {
+                            span.SetTag("llmserver.fine_tuning.status", ended.Status.ToString());
+                            span.SetTag("llmserver.fine_tuning.trained_tokens", ended.TrainedTokens);
+                            if (ended.Status == JobStatus.Failed)
+                            {
+                                span.SetStatus(ActivityStatusCode.Error, ended.Error?.Message);
+                            }
+                        }
+                    }
                 }
             }, "running a job", stopping);
             if (!ran)
@@ -123,6 +146,8 @@ public sealed class FineTuningWorker(
 
     private void Validate(StoredJob job)
     {
+        using Activity? span = ServerTelemetry.Source.StartActivity("fine_tuning.validate_files");
+        span?.SetTag(JobIdTag, job.Id);
         try
         {
             ServedModel baseModel = BaseModel(job);
@@ -165,8 +190,13 @@ public sealed class FineTuningWorker(
             }
             ServedModel baseModel = BaseModel(job);
             JobHyperparameters hyperparameters = job.ResolvedHyperparameters ?? throw new JobFailure("internal_error", "the job was queued without resolved hyperparameters");
-            TrainingDataset trainingSet = LoadDataset(job.TrainingFile, baseModel);
-            TrainingDataset? validationSet = job.ValidationFile is { } validationFile ? LoadDataset(validationFile, baseModel) : null;
+            TrainingDataset trainingSet;
+            TrainingDataset? validationSet;
+            using (ServerTelemetry.Source.StartActivity("fine_tuning.load_data"))
+            {
+                trainingSet = LoadDataset(job.TrainingFile, baseModel);
+                validationSet = job.ValidationFile is { } validationFile ? LoadDataset(validationFile, baseModel) : null;
+            }
             bool lora = !job.Lora.IsFullFineTune;
             var settings = new TrainingSettings
             {
@@ -196,9 +226,12 @@ public sealed class FineTuningWorker(
             _ = training.ContinueWith(_ => events.Writer.TryComplete(), TaskScheduler.Default);
 
             var progress = new Progress(job.Id, fineTunedModel);
-            await foreach (TrainingEvent finished in events.Reader.ReadAllAsync(CancellationToken.None))
+            using (ServerTelemetry.Source.StartActivity("fine_tuning.train"))
             {
-                Record(progress, finished);
+                await foreach (TrainingEvent finished in events.Reader.ReadAllAsync(CancellationToken.None))
+                {
+                    Record(progress, finished);
+                }
             }
             try
             {
@@ -219,7 +252,10 @@ public sealed class FineTuningWorker(
 
             string finalDirectory = progress.FinalDirectory ?? throw new JobFailure("training_failed", "training ended without writing its final model");
             // Served before it is reported: a client that sees "succeeded" can use the model at once.
-            await administration.LoadModelAsync(fineTunedModel, finalDirectory, lora ? baseModel.Name : null);
+            using (ServerTelemetry.Source.StartActivity("fine_tuning.serve"))
+            {
+                await administration.LoadModelAsync(fineTunedModel, finalDirectory, lora ? baseModel.Name : null);
+            }
             if (!jobs.MarkSucceeded(job.Id, fineTunedModel, progress.TrainedTokens, finalDirectory))
             {
                 // Cancelled in the last instant: an accepted cancel wins over the result.

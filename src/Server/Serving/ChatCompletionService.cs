@@ -1,17 +1,19 @@
 using System.Text.Json;
 using LlmServer.Contracts;
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;
 
 /// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
-public sealed class ChatCompletionService(GenerationService generation)
+public sealed class ChatCompletionService(GenerationService generation, RequestLog log)
 {
     public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
     {
         CancellationToken aborted = context.RequestAborted;
         ServedModel model = generation.ResolveModel(request.Model);
+        log.SetModel(context, model.Name);
         int n = SamplingRequestParser.ParseChoiceCount(request);
         bool stream = request.Stream ?? false;
         if (request.StreamOptions is not null && !stream)
@@ -54,6 +56,8 @@ public sealed class ChatCompletionService(GenerationService generation)
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
             request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
 
+        log.SetTokens(context, promptIds.Count, completionTokens: null);
+        log.SetPrompt(context, () => prompt);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -65,6 +69,7 @@ public sealed class ChatCompletionService(GenerationService generation)
         }
 
         ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
+        RecordOutcome(context, accumulators);
         var responseChoices = accumulators.Select((a, index) => new ChatChoice(index, new ChatResponseMessage("assistant", a.Text),
             logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
             ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
@@ -107,11 +112,19 @@ public sealed class ChatCompletionService(GenerationService generation)
                     ChoiceAccumulator.WireFinishReason(reason), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
             }
         }
+        RecordOutcome(context, accumulators);
         if (includeUsage)
         {
             await events.WriteAsync(new ChatCompletionChunk(id, created, model.Name, [], UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
+    }
+
+    private void RecordOutcome(HttpContext context, IReadOnlyList<ChoiceAccumulator> choices)
+    {
+        Usage usage = UsageOf(choices);
+        log.SetTokens(context, usage.PromptTokens, usage.CompletionTokens);
+        log.SetCompletion(context, () => string.Join("\n", choices.Select(c => c.Text)));
     }
 
     private static Usage UsageOf(IReadOnlyList<ChoiceAccumulator> choices)

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using LlmServer.Contracts;
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;
 
 /// <summary>POST /v1/completions: prompt(s) in, one JSON response or an SSE stream out.</summary>
-public sealed class CompletionService(GenerationService generation)
+public sealed class CompletionService(GenerationService generation, RequestLog log)
 {
     private const int DefaultMaxTokens = 16;
 
@@ -14,6 +15,7 @@ public sealed class CompletionService(GenerationService generation)
     {
         CancellationToken aborted = context.RequestAborted;
         ServedModel model = generation.ResolveModel(request.Model);
+        log.SetModel(context, model.Name);
         if (request.Suffix is { Length: > 0 })
         {
             throw ApiException.InvalidParameter("suffix", "suffix is not supported by this model.");
@@ -37,6 +39,8 @@ public sealed class CompletionService(GenerationService generation)
         IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model.Tokenizer);
         var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
             DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
+        log.SetTokens(context, planned.Sum(p => p.ids.Count), completionTokens: null);
+        log.SetPrompt(context, () => string.Join("\n", prompts.Select(p => model.Tokenizer.Decode(p))));
         string id = $"cmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, planned, n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -52,6 +56,7 @@ public sealed class CompletionService(GenerationService generation)
         }
 
         ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
+        RecordOutcome(context, accumulators, n);
         var responseChoices = accumulators.Select((a, index) => new CompletionChoice(index, EchoFor(index) + a.Text,
             request.Logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer, EchoFor(index).Length) : null,
             ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
@@ -97,11 +102,19 @@ public sealed class CompletionService(GenerationService generation)
             var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, ChoiceAccumulator.WireStopReason(item.Event));
             await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
         }
+        RecordOutcome(context, accumulators, choices.Count);
         if (includeUsage)
         {
             await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, choices.Count)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
+    }
+
+    private void RecordOutcome(HttpContext context, IReadOnlyList<ChoiceAccumulator> choices, int n)
+    {
+        Usage usage = UsageOf(choices, n);
+        log.SetTokens(context, usage.PromptTokens, usage.CompletionTokens);
+        log.SetCompletion(context, () => string.Join("\n", choices.Select(c => c.Text)));
     }
 
     /// <summary>Prompt tokens count once per prompt, not once per sample of it, as OpenAI counts them.</summary>

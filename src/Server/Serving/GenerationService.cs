@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 
 namespace LlmServer.Serving;
@@ -86,14 +88,25 @@ public sealed class GenerationService(IEngineClient engine)
         return accumulators;
     }
 
+    private static void RecordPhases(ActivityContext parent, ChoiceEvent item)
+    {
+        if (item.Event.Timings is { } timings)
+        {
+            ServerTelemetry.RecordEnginePhases(parent, timings, item.Event.RequestId, item.Index);
+        }
+    }
+
     /// <summary>Runs the choices (index = position in the list) and merges their events as they arrive.</summary>
+    /// <remarks>Each choice's engine phases become child spans of the span current when this is called (the HTTP request's).</remarks>
     public async IAsyncEnumerable<ChoiceEvent> GenerateAsync(IReadOnlyList<EngineSubmission> choices,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        ActivityContext parent = Activity.Current?.Context ?? default;
         if (choices.Count == 1)
         {
             await foreach (GenerationEvent generated in engine.GenerateAsync(choices[0], cancellationToken))
             {
+                RecordPhases(parent, new ChoiceEvent(0, generated));
                 yield return new ChoiceEvent(0, generated);
             }
             yield break;
@@ -114,6 +127,7 @@ public sealed class GenerationService(IEngineClient engine)
         {
             await foreach (ChoiceEvent item in merged.Reader.ReadAllAsync(cancellationToken))
             {
+                RecordPhases(parent, item);
                 yield return item;
             }
         }
