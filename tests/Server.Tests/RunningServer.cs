@@ -22,9 +22,11 @@ public sealed class RunningServer : IAsyncDisposable
 
     /// <param name="flags">serve's flags; "--port 0" is added.</param>
     /// <param name="waitForModel">false to look at the server while the model is still loading.</param>
-    public static async Task<RunningServer> StartAsync(IReadOnlyList<string> flags, Action<IServiceCollection>? replaceServices = null, bool waitForModel = true)
+    /// <param name="configuration">Configuration keys beyond the flags (Serilog:MinimumLevel:Default, say), as appsettings.json would set them.</param>
+    public static async Task<RunningServer> StartAsync(IReadOnlyList<string> flags, Action<IServiceCollection>? replaceServices = null, bool waitForModel = true,
+        IReadOnlyDictionary<string, string?>? configuration = null)
     {
-        WebApplication app = ServerApplication.Build([.. flags, "--port", "0"], replaceServices: replaceServices);
+        WebApplication app = ServerApplication.Build([.. flags, "--port", "0"], configuration, replaceServices);
         await app.StartAsync();
         var server = new RunningServer(app, new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(60) });
         if (waitForModel)

@@ -57,8 +57,9 @@ public sealed class RequestLog(IOptions<ServerOptions> options)
     }
 
     /// <summary>Serilog's request logging, with our template, fields and levels.</summary>
-    public static void Configure(RequestLoggingOptions logging)
+    public static void Configure(RequestLoggingOptions logging, Serilog.ILogger logger)
     {
+        logging.Logger = logger;
         logging.MessageTemplate = MessageTemplate;
         logging.GetLevel = (context, _, exception) =>
             exception is not null || context.Response.StatusCode >= 500 ? LogEventLevel.Error

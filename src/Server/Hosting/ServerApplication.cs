@@ -35,7 +35,9 @@ public static class ServerApplication
 
         ServerOptionsValidator.ThrowOnUnconvertibleValues(builder.Configuration);
         ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
-        builder.Services.AddSerilog((services, logger) => ConfigureLogging(logger, builder.Configuration, services, options.LogFormat));
+        // Each host keeps its own logger (not the static Log.Logger), so servers side by side in one process (the tests) log apart.
+        builder.Services.AddSerilog((services, logger) => ConfigureLogging(logger, builder.Configuration, services, options.LogFormat),
+            preserveStaticLogger: true);
 
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.Section)
@@ -86,7 +88,7 @@ public static class ServerApplication
         app.Services.GetRequiredService<FineTuningJobMetrics>();
         app.UseMiddleware<RequestIdMiddleware>();
         // Outside the error middleware, so the line shows the status the client got.
-        app.UseSerilogRequestLogging(RequestLog.Configure);
+        app.UseSerilogRequestLogging(logging => RequestLog.Configure(logging, app.Services.GetRequiredService<Serilog.ILogger>()));
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
         app.UseOpenApiDocumentation();
