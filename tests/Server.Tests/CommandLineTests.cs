@@ -89,6 +89,8 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("--organization", "my:org", "error: --organization: must be non-empty, without ':'")]
     [InlineData("--port", "eighty", "error: --port: must be a whole number (got 'eighty')")]
     [InlineData("--drain-timeout", "-5", "error: --drain-timeout: must be between 0 and 3600")]
+    [InlineData("--log-format", "xml", "error: --log-format: must be text or json")]
+    [InlineData("--otlp-endpoint", "collector:4317", "error: --otlp-endpoint: must be an http:// or https:// URL")]
     public async Task Bad_flags_are_refused_with_a_clear_message(string flag, string value, string message)
     {
         string[] args = flag == "--model"

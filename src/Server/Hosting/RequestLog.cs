@@ -44,7 +44,7 @@ public sealed class RequestLog(IOptions<ServerOptions> options)
     {
         if (LogsPrompts)
         {
-            context.Items[PromptKey] = prompt();
+            context.Items[PromptKey] = ForLine(prompt());
         }
     }
 
@@ -52,15 +52,20 @@ public sealed class RequestLog(IOptions<ServerOptions> options)
     {
         if (LogsPrompts)
         {
-            context.Items[CompletionKey] = completion();
+            context.Items[CompletionKey] = ForLine(completion());
         }
     }
 
+    /// <summary>The text format would break a request's line at every newline of a prompt; JSON escapes them itself.</summary>
+    private string ForLine(string text) =>
+        options.Value.LogFormat == "json" ? text : text.Replace("\r", "\\r", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+
     /// <summary>Serilog's request logging, with our template, fields and levels.</summary>
-    public static void Configure(RequestLoggingOptions logging, Serilog.ILogger logger)
+    public static void Configure(RequestLoggingOptions logging, Serilog.ILogger logger, bool logPrompts)
     {
         logging.Logger = logger;
-        logging.MessageTemplate = MessageTemplate;
+        // Only asked-for text goes in the message, so the text format shows it too.
+        logging.MessageTemplate = logPrompts ? MessageTemplate + " prompt={Prompt} completion={Completion}" : MessageTemplate;
         logging.GetLevel = (context, _, exception) =>
             exception is not null || context.Response.StatusCode >= 500 ? LogEventLevel.Error
             // Probes and scrapes every few seconds would drown the lines that matter.
@@ -73,13 +78,10 @@ public sealed class RequestLog(IOptions<ServerOptions> options)
             diagnostics.Set("Model", context.Items.TryGetValue(ModelKey, out object? model) ? model : null);
             diagnostics.Set("PromptTokens", context.Items.TryGetValue(PromptTokensKey, out object? prompt) ? prompt : null);
             diagnostics.Set("CompletionTokens", context.Items.TryGetValue(CompletionTokensKey, out object? completion) ? completion : null);
-            if (context.Items.TryGetValue(PromptKey, out object? promptText))
+            if (logPrompts)
             {
-                diagnostics.Set("Prompt", promptText);
-            }
-            if (context.Items.TryGetValue(CompletionKey, out object? completionText))
-            {
-                diagnostics.Set("Completion", completionText);
+                diagnostics.Set("Prompt", context.Items.TryGetValue(PromptKey, out object? promptText) ? promptText : null);
+                diagnostics.Set("Completion", context.Items.TryGetValue(CompletionKey, out object? completionText) ? completionText : null);
             }
         };
     }

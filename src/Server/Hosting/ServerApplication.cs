@@ -88,7 +88,7 @@ public static class ServerApplication
         app.Services.GetRequiredService<FineTuningJobMetrics>();
         app.UseMiddleware<RequestIdMiddleware>();
         // Outside the error middleware, so the line shows the status the client got.
-        app.UseSerilogRequestLogging(logging => RequestLog.Configure(logging, app.Services.GetRequiredService<Serilog.ILogger>()));
+        app.UseSerilogRequestLogging(logging => RequestLog.Configure(logging, app.Services.GetRequiredService<Serilog.ILogger>(), options.LogPrompts));
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
         app.UseOpenApiDocumentation();

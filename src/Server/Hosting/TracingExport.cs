@@ -15,7 +15,13 @@ public static class TracingExport
     {
         Uri? endpoint = string.IsNullOrWhiteSpace(otlpEndpoint) ? null : new Uri(otlpEndpoint);
         OpenTelemetry.OpenTelemetryBuilder telemetry = services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService("llmserver"))
+            .ConfigureResource(resource =>
+            {
+                if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME")))
+                {
+                    resource.AddService("llmserver");
+                }
+            })
             .WithTracing(tracing =>
             {
                 tracing.AddSource(ServerTelemetry.SourceName)
