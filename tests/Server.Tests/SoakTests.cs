@@ -7,7 +7,7 @@ namespace LlmServer.Tests;
 /// <summary>
 /// A short run of the soak `bench soak` runs for minutes: every kind of request (chat,
 /// completions, streams, tokenize, refusals, disconnects) at concurrency 8 must get the answer it
-/// should, never a 5xx, and leave no tensor behind. Live tensors are process-wide, so it runs alone.
+/// should, never a 5xx, and leave no tensor behind. Live tensors are process-wide, so it runs apart from other servers.
 /// </summary>
 [Collection(ProcessWideMetricsCollection.Name)]
 public sealed class SoakTests(ITestOutputHelper output)
@@ -26,6 +26,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         Assert.Equal(0, result.ServerErrors);
         Assert.True(result.Unexpected == 0, string.Join("\n", result.FirstProblems));
         Assert.Equal(8, result.Kinds.Count);
-        Assert.Equal(result.TensorsBefore, result.TensorsAfter);
+        // Tensors are counted process-wide: other tests' garbage may be freed meanwhile, so fewer is fine; more is a leak.
+        Assert.True(result.TensorsAfter <= result.TensorsBefore, $"live tensors grew from {result.TensorsBefore} to {result.TensorsAfter}");
     }
 }

@@ -30,7 +30,8 @@ public static class SoakTest
         double Seconds, int Requests, int ServerErrors, int Unexpected, double P99Ms, IReadOnlyList<KindResult> Kinds,
         long RssBefore, long RssAfter, double RssGrowthPercent, long TensorsBefore, long TensorsAfter, IReadOnlyList<string> FirstProblems)
     {
-        public bool Passed => ServerErrors == 0 && Unexpected == 0 && TensorsAfter == TensorsBefore;
+        // Fewer is fine: the process may free tensors it held before (garbage from earlier work); more is a leak.
+        public bool Passed => ServerErrors == 0 && Unexpected == 0 && TensorsAfter <= TensorsBefore;
     }
 
     private enum Kind { Chat, ChatStream, Completion, CompletionStream, Tokenize, BadRequest, UnknownModel, Disconnect }

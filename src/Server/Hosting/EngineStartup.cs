@@ -34,6 +34,20 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
                 : $"{e.GetType().Name}: {e.Message}";
             logger.LogCritical("Cannot load the model: {Reason}", reason);
             Environment.ExitCode = LoadFailureExitCode;
+            // A stop asked for while the host is still starting makes it log a start failure with a
+            // stack trace; a bad checkpoint must stay one line, so stop once the host has started.
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+            {
+                try
+                {
+                    await started.Task.WaitAsync(stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
             lifetime.StopApplication();
         }
     }
