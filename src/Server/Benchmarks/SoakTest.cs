@@ -28,7 +28,8 @@ public static class SoakTest
 
     public sealed record Result(
         double Seconds, int Requests, int ServerErrors, int Unexpected, double P99Ms, IReadOnlyList<KindResult> Kinds,
-        long RssBefore, long RssAfter, double RssGrowthPercent, long TensorsBefore, long TensorsAfter, IReadOnlyList<string> FirstProblems)
+        long RssBefore, long RssAtThird, long RssAfter, double RssGrowthPercent, double RssGrowthAfterThirdPercent,
+        long TensorsBefore, long TensorsAfter, IReadOnlyList<string> FirstProblems)
     {
         // Fewer is fine: the process may free tensors it held before (garbage from earlier work); more is a leak.
         public bool Passed => ServerErrors == 0 && Unexpected == 0 && TensorsAfter <= TensorsBefore;
@@ -60,6 +61,10 @@ public static class SoakTest
         var outcomes = new ConcurrentBag<Outcome>();
         var clock = Stopwatch.StartNew();
         Kind[] kinds = Enum.GetValues<Kind>();
+        // The first third warms what grows once and then stays (KV-cache pages first touched, the
+        // allocator's arenas); growth after it is what a leak would look like.
+        Task<double> rssAtThird = Task.Delay(options.Duration / 3, cancellationToken)
+            .ContinueWith(_ => PrometheusScrape.ReadAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken), TaskScheduler.Default).Unwrap();
         await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(async client =>
         {
             var random = new Random(options.Seed * 1000 + client);
@@ -82,14 +87,15 @@ public static class SoakTest
             await Task.Delay(100, cancellationToken);
         }
         long rssAfter = (long)await PrometheusScrape.ReadAsync(http, "llmserver_process_resident_memory_bytes", cancellationToken);
+        long rssThird = (long)await rssAtThird;
 
         List<Outcome> all = outcomes.ToList();
         var byKind = all.GroupBy(o => o.Kind).OrderBy(g => g.Key).Select(g => new KindResult(
             g.Key.ToString(), g.Count(), g.Count(o => o.Status >= 500), g.Count(o => o.Problem is not null),
             LatencyStatistics.Percentile(g.Select(o => o.Ms), 50), LatencyStatistics.Percentile(g.Select(o => o.Ms), 99))).ToList();
         var result = new Result(seconds, all.Count, all.Count(o => o.Status >= 500), all.Count(o => o.Problem is not null),
-            LatencyStatistics.Percentile(all.Select(o => o.Ms), 99), byKind, rssBefore, rssAfter, 100.0 * (rssAfter - rssBefore) / rssBefore,
-            tensorsBefore, tensorsAfter, all.Where(o => o.Problem is not null).Select(o => o.Problem!).Take(5).ToList());
+            LatencyStatistics.Percentile(all.Select(o => o.Ms), 99), byKind, rssBefore, rssThird, rssAfter, 100.0 * (rssAfter - rssBefore) / rssBefore,
+            100.0 * (rssAfter - rssThird) / rssThird, tensorsBefore, tensorsAfter, all.Where(o => o.Problem is not null).Select(o => o.Problem!).Take(5).ToList());
         Print(result, log);
         return result;
     }
@@ -161,7 +167,8 @@ public static class SoakTest
         {
             log.WriteLine($"  {kind.Kind,-17} {kind.Requests,6}  5xx {kind.ServerErrors}  unexpected {kind.Unexpected}  p50 {kind.P50Ms,7:F1} ms  p99 {kind.P99Ms,7:F1} ms");
         }
-        log.WriteLine($"Memory: RSS {result.RssBefore / 1048576.0:F0} -> {result.RssAfter / 1048576.0:F0} MiB ({result.RssGrowthPercent:+0.0;-0.0}%), " +
+        log.WriteLine($"Memory: RSS {result.RssBefore / 1048576.0:F0} -> {result.RssAtThird / 1048576.0:F0} (a third in) -> {result.RssAfter / 1048576.0:F0} MiB " +
+            $"({result.RssGrowthPercent:+0.0;-0.0}% overall, {result.RssGrowthAfterThirdPercent:+0.0;-0.0}% after the first third), " +
             $"live tensors {result.TensorsBefore} -> {result.TensorsAfter}");
         foreach (string problem in result.FirstProblems)
         {
