@@ -9,17 +9,6 @@ namespace LlmServer.Tests;
 /// <summary>/health/ready: what a load balancer routes by. 200 only when loaded and not draining.</summary>
 public sealed class ReadinessTests
 {
-    private sealed class NeverReadyEngine : IEngineClient
-    {
-        public Task<ServedModel> Ready { get; } = new TaskCompletionSource<ServedModel>().Task;
-        public EngineStatistics Statistics => EngineStatistics.Idle;
-        public ServedModelCatalog Models => ServedModelCatalog.Empty;
-        public EngineAdmission? TryAdmit(int requests) => new(() => { });
-        public int AdmissionLimit => int.MaxValue;
-        public IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission, CancellationToken cancellationToken = default) =>
-            throw new InvalidOperationException("not loaded");
-    }
-
     private static async Task<(HttpStatusCode Status, JsonElement Body)> GetAsync(HttpClient http, string path)
     {
         using HttpResponseMessage response = await http.GetAsync(path);

@@ -40,17 +40,6 @@ public class TokenizeAndHealthTests(ServerFixture server)
 /// <summary>Health before the model is loaded, with an engine that never finishes loading.</summary>
 public class HealthBeforeLoadTests
 {
-    private sealed class NeverReadyEngine : IEngineClient
-    {
-        public Task<ServedModel> Ready { get; } = new TaskCompletionSource<ServedModel>().Task;
-        public EngineStatistics Statistics => EngineStatistics.Idle;
-        public ServedModelCatalog Models => ServedModelCatalog.Empty;
-        public EngineAdmission? TryAdmit(int requests) => new(() => { });
-        public int AdmissionLimit => int.MaxValue;
-        public IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission, CancellationToken cancellationToken = default) =>
-            throw new InvalidOperationException("not loaded");
-    }
-
     [Fact]
     public async Task Health_is_503_and_inference_refuses_politely_while_loading()
     {
