@@ -160,6 +160,28 @@ public class CompletionsHttpTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task A_streamed_request_with_several_prompts_counts_every_prompt_once_in_its_usage()
+    {
+        string body = JsonSerializer.Serialize(new
+        {
+            model = ServerFixture.ModelName,
+            prompt = new[] { "Hello, my name is", "In 1815, Napoleon" },
+            max_tokens = 4,
+            n = 2,
+            stream = true,
+            stream_options = new { include_usage = true },
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+        string[] events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+
+        JsonElement usage = JsonDocument.Parse(events[^2]["data: ".Length..]).RootElement.GetProperty("usage");
+        // As the non-streamed answer counts them: each prompt once (5 + 5 tokens), every sample's output.
+        Assert.Equal(5 + 5, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(4 * 4, usage.GetProperty("completion_tokens").GetInt32());
+    }
+
+    [Fact]
     public async Task Greedy_requests_give_the_reference_tokens_among_31_concurrent_others()
     {
         Task<(int Status, JsonElement Body)>[] crowd = Enumerable.Range(0, 32).Select(i =>

@@ -51,7 +51,7 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
 
         if (stream)
         {
-            await StreamAsync(context, model, choices, id, created, EchoFor, request.StreamOptions?.IncludeUsage ?? false, request.Logprobs is not null, aborted);
+            await StreamAsync(context, model, choices, n, id, created, EchoFor, request.StreamOptions?.IncludeUsage ?? false, request.Logprobs is not null, aborted);
             return;
         }
 
@@ -64,7 +64,8 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
             OpenAiJson.Options, aborted);
     }
 
-    private async Task StreamAsync(HttpContext context, ServedModel model, IReadOnlyList<EngineSubmission> choices, string id,
+    /// <param name="n">Samples per prompt: choices p*n .. p*n+n-1 share prompt p, whose tokens count once.</param>
+    private async Task StreamAsync(HttpContext context, ServedModel model, IReadOnlyList<EngineSubmission> choices, int n, string id,
         long created, Func<int, string> echoFor, bool includeUsage, bool withLogprobs, CancellationToken aborted)
     {
         var events = new ServerSentEvents(context.Response);
@@ -102,10 +103,10 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
             var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, ChoiceAccumulator.WireStopReason(item.Event));
             await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
         }
-        RecordOutcome(context, accumulators, choices.Count);
+        RecordOutcome(context, accumulators, n);
         if (includeUsage)
         {
-            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, choices.Count)) { SystemFingerprint = model.Fingerprint }, aborted);
+            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, n)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
     }
