@@ -144,13 +144,8 @@ public sealed class FilesApiTests : IDisposable
 
     private static async Task<(HttpStatusCode Status, JsonElement Body)> UploadAsync(RunningServer server, string content, string filename, string key = AdminKey)
     {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StringContent("fine-tune"), "purpose");
-        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes(content)), "file", filename);
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = form };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement);
+        (HttpStatusCode status, string body) = await AuthorizedRequests.UploadAsync(server.Http, content, filename, key);
+        return (status, JsonDocument.Parse(body).RootElement);
     }
 
     private static async Task<JsonElement> GetJsonAsync(RunningServer server, string path)
@@ -160,14 +155,6 @@ public sealed class FilesApiTests : IDisposable
         return JsonDocument.Parse(body).RootElement;
     }
 
-    private static async Task<(HttpStatusCode Status, string Body)> SendAsync(RunningServer server, HttpMethod method, string path, string? key)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (key is not null)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        }
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        return (response.StatusCode, await response.Content.ReadAsStringAsync());
-    }
+    private static Task<(HttpStatusCode Status, string Body)> SendAsync(RunningServer server, HttpMethod method, string path, string? key) =>
+        AuthorizedRequests.SendAsync(server.Http, method, path, key);
 }

@@ -390,14 +390,9 @@ public sealed class FineTuningJobsApiTests : IDisposable
 
     private static async Task<string> UploadAsync(RunningServer server)
     {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StringContent("fine-tune"), "purpose");
-        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes(ChatExamples)), "file", "train.jsonl");
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = form };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+        (HttpStatusCode status, string body) = await AuthorizedRequests.UploadAsync(server.Http, ChatExamples, "train.jsonl", AdminKey);
+        Assert.Equal(HttpStatusCode.OK, status);
+        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
     }
 
     private static async Task<JsonElement> CreateAsync(RunningServer server, string file)
@@ -409,14 +404,8 @@ public sealed class FineTuningJobsApiTests : IDisposable
 
     private static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(RunningServer server, string path, string? body, string key = AdminKey)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, path);
-        if (body is not null)
-        {
-            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
-        }
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement);
+        (HttpStatusCode status, string text) = await AuthorizedRequests.SendAsync(server.Http, HttpMethod.Post, path, key, body);
+        return (status, JsonDocument.Parse(text).RootElement);
     }
 
     private static async Task<JsonElement> GetJsonAsync(RunningServer server, string path)
@@ -426,14 +415,6 @@ public sealed class FineTuningJobsApiTests : IDisposable
         return JsonDocument.Parse(body).RootElement;
     }
 
-    private static async Task<(HttpStatusCode Status, string Body)> SendAsync(RunningServer server, HttpMethod method, string path, string? key)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (key is not null)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        }
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        return (response.StatusCode, await response.Content.ReadAsStringAsync());
-    }
+    private static Task<(HttpStatusCode Status, string Body)> SendAsync(RunningServer server, HttpMethod method, string path, string? key) =>
+        AuthorizedRequests.SendAsync(server.Http, method, path, key);
 }

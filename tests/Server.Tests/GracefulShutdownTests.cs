@@ -44,18 +44,9 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
             await WaitHealthyAsync(http, server);
 
             // Durable state before the signal: a file and a job.
-            using var admin = new HttpRequestMessage(HttpMethod.Post, "/v1/files")
-            {
-                Content = new MultipartFormDataContent
-                {
-                    { new StringContent("fine-tune"), "purpose" },
-                    { new ByteArrayContent(Encoding.UTF8.GetBytes(TrainingData)), "file", "train.jsonl" },
-                },
-            };
-            admin.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-            using HttpResponseMessage uploaded = await http.SendAsync(admin);
-            Assert.Equal(HttpStatusCode.OK, uploaded.StatusCode);
-            string fileId = JsonDocument.Parse(await uploaded.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+            (HttpStatusCode uploadStatus, string uploaded) = await AuthorizedRequests.UploadAsync(http, TrainingData, "train.jsonl", adminKey);
+            Assert.Equal(HttpStatusCode.OK, uploadStatus);
+            string fileId = JsonDocument.Parse(uploaded).RootElement.GetProperty("id").GetString()!;
             using var create = new HttpRequestMessage(HttpMethod.Post, "/v1/fine_tuning/jobs")
             {
                 Content = new StringContent($$$"""{"model":"{{{ServerFixture.ModelName}}}","training_file":"{{{fileId}}}","hyperparameters":{"n_epochs":50}}""",

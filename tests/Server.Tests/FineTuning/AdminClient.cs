@@ -31,15 +31,9 @@ public sealed class AdminClient(RunningServer server, string adminKey, string in
 
     public async Task<string> UploadAsync(string content, string filename)
     {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StringContent("fine-tune"), "purpose");
-        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes(content)), "file", filename);
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = form };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-        using HttpResponseMessage response = await server.Http.SendAsync(request);
-        string text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, text);
-        return JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+        (HttpStatusCode status, string body) = await AuthorizedRequests.UploadAsync(server.Http, content, filename, adminKey);
+        Assert.True(status == HttpStatusCode.OK, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
     }
 
     public async Task<JsonElement> CreateJobAsync(string json)
