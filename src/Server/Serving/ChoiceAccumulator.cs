@@ -47,8 +47,9 @@ public sealed class ChoiceAccumulator
     /// <summary>The error a failed or aborted choice turns into.</summary>
     public static ApiException Failure(GenerationEvent generated) => generated.FinishReason == Inference.Engine.FinishReason.Aborted
         ? new ApiException(StatusCodes.Status503ServiceUnavailable, generated.ErrorMessage ?? "The request was aborted.", "service_unavailable",
-            // The engine aborts what a reader still waits for only when it stops (a drain timeout at shutdown).
-            code: generated.ErrorMessage?.Contains("shutting down", StringComparison.Ordinal) == true ? "server_shutting_down" : null)
+            // A reader only ever sees Aborted when the engine stops under it (a drain timeout at shutdown):
+            // a client's own abort has no reader left. So the code follows from the reason, not the text.
+            code: "server_shutting_down")
         : new ApiException(StatusCodes.Status500InternalServerError, generated.ErrorMessage ?? "The engine failed.", "server_error");
 
     public static bool IsFailure(GenerationEvent generated) =>
