@@ -74,7 +74,8 @@ public sealed class ByteLevelBpeTrainer
     /// <summary>
     /// Counts pre-tokenized words the way Gpt2Tokenizer splits text: the end-of-text marker is a
     /// special token (its own id, never part of a word), and the text between markers goes through
-    /// GPT-2's regex.
+    /// GPT-2's regex. Lone surrogates need no special case: the regex files them under "other" like
+    /// the U+FFFD Gpt2Tokenizer swaps them for, and UTF-8 encoding writes them as U+FFFD's bytes.
     /// </summary>
     private static Dictionary<string, long> CountWords(IEnumerable<string> documents)
     {
