@@ -91,6 +91,7 @@ public static class ServerApplication
         app.UseSerilogRequestLogging(logging => RequestLog.Configure(logging, app.Services.GetRequiredService<Serilog.ILogger>(), options.LogPrompts));
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
+        app.UsePlayground();
         app.UseOpenApiDocumentation();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthEndpoints();
