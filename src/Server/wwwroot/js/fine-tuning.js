@@ -24,8 +24,8 @@ let poll = null;
 
 const key = () => ui.adminKey.value.trim();
 
-function formatTime(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleString() : '—';
+function formatTime(seconds, style = 'medium') {
+  return seconds ? new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: style, timeStyle: style === 'short' ? 'short' : 'medium' }) : '—';
 }
 
 function statusBadge(status) {
@@ -64,7 +64,7 @@ function renderJobs(jobs) {
     const statusCell = element('td');
     statusCell.append(statusBadge(job.status));
     row.append(idCell, statusCell, element('td', null, job.model), element('td', 'mono', job.fine_tuned_model ?? '—'),
-      element('td', null, formatTime(job.created_at)));
+      element('td', 'nowrap', formatTime(job.created_at, 'short')));
     return row;
   }));
 }

@@ -51,7 +51,7 @@ export function drawLossChart(chart, series) {
   const y = loss => MARGIN.top + (1 - (loss - minLoss) / (maxLoss - minLoss)) * plotHeight;
 
   const axes = svg('g', { class: 'axes' });
-  for (const value of ticks(minLoss, maxLoss, 5)) {
+  for (const value of ticks(minLoss, maxLoss, 6)) {
     axes.append(svg('line', { class: 'grid', x1: MARGIN.left, x2: MARGIN.left + plotWidth, y1: y(value), y2: y(value) }));
     axes.append(svg('text', { x: MARGIN.left - 6, y: y(value) + 4, 'text-anchor': 'end' }, label(value)));
   }
