@@ -58,13 +58,16 @@ public sealed partial class PlaygroundFixture : IAsyncLifetime
         _playwright = await Playwright.CreateAsync();
         Browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = await chromium, Headless = true });
         Directory.CreateDirectory(ScreenshotDirectory);
+        // Expect's own default is 5 s, less than a 48-token reply may take on a loaded 2-core machine.
+        Assertions.SetDefaultExpectTimeout(30_000);
     }
 
     public async Task<IPage> NewPageAsync()
     {
         IBrowserContext context = await Browser.NewContextAsync(new() { BaseURL = BaseAddress.ToString(), ViewportSize = new() { Width = 1280, Height = 800 } });
         IPage page = await context.NewPageAsync();
-        page.SetDefaultTimeout(20_000);
+        // Generous: CI runs the other test assemblies beside this one on the same few cores.
+        page.SetDefaultTimeout(45_000);
         return page;
     }
 

@@ -144,7 +144,6 @@ function renderDetails(job, events) {
   const train = metrics.filter(e => typeof e.data.train_loss === 'number').map(e => ({ step: e.data.step, loss: e.data.train_loss }));
   const valid = metrics.filter(e => typeof e.data.valid_loss === 'number').map(e => ({ step: e.data.step, loss: e.data.valid_loss }));
   drawLossChart(ui.chart, [{ name: 'train', points: train }, { name: 'valid', points: valid }]);
-  ui.chart.dataset.metricsEvents = String(metrics.length);
 
   ui.events.replaceChildren(...events.slice(0, 50).map(e => {
     const item = element('li', `event ${e.level}`);
