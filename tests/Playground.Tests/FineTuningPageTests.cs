@@ -11,16 +11,17 @@ public sealed class FineTuningPageTests(PlaygroundFixture server, ITestOutputHel
     [Fact]
     public async Task The_page_lists_a_real_job_and_charts_one_point_per_metrics_event_while_it_trains()
     {
-        // 16 examples in batches of 4 for 3 epochs: 12 optimizer steps, each a metrics event, plus one validation event per epoch.
+        // 16 examples in batches of 4 for 2 epochs: 8 optimizer steps, each a metrics event, plus one validation event per epoch.
+        // Each step costs about a second here (the 50,257-wide output layer dominates), so this keeps the test short.
         string training = await server.UploadAsync(ChatJsonl(16, seed: 1), "train.jsonl");
-        string validation = await server.UploadAsync(ChatJsonl(8, seed: 2), "valid.jsonl");
+        string validation = await server.UploadAsync(ChatJsonl(4, seed: 2), "valid.jsonl");
         var (status, body) = await server.AdminAsync(HttpMethod.Post, "/v1/fine_tuning/jobs", Json(new
         {
             model = PlaygroundFixture.ModelName,
             training_file = training,
             validation_file = validation,
             suffix = "playground",
-            hyperparameters = new { n_epochs = 3, batch_size = 4, learning_rate_multiplier = 4 },
+            hyperparameters = new { n_epochs = 2, batch_size = 4, learning_rate_multiplier = 4 },
         }));
         Assert.True(status == HttpStatusCode.OK, $"create job: {(int)status} {body}");
         string jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
@@ -52,8 +53,8 @@ public sealed class FineTuningPageTests(PlaygroundFixture server, ITestOutputHel
         Assert.Equal("succeeded", finalStatus);
 
         (int train, int valid) = await MetricsAsync(jobId);
-        Assert.Equal(12, train);
-        Assert.Equal(3, valid);
+        Assert.Equal(8, train);
+        Assert.Equal(2, valid);
         // The last poll after the job finished draws every event.
         await Assertions.Expect(page.Locator("#job-fields")).ToContainTextAsync("succeeded");
         await page.WaitForFunctionAsync($"() => document.querySelector('#loss-chart polyline.train-loss').points.length === {train}");

@@ -21,6 +21,7 @@ const ui = {
 /** The job shown in the details pane, and its events newest first (as the API lists them). */
 let selected = null;
 let poll = null;
+let listPoll = null;
 
 const key = () => ui.adminKey.value.trim();
 
@@ -35,6 +36,7 @@ function statusBadge(status) {
 }
 
 async function loadJobs() {
+  clearTimeout(listPoll);
   try {
     const jobs = [];
     let after = null;
@@ -45,6 +47,8 @@ async function loadJobs() {
     } while (after);
     showNotice(ui.notice, null);
     renderJobs(jobs);
+    // Statuses change on their own (queued, running, done); keep the list current while any job can still change.
+    if (jobs.some(job => !FINISHED.has(job.status))) listPoll = setTimeout(loadJobs, POLL_MILLISECONDS * 2.5);
   } catch (error) {
     showNotice(ui.notice, `Could not list the jobs: ${error.message}`);
   }
