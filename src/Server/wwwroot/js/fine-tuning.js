@@ -67,7 +67,9 @@ function renderJobs(jobs) {
     idCell.append(open);
     const statusCell = element('td');
     statusCell.append(statusBadge(job.status));
-    row.append(idCell, statusCell, element('td', null, job.model), element('td', 'mono', job.fine_tuned_model ?? '—'),
+    const fineTuned = element('td', 'mono truncate', job.fine_tuned_model ?? '—');
+    if (job.fine_tuned_model) fineTuned.title = job.fine_tuned_model;
+    row.append(idCell, statusCell, element('td', null, job.model), fineTuned,
       element('td', 'nowrap', formatTime(job.created_at, 'short')));
     return row;
   }));
