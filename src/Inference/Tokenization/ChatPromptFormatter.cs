@@ -25,14 +25,14 @@ public sealed class ChatPromptFormatter
     private readonly ChatTemplate _template;
     private readonly Dictionary<string, object?> _variables;
 
-    private ChatPromptFormatter(ChatTemplate template, bool isDefault, Gpt2Tokenizer tokenizer)
+    private ChatPromptFormatter(ChatTemplate template, bool isDefault, string endOfTextToken)
     {
         _template = template;
         IsDefaultTemplate = isDefault;
         _variables = new Dictionary<string, object?>
         {
-            ["bos_token"] = tokenizer.EndOfTextToken,
-            ["eos_token"] = tokenizer.EndOfTextToken,
+            ["bos_token"] = endOfTextToken,
+            ["eos_token"] = endOfTextToken,
         };
     }
 
@@ -41,21 +41,30 @@ public sealed class ChatPromptFormatter
     /// <summary>Stop strings every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
 
-    public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer)
+    public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer) =>
+        Load(modelDirectory, tokenizer.EndOfTextToken);
+
+    /// <summary>The formatter before there is a tokenizer: training one needs the corpus rendered first.</summary>
+    public static ChatPromptFormatter Load(string modelDirectory, string endOfTextToken)
     {
         string configPath = Path.Combine(modelDirectory, "tokenizer_config.json");
         string? source = File.Exists(configPath) ? ReadChatTemplate(configPath) : null;
         try
         {
-            return source is null
-                ? new ChatPromptFormatter(ChatTemplate.Parse(DefaultTemplate), isDefault: true, tokenizer)
-                : new ChatPromptFormatter(ChatTemplate.Parse(source), isDefault: false, tokenizer);
+            return FromTemplate(source, endOfTextToken);
         }
         catch (ChatTemplateException e)
         {
             throw new InvalidDataException($"{configPath}: chat_template does not parse: {e.Message}", e);
         }
     }
+
+    /// <summary>A formatter for template source <paramref name="source"/>, or for <see cref="DefaultTemplate"/> when it is null.</summary>
+    /// <exception cref="ChatTemplateException">The template does not parse.</exception>
+    public static ChatPromptFormatter FromTemplate(string? source, string endOfTextToken) =>
+        source is null
+            ? new ChatPromptFormatter(ChatTemplate.Parse(DefaultTemplate), isDefault: true, endOfTextToken)
+            : new ChatPromptFormatter(ChatTemplate.Parse(source), isDefault: false, endOfTextToken);
 
     /// <summary>Renders the conversation; a template that rejects it throws <see cref="ChatTemplateException"/>.</summary>
     public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>

@@ -1,0 +1,9 @@
+namespace LlmServer.Training.DemoCorpus;
+
+/// <summary>One question and the one reply the demo model should give to it.</summary>
+/// <param name="Family">The task family, which the held-out accuracy is reported by.</param>
+/// <param name="PartitionKey">
+/// What decides the split: two examples with the same key are always on the same side. Arithmetic
+/// keys on its operands, so a held-out sum is one training never showed under any phrasing.
+/// </param>
+public sealed record DemoExample(string Family, string PartitionKey, string Prompt, string Reply);

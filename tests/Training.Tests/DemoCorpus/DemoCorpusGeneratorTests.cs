@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using LlmServer.Inference.Tests;
+using LlmServer.Inference.Tokenization;
+using LlmServer.Training.Data;
+using LlmServer.Training.DemoCorpus;
+
+namespace LlmServer.Training.Tests.DemoCorpus;
+
+public sealed class DemoCorpusGeneratorTests : IDisposable
+{
+    private static readonly DemoCorpusOptions Small = new() { TrainingExamples = 5_000, ValidationExamples = 200, HeldOutPerFamily = 40, Seed = 7 };
+
+    private readonly string _directory = Directory.CreateTempSubdirectory("demo-corpus-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Fact]
+    public void The_same_seed_writes_the_same_files_and_another_seed_other_ones()
+    {
+        DemoCorpusGenerator.Write(Path.Combine(_directory, "a"), Small);
+        DemoCorpusGenerator.Write(Path.Combine(_directory, "b"), Small);
+        DemoCorpusGenerator.Write(Path.Combine(_directory, "c"), Small with { Seed = 8 });
+        foreach (string file in new[] { DemoCorpusGenerator.TrainingFileName, DemoCorpusGenerator.ValidationFileName, DemoCorpusGenerator.HeldOutFileName })
+        {
+            Assert.Equal(File.ReadAllBytes(Path.Combine(_directory, "a", file)), File.ReadAllBytes(Path.Combine(_directory, "b", file)));
+            Assert.NotEqual(File.ReadAllBytes(Path.Combine(_directory, "a", file)), File.ReadAllBytes(Path.Combine(_directory, "c", file)));
+        }
+        Assert.Equal(Small.TrainingExamples, File.ReadAllLines(Path.Combine(_directory, "a", DemoCorpusGenerator.TrainingFileName)).Length);
+    }
+
+    [Fact]
+    public void No_held_out_or_validation_question_and_no_held_out_sum_is_ever_trained_on()
+    {
+        IReadOnlyList<DemoExample> training = DemoCorpusGenerator.Training(Small);
+        IReadOnlyList<DemoExample> heldOut = DemoCorpusGenerator.HeldOut(Small);
+        IReadOnlyList<DemoExample> validation = DemoCorpusGenerator.Validation(Small, heldOut);
+        var trainedPrompts = training.Select(e => e.Prompt).ToHashSet();
+        var trainedKeys = training.Select(e => e.Family + "/" + e.PartitionKey).ToHashSet();
+
+        Assert.DoesNotContain(heldOut, e => trainedPrompts.Contains(e.Prompt));
+        Assert.DoesNotContain(validation, e => trainedPrompts.Contains(e.Prompt));
+        Assert.DoesNotContain(validation, e => heldOut.Any(h => h.Prompt == e.Prompt));
+        // Sums are split by operands: a held-out sum is never trained on under any phrasing.
+        Assert.DoesNotContain(heldOut, e => trainedKeys.Contains(e.Family + "/" + e.PartitionKey));
+        Assert.Contains(heldOut, e => e.PartitionKey.StartsWith("sum ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_family_has_distinct_held_out_questions()
+    {
+        IReadOnlyList<DemoExample> heldOut = DemoCorpusGenerator.HeldOut(Small);
+        foreach (DemoTaskFamily family in DemoCorpusGenerator.Families)
+        {
+            var questions = heldOut.Where(e => e.Family == family.Name).Select(e => e.Prompt).ToList();
+            Assert.InRange(questions.Count, 20, Small.HeldOutPerFamily);
+            Assert.Equal(questions.Count, questions.Distinct().Count());
+        }
+    }
+
+    [Fact]
+    public void Arithmetic_conversion_and_counting_replies_are_right()
+    {
+        var arithmetic = new Regex(@"^(\d+) ([+\-*]) (\d+) = (\d+)$");
+        var conversion = new Regex(@"^(\d+) (\w+) is (\d+) (\w+)\.$");
+        var factors = new Dictionary<string, long> { ["millimeter"] = 1, ["centimeter"] = 10, ["meter"] = 1000, ["kilometer"] = 1_000_000, ["gram"] = 1, ["kilogram"] = 1000, ["milliliter"] = 1, ["liter"] = 1000 };
+        long Unit(string name) => factors[name.TrimEnd('s')];
+        int checkedReplies = 0;
+        foreach (DemoExample example in DemoCorpusGenerator.Training(Small))
+        {
+            if (example.Family == "arithmetic")
+            {
+                Match m = arithmetic.Match(example.Reply);
+                Assert.True(m.Success, example.Reply);
+                long a = long.Parse(m.Groups[1].Value), b = long.Parse(m.Groups[3].Value), c = long.Parse(m.Groups[4].Value);
+                Assert.Equal(m.Groups[2].Value switch { "+" => a + b, "-" => a - b, _ => a * b }, c);
+                Assert.Contains(m.Groups[1].Value, example.Prompt);
+                checkedReplies++;
+            }
+            else if (example.Family == "unit_conversion")
+            {
+                Match m = conversion.Match(example.Reply);
+                Assert.True(m.Success, example.Reply);
+                Assert.Equal(long.Parse(m.Groups[1].Value) * Unit(m.Groups[2].Value), long.Parse(m.Groups[3].Value) * Unit(m.Groups[4].Value));
+                checkedReplies++;
+            }
+            else if (example.Prompt.StartsWith("Count from", StringComparison.Ordinal))
+            {
+                int[] numbers = example.Reply.Split(", ").Select(int.Parse).ToArray();
+                Assert.Equal(Enumerable.Range(numbers[0], numbers.Length), numbers);
+                Assert.EndsWith($" to {numbers[^1]}.", example.Prompt);
+                checkedReplies++;
+            }
+        }
+        Assert.True(checkedReplies > 2_000, $"only {checkedReplies} replies checked");
+    }
+
+    [Fact]
+    public void The_chat_template_trains_the_reply_and_end_of_text_after_the_prompt_serving_sends()
+    {
+        var tokenizer = Gpt2Tokenizer.Load(TestFixtures.TokenizerDirectory);
+        var formatter = ChatPromptFormatter.FromTemplate(DemoCorpusGenerator.ChatTemplate, tokenizer.EndOfTextToken);
+        var example = new DemoExample("arithmetic", "sum 17 25", "What is 17 + 25?", "17 + 25 = 42");
+        string line = DemoCorpusGenerator.ToJsonLine(example, withFamily: false);
+
+        TrainingExample encoded = new TrainingExampleEncoder(tokenizer, formatter).Encode(line);
+
+        string prompt = formatter.Format([new ChatMessage("user", "What is 17 + 25?")]);
+        Assert.Equal("User: What is 17 + 25?\nAssistant: ", prompt);
+        int[] trained = encoded.TokenIds.Where((_, i) => encoded.Trained[i]).ToArray();
+        Assert.Equal("17 + 25 = 42<|endoftext|>\n", tokenizer.Decode(trained));
+        Assert.Contains(tokenizer.EndOfTextId, trained);
+        Assert.Equal(tokenizer.Encode(prompt), encoded.TokenIds.Take(encoded.TokenIds.Length - trained.Length));
+        using JsonDocument json = JsonDocument.Parse(line);
+        Assert.False(json.RootElement.TryGetProperty("family", out _));
+    }
+}
