@@ -63,7 +63,7 @@ public sealed class FineTuningRun : IDisposable
         StepsPerEpoch = BatchPlanner.BatchesPerEpoch(_examples.Count, _settings.BatchSize);
         TotalSteps = StepsPerEpoch * _settings.Epochs;
         _schedule = LearningRateSchedule.For(_settings, TotalSteps);
-        _optimizer = CreateOptimizer(weights.Parameters, _settings);
+        _optimizer = TrainingOptimizer.Create(weights.Parameters, _settings.LearningRate, _settings.WeightDecay);
         _history = resumed?.LogHistory.ToList() ?? [];
         Step = resumed?.OptimizerStep ?? 0;
         TrainedTokens = resumed?.TrainedTokens ?? 0;
@@ -219,10 +219,7 @@ public sealed class FineTuningRun : IDisposable
     {
         int step = Step + 1;
         double learningRate = _schedule.At(step);
-        foreach (var group in _optimizer.ParamGroups)
-        {
-            group.LearningRate = learningRate;
-        }
+        TrainingOptimizer.SetLearningRate(_optimizer, learningRate);
         double norm = nn.utils.clip_grad_norm_(_weights.Parameters, _settings.MaxGradNorm);
         if (!double.IsFinite(norm))
         {
@@ -348,22 +345,6 @@ public sealed class FineTuningRun : IDisposable
         LogHistory = _history.ToList(),
     };
 
-    private static AdamW CreateOptimizer(IReadOnlyList<Parameter> parameters, TrainingSettings settings)
-    {
-        // As transformers' Trainer: weight decay on matrices, not on biases and layer norm gains.
-        var decayed = parameters.Where(p => p.dim() >= 2).ToList();
-        var undecayed = parameters.Where(p => p.dim() < 2).ToList();
-        var groups = new List<AdamW.ParamGroup>
-        {
-            new(decayed, new AdamW.Options { LearningRate = settings.LearningRate, weight_decay = settings.WeightDecay }),
-        };
-        if (undecayed.Count > 0)
-        {
-            groups.Add(new AdamW.ParamGroup(undecayed, new AdamW.Options { LearningRate = settings.LearningRate, weight_decay = 0 }));
-        }
-        return optim.AdamW(groups, settings.LearningRate, weight_decay: settings.WeightDecay);
-    }
-
     private static void Validate(FineTuningInputs inputs)
     {
         inputs.Settings.Validate(inputs.BaseModel.Config);
@@ -382,12 +363,8 @@ public sealed class FineTuningRun : IDisposable
     private static void CheckSameRun(FineTuningInputs inputs, TrainerState state, string checkpointDirectory)
     {
         string where = Path.Combine(checkpointDirectory, TrainerState.FileName);
-        var expected = TrainerState.SettingsJson(inputs.Settings);
-        string[] differing = expected.Select(p => p.Key)
-            .Union(state.Settings.Select(p => p.Key))
-            .Where(key => !System.Text.Json.Nodes.JsonNode.DeepEquals(expected[key], state.Settings[key]))
-            .ToArray();
-        if (differing.Length > 0)
+        IReadOnlyList<string> differing = state.SettingsDifferingFrom(TrainerState.SettingsJson(inputs.Settings));
+        if (differing.Count > 0)
         {
             throw new InvalidDataException($"{where}: the checkpoint was written with other settings ({string.Join(", ", differing)}); resume with the original ones");
         }

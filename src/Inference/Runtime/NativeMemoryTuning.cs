@@ -10,12 +10,35 @@ namespace LlmServer.Inference.Runtime;
 /// the next step: on the 124M shape at batch 32 this cut page faults from 1.50 M to 0.92 M and a
 /// decode step from 231 to 214 ms. A no-op where the C library is not glibc.
 /// </summary>
-internal static partial class NativeMemoryTuning
+public static partial class NativeMemoryTuning
 {
     private const int MallocTrimThreshold = -1;   // M_TRIM_THRESHOLD
     private const int MallocMmapThreshold = -3;   // M_MMAP_THRESHOLD
     private const int MallocMmapMax = -4;         // M_MMAP_MAX
     private const int LargestMmapThreshold = 32 * 1024 * 1024;   // glibc's cap on 64-bit
+
+    /// <summary>
+    /// For training outside the server: allocations from 64 KiB up are mmapped and unmapped when
+    /// freed. glibc's default raises its mmap threshold each time a large block is freed, after
+    /// which a training step's activations, gradients and optimizer temporaries come from the heap
+    /// and fragment it: measured on a 5M-parameter GPT-2, RSS grew by about 50 MB a step (5 GB by
+    /// step 70) while TorchSharp's live tensors stayed flat; with a fixed threshold it stays at 300 MB.
+    /// </summary>
+    public static void ReturnLargeBlocksToTheSystem()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        try
+        {
+            // Setting the threshold at all switches glibc's dynamic adjustment off.
+            mallopt(MallocMmapThreshold, 64 * 1024);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
 
     public static void KeepFreedMemoryForReuse()
     {

@@ -24,7 +24,7 @@ public sealed record TrainerState
     public required int TotalSteps { get; init; }
     public required long TrainedTokens { get; init; }
 
-    /// <summary>"lora" or "full".</summary>
+    /// <summary>"lora" or "full" for a fine-tune, "pretraining" for a model trained from scratch.</summary>
     public required string Kind { get; init; }
 
     /// <summary>
@@ -51,10 +51,20 @@ public sealed record TrainerState
         public double? GradNorm { get; init; }
         public double? ValidationLoss { get; init; }
         public double? ValidationTokenAccuracy { get; init; }
+
+        /// <summary>Training time so far (pretraining records it; a fine-tune's events carry their own times).</summary>
+        public double? ElapsedSeconds { get; init; }
     }
 
-    public static JsonObject SettingsJson(TrainingSettings settings) =>
+    public static JsonObject SettingsJson<TSettings>(TSettings settings) =>
         JsonSerializer.SerializeToNode(settings, Json)!.AsObject();
+
+    /// <summary>The names of the settings that differ from <paramref name="expected"/>: a resume with any is refused.</summary>
+    public IReadOnlyList<string> SettingsDifferingFrom(JsonObject expected) =>
+        expected.Select(p => p.Key)
+            .Union(Settings.Select(p => p.Key))
+            .Where(key => !JsonNode.DeepEquals(expected[key], Settings[key]))
+            .ToList();
 
     public void Write(string directory) =>
         File.WriteAllText(Path.Combine(directory, FileName), JsonSerializer.Serialize(this, Json));
