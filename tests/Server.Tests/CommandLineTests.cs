@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Configuration;
 using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;
@@ -11,21 +11,8 @@ public sealed class CommandLineTests : IDisposable
 
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llmserver.dll"));
-        foreach (string arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static Task<(int ExitCode, string Output)> RunAsync(params string[] args) =>
+        LlmServerProcess.RunAsync(TimeSpan.FromSeconds(60), args);
 
     [Fact]
     public async Task Serve_help_lists_every_flag_with_its_default()

@@ -7,7 +7,7 @@ namespace LlmServer.Benchmarks;
 /// <summary>
 /// A one-line progress bar, <c>[#########.........] 45/100  2 errors  12.3 s</c>, redrawn in place with
 /// <c>\r</c> on standard error so that standard output keeps only the result. Redraws at most about ten
-/// times a second: reports arrive once per request, far faster than a terminal needs them.
+/// times a second: reports arrive once per request (or training step), far faster than a terminal needs them.
 /// </summary>
 public sealed class ConsoleProgressBar : IProgress<BenchmarkProgress>
 {
@@ -25,16 +25,21 @@ public sealed class ConsoleProgressBar : IProgress<BenchmarkProgress>
         _output = output ?? Console.Error;
     }
 
-    public void Report(BenchmarkProgress value)
+    public void Report(BenchmarkProgress value) =>
+        Report(value.Completed, value.Total, string.Create(CultureInfo.InvariantCulture,
+            $"{value.Errors} error{(value.Errors == 1 ? "" : "s")}  {value.Elapsed.TotalSeconds:F1} s"));
+
+    /// <summary>Draws <paramref name="completed"/> of <paramref name="total"/>, then <paramref name="detail"/>; the last one ends the line.</summary>
+    public void Report(long completed, long total, string detail)
     {
         lock (_lock)
         {
-            bool finished = value.Completed >= value.Total;
+            bool finished = completed >= total;
             if (!finished && _lineOpen && Stopwatch.GetElapsedTime(_lastDrawn) < MinRedrawInterval)
             {
                 return;
             }
-            Draw(value);
+            Draw(completed, total, detail);
             if (finished)
             {
                 EndLine();
@@ -51,14 +56,13 @@ public sealed class ConsoleProgressBar : IProgress<BenchmarkProgress>
         }
     }
 
-    private void Draw(BenchmarkProgress progress)
+    private void Draw(long completed, long total, string detail)
     {
-        int filled = progress.Total > 0 ? (int)((long)BarWidth * Math.Min(progress.Completed, progress.Total) / progress.Total) : BarWidth;
+        int filled = total > 0 ? (int)(BarWidth * Math.Min(completed, total) / total) : BarWidth;
         var line = new StringBuilder()
             .Append('[').Append('#', filled).Append('.', BarWidth - filled).Append("] ")
-            .Append(CultureInfo.InvariantCulture, $"{progress.Completed}/{progress.Total}  ")
-            .Append(CultureInfo.InvariantCulture, $"{progress.Errors} error{(progress.Errors == 1 ? "" : "s")}  ")
-            .Append(CultureInfo.InvariantCulture, $"{progress.Elapsed.TotalSeconds:F1} s");
+            .Append(CultureInfo.InvariantCulture, $"{completed}/{total}  ")
+            .Append(detail);
         int length = line.Length;
         // \r only moves the cursor: whatever a longer previous line left behind must be overwritten.
         line.Append(' ', Math.Max(0, _lastLineLength - length));
