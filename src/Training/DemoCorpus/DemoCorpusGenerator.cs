@@ -23,16 +23,19 @@ public sealed record DemoCorpusOptions
 public static class DemoCorpusGenerator
 {
     /// <summary>
-    /// The demo model's chat layout: "User: ...\nAssistant: ...", each reply ended by end-of-text,
+    /// The demo model's chat layout: "User: ...\nAssistant:\n...", each reply ended by end-of-text,
     /// which serving stops at. Far fewer tokens per turn than ChatML spelt out in BPE pieces.
+    /// The reply starts on a line of its own because serving tokenizes the prompt apart from the
+    /// reply, while pretraining tokenizes whole documents: after "Assistant: " the two disagree
+    /// (a lone space token, or the space inside the reply's first word), after a newline they agree.
     /// </summary>
     public const string ChatTemplate =
         "{% for message in messages %}" +
         "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n' }}" +
-        "{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token + '\n' }}" +
+        "{% elif message['role'] == 'assistant' %}{{ 'Assistant:\n' + message['content'] + eos_token + '\n' }}" +
         "{% else %}{{ message['content'] + '\n' }}{% endif %}" +
         "{% endfor %}" +
-        "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
+        "{% if add_generation_prompt %}{{ 'Assistant:\n' }}{% endif %}";
 
     public const string TrainingFileName = "train.jsonl";
     public const string ValidationFileName = "validation.jsonl";

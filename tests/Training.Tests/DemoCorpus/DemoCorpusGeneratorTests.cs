@@ -106,11 +106,13 @@ public sealed class DemoCorpusGeneratorTests : IDisposable
         TrainingExample encoded = new TrainingExampleEncoder(tokenizer, formatter).Encode(line);
 
         string prompt = formatter.Format([new ChatMessage("user", "What is 17 + 25?")]);
-        Assert.Equal("User: What is 17 + 25?\nAssistant: ", prompt);
+        Assert.Equal("User: What is 17 + 25?\nAssistant:\n", prompt);
         int[] trained = encoded.TokenIds.Where((_, i) => encoded.Trained[i]).ToArray();
         Assert.Equal("17 + 25 = 42<|endoftext|>\n", tokenizer.Decode(trained));
         Assert.Contains(tokenizer.EndOfTextId, trained);
         Assert.Equal(tokenizer.Encode(prompt), encoded.TokenIds.Take(encoded.TokenIds.Length - trained.Length));
+        // Pretraining tokenizes the rendered conversation whole; it must cut the same tokens.
+        Assert.Equal(encoded.TokenIds, tokenizer.Encode(formatter.Format([new ChatMessage("user", example.Prompt), new ChatMessage("assistant", example.Reply)], addGenerationPrompt: false)));
         using JsonDocument json = JsonDocument.Parse(line);
         Assert.False(json.RootElement.TryGetProperty("family", out _));
     }
