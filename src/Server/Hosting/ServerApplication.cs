@@ -35,12 +35,15 @@ public static class ServerApplication
 
         ServerOptionsValidator.ThrowOnUnconvertibleValues(builder.Configuration);
         ServerOptions options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        // No --model (nor configured one): serve the bundled demo model.
+        string? demoModel = options.Model is null ? BundledDemoModel.Find() : null;
         // Each host keeps its own logger (not the static Log.Logger), so servers side by side in one process (the tests) log apart.
         builder.Services.AddSerilog((services, logger) => ConfigureLogging(logger, builder.Configuration, services, options.LogFormat),
             preserveStaticLogger: true);
 
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.Section)
+            .PostConfigure(o => o.Model ??= demoModel)
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ServerOptions>, ServerOptionsValidator>();
 
