@@ -296,8 +296,7 @@ public sealed class FineTuningRun : IDisposable
         var epochCompleted = new EpochCompleted(_epoch + 1, Step, validationLoss, validationAccuracy);
         _epoch++;
 
-        string checkpoints = Path.Combine(_inputs.OutputDirectory, "checkpoints");
-        string target = Path.Combine(checkpoints, $"step-{Step}");
+        string target = CheckpointDirectories.ForStep(_inputs.OutputDirectory, Step);
         WholeDirectory.Write(target, staging =>
         {
             _weights.SaveModel(staging);

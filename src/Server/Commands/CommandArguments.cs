@@ -53,6 +53,33 @@ public sealed class CommandArguments
         return new CommandArguments(values, switches);
     }
 
+    /// <summary>
+    /// Runs an offline command: --help prints <paramref name="help"/>; a bad flag, a missing file or
+    /// unusable data is one "error: ..." line and exit code 2, never a stack trace.
+    /// </summary>
+    public static int RunCommand(IReadOnlyList<string> args, string help, IReadOnlyCollection<string> valueFlags,
+        IReadOnlyCollection<string> switchFlags, Func<CommandArguments, int> command)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            Console.WriteLine(help);
+            return 0;
+        }
+        try
+        {
+            return command(Parse(args, valueFlags, switchFlags));
+        }
+        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary><paramref name="path"/> (the value of <paramref name="flag"/>) when that file exists.</summary>
+    public static string ExistingFile(string path, string flag) =>
+        File.Exists(path) ? path : throw new CommandLineException($"{flag}: no file {path}");
+
     public bool Has(string flag) => _values.ContainsKey(flag) || _switches.Contains(flag);
 
     public string? String(string flag) => _values.GetValueOrDefault(flag);

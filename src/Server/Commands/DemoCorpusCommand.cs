@@ -15,34 +15,23 @@ public static class DemoCorpusCommand
         The same seed writes the same files; held-out questions are never in train.jsonl.
         """;
 
-    public static int Run(IReadOnlyList<string> args)
+    public static int Run(IReadOnlyList<string> args) =>
+        CommandArguments.RunCommand(args, Help, ["--out", "--examples", "--validation-examples", "--held-out-per-family", "--seed"], [], Write);
+
+    private static int Write(CommandArguments arguments)
     {
-        if (args.Contains("--help") || args.Contains("-h"))
+        string output = arguments.Required("--out");
+        var options = new DemoCorpusOptions
         {
-            Console.WriteLine(Help);
-            return 0;
-        }
-        try
-        {
-            var arguments = CommandArguments.Parse(args, ["--out", "--examples", "--validation-examples", "--held-out-per-family", "--seed"], []);
-            string output = arguments.Required("--out");
-            var options = new DemoCorpusOptions
-            {
-                TrainingExamples = Positive(arguments.Int("--examples", 150_000), "--examples"),
-                ValidationExamples = Positive(arguments.Int("--validation-examples", 1_000), "--validation-examples"),
-                HeldOutPerFamily = Positive(arguments.Int("--held-out-per-family", 100), "--held-out-per-family"),
-                Seed = arguments.Int("--seed", 1),
-            };
-            (int training, int validation, int heldOut) = DemoCorpusGenerator.Write(output, options);
-            Console.WriteLine($"wrote {training:N0} training, {validation:N0} validation and {heldOut:N0} held-out examples "
-                + $"({DemoCorpusGenerator.Families.Count} families) to {output}");
-            return 0;
-        }
-        catch (CommandLineException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
+            TrainingExamples = Positive(arguments.Int("--examples", 150_000), "--examples"),
+            ValidationExamples = Positive(arguments.Int("--validation-examples", 1_000), "--validation-examples"),
+            HeldOutPerFamily = Positive(arguments.Int("--held-out-per-family", 100), "--held-out-per-family"),
+            Seed = arguments.Int("--seed", 1),
+        };
+        (int training, int validation, int heldOut) = DemoCorpusGenerator.Write(output, options);
+        Console.WriteLine($"wrote {training:N0} training, {validation:N0} validation and {heldOut:N0} held-out examples "
+            + $"({DemoCorpusGenerator.Families.Count} families) to {output}");
+        return 0;
     }
 
     private static int Positive(int value, string flag) =>

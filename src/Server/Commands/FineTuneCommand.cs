@@ -43,23 +43,8 @@ public static class FineTuneCommand
           --resume                 continue from the newest DIR/checkpoints/step-N (same flags, same data)
         """;
 
-    public static int Run(IReadOnlyList<string> args)
-    {
-        if (args.Contains("--help") || args.Contains("-h"))
-        {
-            Console.WriteLine(Help);
-            return 0;
-        }
-        try
-        {
-            return FineTune(CommandArguments.Parse(args, ValueFlags, ["--resume"]));
-        }
-        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
-    }
+    public static int Run(IReadOnlyList<string> args) =>
+        CommandArguments.RunCommand(args, Help, ValueFlags, ["--resume"], FineTune);
 
     private static int FineTune(CommandArguments arguments)
     {
@@ -81,7 +66,7 @@ public static class FineTuneCommand
             Lora = loraRank > 0 ? new LoraSettings(loraRank, arguments.Double("--lora-alpha", 2.0 * loraRank), LoraSettings.ModulesInBlock) : null,
         };
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
-        string? checkpoint = arguments.Has("--resume") ? LatestCheckpoint(output) : null;
+        string? checkpoint = arguments.Has("--resume") ? CheckpointDirectories.Latest(output) : null;
         if (arguments.Has("--resume") && checkpoint is null)
         {
             throw new CommandLineException($"--resume: no checkpoint under {Path.Combine(output, "checkpoints")}");
@@ -95,9 +80,9 @@ public static class FineTuneCommand
         Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(modelDirectory);
         ChatPromptFormatter formatter = ChatPromptFormatter.Load(modelDirectory, tokenizer);
         int maxLength = settings.EffectiveMaxLength(baseModel.Config);
-        TrainingDataset training = TrainingDataset.Load(RequireFile(arguments.Required("--training-file"), "--training-file"), tokenizer, formatter, maxLength);
+        TrainingDataset training = TrainingDataset.Load(CommandArguments.ExistingFile(arguments.Required("--training-file"), "--training-file"), tokenizer, formatter, maxLength);
         TrainingDataset? validation = arguments.String("--validation-file") is { } validationPath
-            ? TrainingDataset.Load(RequireFile(validationPath, "--validation-file"), tokenizer, formatter, maxLength)
+            ? TrainingDataset.Load(CommandArguments.ExistingFile(validationPath, "--validation-file"), tokenizer, formatter, maxLength)
             : null;
         Console.Error.WriteLine($"data: {training.Examples.Count:N0} training examples ({training.TrainedTokenCount:N0} trained of {training.TokenCount:N0} tokens)"
             + (validation is null ? "" : $", {validation.Examples.Count:N0} validation examples")
@@ -141,18 +126,4 @@ public static class FineTuneCommand
         Console.WriteLine($"fine-tuned {run.TotalSteps} steps in {clock.Elapsed.TotalMinutes:F1} min: {final}");
         return 0;
     }
-
-    private static string? LatestCheckpoint(string output)
-    {
-        string checkpoints = Path.Combine(output, "checkpoints");
-        return Directory.Exists(checkpoints)
-            ? Directory.GetDirectories(checkpoints, "step-*")
-                .Where(d => File.Exists(Path.Combine(d, TrainerState.FileName)))
-                .OrderByDescending(d => int.TryParse(Path.GetFileName(d)["step-".Length..], out int step) ? step : -1)
-                .FirstOrDefault()
-            : null;
-    }
-
-    private static string RequireFile(string path, string flag) =>
-        File.Exists(path) ? path : throw new CommandLineException($"{flag}: no file {path}");
 }

@@ -6,6 +6,7 @@ using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
+using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Pretraining;
 using LlmServer.Training.Reports;
 using LlmServer.Training.Tokenization;
@@ -29,7 +30,7 @@ public static class TrainCommand
         "--seed", "--device", "--threads",
     ];
 
-    private static readonly string[] SwitchFlags = ["--resume", "--help", "-h"];
+    private static readonly string[] SwitchFlags = ["--resume"];
 
     public const string Help = """
         Usage: llmserver train --data FILE --out DIR (--tokenizer DIR | --vocab-size N) [options]
@@ -57,27 +58,12 @@ public static class TrainCommand
           --resume                 continue from the newest DIR/checkpoints/step-N (same flags, same data)
         """;
 
-    public static int Run(IReadOnlyList<string> args)
-    {
-        if (args.Contains("--help") || args.Contains("-h"))
-        {
-            Console.WriteLine(Help);
-            return 0;
-        }
-        try
-        {
-            return Train(CommandArguments.Parse(args, ValueFlags, SwitchFlags));
-        }
-        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
-    }
+    public static int Run(IReadOnlyList<string> args) =>
+        CommandArguments.RunCommand(args, Help, ValueFlags, SwitchFlags, Train);
 
     private static int Train(CommandArguments arguments)
     {
-        string dataPath = RequireFile(arguments.Required("--data"), "--data");
+        string dataPath = CommandArguments.ExistingFile(arguments.Required("--data"), "--data");
         string output = Path.GetFullPath(arguments.Required("--out"));
         if (arguments.Has("--tokenizer") == arguments.Has("--vocab-size"))
         {
@@ -101,7 +87,7 @@ public static class TrainCommand
         };
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
         bool resume = arguments.Has("--resume");
-        string? checkpoint = resume ? PretrainingRun.LatestCheckpoint(output) : null;
+        string? checkpoint = resume ? CheckpointDirectories.Latest(output) : null;
         if (resume && checkpoint is null)
         {
             throw new CommandLineException($"--resume: no checkpoint under {Path.Combine(output, "checkpoints")}");
@@ -113,7 +99,7 @@ public static class TrainCommand
 
         var clock = Stopwatch.StartNew();
         string? chatTemplate = arguments.String("--chat-template") is { } templatePath
-            ? File.ReadAllText(RequireFile(templatePath, "--chat-template"))
+            ? File.ReadAllText(CommandArguments.ExistingFile(templatePath, "--chat-template"))
             : null;
         string? givenTokenizer = arguments.String("--tokenizer");
         string endOfText = givenTokenizer is null ? Gpt2Tokenizer.DefaultEndOfTextToken : Gpt2Tokenizer.Load(givenTokenizer).EndOfTextToken;
@@ -283,7 +269,7 @@ public static class TrainCommand
         List<string> documents = PretrainingCorpus.ReadDocuments(dataPath, formatter).ToList();
         if (arguments.String("--validation-data") is { } validationPath)
         {
-            return (documents, PretrainingCorpus.ReadDocuments(RequireFile(validationPath, "--validation-data"), formatter).ToList());
+            return (documents, PretrainingCorpus.ReadDocuments(CommandArguments.ExistingFile(validationPath, "--validation-data"), formatter).ToList());
         }
         int every = arguments.Int("--held-out-every", 100);
         if (every < 2)
@@ -296,7 +282,4 @@ public static class TrainCommand
         }
         return PretrainingCorpus.Split(documents, every, seed);
     }
-
-    private static string RequireFile(string path, string flag) =>
-        File.Exists(path) ? path : throw new CommandLineException($"{flag}: no file {path}");
 }

@@ -124,22 +124,6 @@ public sealed class PretrainingRun : IDisposable
         }
     }
 
-    /// <summary>The newest step-N checkpoint under <paramref name="outputDirectory"/>, or null.</summary>
-    public static string? LatestCheckpoint(string outputDirectory)
-    {
-        string checkpoints = Path.Combine(outputDirectory, "checkpoints");
-        if (!Directory.Exists(checkpoints))
-        {
-            return null;
-        }
-        return Directory.GetDirectories(checkpoints, "step-*")
-            .Select(d => (Directory: d, Step: int.TryParse(Path.GetFileName(d)["step-".Length..], out int step) ? step : -1))
-            .Where(c => c.Step >= 0 && File.Exists(Path.Combine(c.Directory, TrainerState.FileName)))
-            .OrderByDescending(c => c.Step)
-            .Select(c => c.Directory)
-            .FirstOrDefault();
-    }
-
     /// <summary>One optimizer step over one batch of windows.</summary>
     public PretrainingStep TrainStep()
     {
@@ -214,7 +198,7 @@ public sealed class PretrainingRun : IDisposable
     /// <summary>Writes checkpoints/step-N/: the model (servable as it is), the optimizer state and trainer_state.json.</summary>
     public string SaveCheckpoint()
     {
-        string target = Path.Combine(_outputDirectory, "checkpoints", $"step-{Step}");
+        string target = CheckpointDirectories.ForStep(_outputDirectory, Step);
         WholeDirectory.Write(target, staging =>
         {
             CheckpointWriter.WriteInto(staging, _model, _tokenizerDirectory);

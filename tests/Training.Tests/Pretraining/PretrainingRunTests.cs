@@ -87,7 +87,7 @@ public sealed class PretrainingRunTests : IDisposable
             firstHalf = Enumerable.Range(0, 10).Select(_ => interrupted.TrainStep().Loss).ToArray();
             checkpoint = interrupted.SaveCheckpoint();
         }
-        Assert.Equal(checkpoint, PretrainingRun.LatestCheckpoint(Path.Combine(_directory, "resumed")));
+        Assert.Equal(checkpoint, CheckpointDirectories.Latest(Path.Combine(_directory, "resumed")));
         using PretrainingRun resumed = PretrainingRun.Resume(checkpoint, Settings, _training, _heldOut, _tokenizerDirectory, Path.Combine(_directory, "resumed"), CPU);
         Assert.Equal(10, resumed.Step);
         double[] secondHalf = Enumerable.Range(0, 10).Select(_ => resumed.TrainStep().Loss).ToArray();
