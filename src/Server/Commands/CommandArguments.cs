@@ -1,5 +1,6 @@
 using System.Globalization;
 using LlmServer.Hosting;
+using LlmServer.Inference.Models.Safetensors;
 
 namespace LlmServer.Commands;
 
@@ -69,8 +70,10 @@ public sealed class CommandArguments
         {
             return command(Parse(args, valueFlags, switchFlags));
         }
-        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidDataException or FileNotFoundException
+            or DirectoryNotFoundException or CheckpointFormatException)
         {
+            // CheckpointFormatException: a model flag set that makes no GPT-2 (--width not divisible by --heads), or an unreadable --model.
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }

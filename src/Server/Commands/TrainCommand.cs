@@ -85,6 +85,15 @@ public static class TrainCommand
             MicroBatchTokens = arguments.Int("--micro-batch-tokens", 8_192),
             Seed = arguments.Long("--seed", 1337),
         };
+        // The shape is checked before any data is read: a bad flag should not cost a tokenizer run.
+        var shape = new Gpt2Config
+        {
+            LayerCount = arguments.Int("--layers", 6),
+            EmbeddingSize = arguments.Int("--width", 256),
+            HeadCount = arguments.Int("--heads", 8),
+            MaxPositions = settings.ContextLength,
+        };
+        shape.Validate("the model flags");
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
         bool resume = arguments.Has("--resume");
         string? checkpoint = resume ? CheckpointDirectories.Latest(output) : null;
@@ -117,17 +126,7 @@ public static class TrainCommand
         Console.Error.WriteLine($"corpus: {training.DocumentCount:N0} documents, {training.Tokens.Length:N0} tokens for training; "
             + $"{heldOut.DocumentCount:N0} documents, {heldOut.Tokens.Length:N0} tokens held out ({clock.Elapsed.TotalSeconds:F1} s with the tokenizer)");
 
-        var config = new Gpt2Config
-        {
-            LayerCount = arguments.Int("--layers", 6),
-            EmbeddingSize = arguments.Int("--width", 256),
-            HeadCount = arguments.Int("--heads", 8),
-            MaxPositions = settings.ContextLength,
-            VocabSize = tokenizer.VocabSize,
-            EosTokenId = tokenizer.EndOfTextId,
-            BosTokenId = tokenizer.EndOfTextId,
-        };
-        config.Validate("the model flags");
+        Gpt2Config config = shape with { VocabSize = tokenizer.VocabSize, EosTokenId = tokenizer.EndOfTextId, BosTokenId = tokenizer.EndOfTextId };
         using PretrainingRun run = checkpoint is null
             ? PretrainingRun.Start(config, settings, training, heldOut, tokenizerDirectory, output, device)
             : PretrainingRun.Resume(checkpoint, settings, training, heldOut, tokenizerDirectory, output, device);

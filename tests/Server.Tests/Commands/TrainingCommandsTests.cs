@@ -75,6 +75,7 @@ public sealed class TrainingCommandsTests : IDisposable
     [InlineData("--vocab-size", "300", "--data", "corpus.txt", "--out is required")]
     [InlineData("--data", "corpus.txt", "--out", "x", "--vocab-size", "300", "--steps", "many", "--steps: 'many' is not a number")]
     [InlineData("--data", "corpus.txt", "--out", "x", "--vocab-size", "300", "--colour", "red", "unknown argument '--colour'")]
+    [InlineData("--data", "corpus.txt", "--out", "x", "--vocab-size", "300", "--width", "30", "--heads", "4", "n_embd 30 is not divisible by n_head 4")]
     public async Task Train_refuses_bad_flags_in_one_line_with_exit_code_2(params string[] argsAndMessage)
     {
         File.WriteAllText(Path.Combine(_scratch, "corpus.txt"), "one two three");
