@@ -1,6 +1,7 @@
 using System.Globalization;
 using LlmServer.Hosting;
 using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Training.Checkpoints;
 
 namespace LlmServer.Commands;
 
@@ -82,6 +83,23 @@ public sealed class CommandArguments
     /// <summary><paramref name="path"/> (the value of <paramref name="flag"/>) when that file exists.</summary>
     public static string ExistingFile(string path, string flag) =>
         File.Exists(path) ? path : throw new CommandLineException($"{flag}: no file {path}");
+
+    /// <summary>
+    /// With --resume, the newest checkpoint under <paramref name="output"/> (one must exist); without
+    /// it, null, and <paramref name="output"/> must hold no earlier run's checkpoints to mix with.
+    /// </summary>
+    public string? ResumeCheckpoint(string output)
+    {
+        bool hasCheckpoints = Directory.Exists(Path.Combine(output, "checkpoints"));
+        if (!Has("--resume"))
+        {
+            return hasCheckpoints
+                ? throw new CommandLineException($"{output} already holds a run's checkpoints: add --resume to continue it, or choose another --out")
+                : null;
+        }
+        return CheckpointDirectories.Latest(output)
+            ?? throw new CommandLineException($"--resume: no checkpoint under {Path.Combine(output, "checkpoints")}");
+    }
 
     public bool Has(string flag) => _values.ContainsKey(flag) || _switches.Contains(flag);
 

@@ -66,15 +66,7 @@ public static class FineTuneCommand
             Lora = loraRank > 0 ? new LoraSettings(loraRank, arguments.Double("--lora-alpha", 2.0 * loraRank), LoraSettings.ModulesInBlock) : null,
         };
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
-        string? checkpoint = arguments.Has("--resume") ? CheckpointDirectories.Latest(output) : null;
-        if (arguments.Has("--resume") && checkpoint is null)
-        {
-            throw new CommandLineException($"--resume: no checkpoint under {Path.Combine(output, "checkpoints")}");
-        }
-        if (checkpoint is null && Directory.Exists(Path.Combine(output, "checkpoints")))
-        {
-            throw new CommandLineException($"{output} already holds a run's checkpoints: add --resume to continue it, or choose another --out");
-        }
+        string? checkpoint = arguments.ResumeCheckpoint(output);
 
         using Gpt2Model baseModel = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, device);
         Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(modelDirectory);

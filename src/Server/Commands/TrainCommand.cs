@@ -6,7 +6,6 @@ using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
-using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Pretraining;
 using LlmServer.Training.Reports;
 using LlmServer.Training.Tokenization;
@@ -96,15 +95,7 @@ public static class TrainCommand
         shape.Validate("the model flags");
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
         bool resume = arguments.Has("--resume");
-        string? checkpoint = resume ? CheckpointDirectories.Latest(output) : null;
-        if (resume && checkpoint is null)
-        {
-            throw new CommandLineException($"--resume: no checkpoint under {Path.Combine(output, "checkpoints")}");
-        }
-        if (!resume && Directory.Exists(Path.Combine(output, "checkpoints")))
-        {
-            throw new CommandLineException($"{output} already holds a run's checkpoints: add --resume to continue it, or choose another --out");
-        }
+        string? checkpoint = arguments.ResumeCheckpoint(output);
 
         var clock = Stopwatch.StartNew();
         string? chatTemplate = arguments.String("--chat-template") is { } templatePath
