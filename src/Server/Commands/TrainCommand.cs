@@ -102,18 +102,20 @@ public static class TrainCommand
             ? File.ReadAllText(CommandArguments.ExistingFile(templatePath, "--chat-template"))
             : null;
         string? givenTokenizer = arguments.String("--tokenizer");
-        string endOfText = givenTokenizer is null ? Gpt2Tokenizer.DefaultEndOfTextToken : Gpt2Tokenizer.Load(givenTokenizer).EndOfTextToken;
+        Gpt2Tokenizer? loadedTokenizer = givenTokenizer is null ? null : Gpt2Tokenizer.Load(givenTokenizer);
+        string endOfText = loadedTokenizer?.EndOfTextToken ?? Gpt2Tokenizer.DefaultEndOfTextToken;
         // Chat lines are rendered before any tokenizer exists: a trained one learns from the rendered text.
         ChatPromptFormatter formatter = chatTemplate is not null || givenTokenizer is null
             ? ChatPromptFormatter.FromTemplate(chatTemplate, endOfText)
             : ChatPromptFormatter.Load(givenTokenizer, endOfText);
-        (List<string> trainingDocuments, List<string> heldOutDocuments) = ReadDocuments(arguments, dataPath, formatter, settings.Seed);
+        (List<PretrainingDocument> trainingDocuments, List<PretrainingDocument> heldOutDocuments) = ReadDocuments(arguments, dataPath, formatter, settings.Seed);
         string tokenizerDirectory = givenTokenizer is null
             ? TrainTokenizer(trainingDocuments, arguments.Int("--vocab-size", 0), chatTemplate, output, resume)
             : CopyTokenizer(givenTokenizer, chatTemplate, output);
-        Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(tokenizerDirectory);
-        PretrainingCorpus training = PretrainingCorpus.Tokenize(trainingDocuments, tokenizer);
-        PretrainingCorpus heldOut = PretrainingCorpus.Tokenize(heldOutDocuments, tokenizer);
+        // A copy made only to ship a chat template has the same vocabulary and merges.
+        Gpt2Tokenizer tokenizer = loadedTokenizer ?? Gpt2Tokenizer.Load(tokenizerDirectory);
+        PretrainingCorpus training = PretrainingCorpus.Tokenize(trainingDocuments, tokenizer, formatter);
+        PretrainingCorpus heldOut = PretrainingCorpus.Tokenize(heldOutDocuments, tokenizer, formatter);
         Console.Error.WriteLine($"corpus: {training.DocumentCount:N0} documents, {training.Tokens.Length:N0} tokens for training; "
             + $"{heldOut.DocumentCount:N0} documents, {heldOut.Tokens.Length:N0} tokens held out ({clock.Elapsed.TotalSeconds:F1} s with the tokenizer)");
 
@@ -170,7 +172,8 @@ public static class TrainCommand
             }
             string final = run.SaveFinal(directory => File.WriteAllText(Path.Combine(directory, LossCurveChart.FileName),
                 LossCurveChart.Svg(run.History, $"Pretraining: {run.Config.ParameterCount():N0} parameters, {run.TotalSteps} steps")));
-            double loss = heldOutLoss ?? double.NaN;
+            // A resume of a finished run takes no step, so nothing measured the held-out loss yet.
+            double loss = heldOutLoss ?? run.EvaluateHeldOut();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"trained {run.TotalSteps} steps ({run.TrainedTokens:N0} tokens) in {Format(run.Elapsed)}: held-out loss {loss:F4}, perplexity {Math.Exp(loss):F2}"));
             Console.WriteLine($"model: {final}  (serve it: llmserver serve --model {final}; loss curve: {Path.Combine(final, LossCurveChart.FileName)})");
@@ -220,7 +223,7 @@ public static class TrainCommand
     }
 
     /// <summary>A byte-level BPE trained on the training documents, in DIR/tokenizer (kept as it is on --resume).</summary>
-    private static string TrainTokenizer(IReadOnlyList<string> documents, int vocabularySize, string? chatTemplate, string output, bool resume)
+    private static string TrainTokenizer(IReadOnlyList<PretrainingDocument> documents, int vocabularySize, string? chatTemplate, string output, bool resume)
     {
         string trained = Path.Combine(output, "tokenizer");
         if (resume && File.Exists(Path.Combine(trained, "vocab.json")))
@@ -228,7 +231,7 @@ public static class TrainCommand
             return trained;
         }
         var clock = Stopwatch.StartNew();
-        ByteLevelBpeVocabulary vocabulary = ByteLevelBpeTrainer.Train(documents, new ByteLevelBpeOptions { VocabularySize = vocabularySize });
+        ByteLevelBpeVocabulary vocabulary = ByteLevelBpeTrainer.Train(documents.Select(d => d.Text), new ByteLevelBpeOptions { VocabularySize = vocabularySize });
         Directory.CreateDirectory(trained);
         vocabulary.Save(trained);
         WriteTokenizerConfig(trained, chatTemplate);
@@ -253,10 +256,10 @@ public static class TrainCommand
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static (List<string> Training, List<string> HeldOut) ReadDocuments(
+    private static (List<PretrainingDocument> Training, List<PretrainingDocument> HeldOut) ReadDocuments(
         CommandArguments arguments, string dataPath, ChatPromptFormatter formatter, long seed)
     {
-        List<string> documents = PretrainingCorpus.ReadDocuments(dataPath, formatter).ToList();
+        List<PretrainingDocument> documents = PretrainingCorpus.ReadDocuments(dataPath, formatter).ToList();
         if (arguments.String("--validation-data") is { } validationPath)
         {
             return (documents, PretrainingCorpus.ReadDocuments(CommandArguments.ExistingFile(validationPath, "--validation-data"), formatter).ToList());

@@ -25,9 +25,10 @@ public static class DemoCorpusGenerator
     /// <summary>
     /// The demo model's chat layout: "User: ...\nAssistant:\n...", each reply ended by end-of-text,
     /// which serving stops at. Far fewer tokens per turn than ChatML spelt out in BPE pieces.
-    /// The reply starts on a line of its own because serving tokenizes the prompt apart from the
-    /// reply, while pretraining tokenizes whole documents: after "Assistant: " the two disagree
-    /// (a lone space token, or the space inside the reply's first word), after a newline they agree.
+    /// The reply starts on a line of its own so that its first word is the same token whether the
+    /// turn is tokenized apart from its prompt (the reply being generated, a trained turn) or inside
+    /// a longer text (an earlier turn in a multi-turn prompt): after "Assistant: " one way gives a
+    /// lone space token and the other a space inside the word.
     /// </summary>
     public const string ChatTemplate =
         "{% for message in messages %}" +

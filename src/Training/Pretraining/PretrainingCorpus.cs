@@ -1,8 +1,12 @@
 using System.Text.Json;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Inference.Tokenization.ChatTemplates;
+using LlmServer.Training.Data;
 
 namespace LlmServer.Training.Pretraining;
+
+/// <summary>One document of a corpus: its text (what a tokenizer is trained on), and for a chat line its messages.</summary>
+public sealed record PretrainingDocument(string Text, IReadOnlyList<ChatMessage>? Chat = null);
 
 /// <summary>
 /// A corpus as one stream of token ids, each document followed by end-of-text, as GPT-2 was
@@ -26,11 +30,11 @@ public sealed class PretrainingCorpus
     /// "&lt;|endoftext|&gt;" may separate documents.
     /// </summary>
     /// <exception cref="InvalidDataException">A line is not such a document; the message names the file and line.</exception>
-    public static IEnumerable<string> ReadDocuments(string path, ChatPromptFormatter formatter)
+    public static IEnumerable<PretrainingDocument> ReadDocuments(string path, ChatPromptFormatter formatter)
     {
         if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
         {
-            yield return File.ReadAllText(path);
+            yield return new PretrainingDocument(File.ReadAllText(path));
             yield break;
         }
         int lineNumber = 0;
@@ -44,13 +48,43 @@ public sealed class PretrainingCorpus
         }
     }
 
-    public static PretrainingCorpus Tokenize(IEnumerable<string> documents, Gpt2Tokenizer tokenizer)
+    public static PretrainingCorpus Tokenize(IEnumerable<string> texts, Gpt2Tokenizer tokenizer) =>
+        Tokenize(texts.Select(text => new PretrainingDocument(text)), tokenizer, formatter: null);
+
+    /// <summary>
+    /// Text documents are tokenized whole. A chat document is tokenized as serving and fine-tuning
+    /// see it: the prompt before each assistant turn apart from the turn (TrainingExampleEncoder),
+    /// because whole-text tokenization can cut the boundary differently (a template whose prompt
+    /// ends in "Assistant: " gives a lone space token there, not a space inside the reply's first word).
+    /// </summary>
+    /// <param name="formatter">The chat template the chat documents were rendered with; needed only when there are any.</param>
+    /// <exception cref="InvalidDataException">A chat document cannot be cut into prompt and turns with this template.</exception>
+    public static PretrainingCorpus Tokenize(IEnumerable<PretrainingDocument> documents, Gpt2Tokenizer tokenizer, ChatPromptFormatter? formatter)
     {
+        TrainingExampleEncoder? encoder = formatter is null ? null : new TrainingExampleEncoder(tokenizer, formatter);
         var tokens = new List<int>();
         int count = 0;
-        foreach (string document in documents)
+        foreach (PretrainingDocument document in documents)
         {
-            tokens.AddRange(tokenizer.Encode(document));
+            if (document.Chat is { } chat)
+            {
+                if (encoder is null)
+                {
+                    throw new ArgumentException("chat documents need the chat template they were rendered with", nameof(formatter));
+                }
+                try
+                {
+                    tokens.AddRange(encoder.EncodeChat(chat, chat.Select(_ => true).ToArray()).TokenIds);
+                }
+                catch (FormatException e)
+                {
+                    throw new InvalidDataException($"chat document {count + 1}: {e.Message}", e);
+                }
+            }
+            else
+            {
+                tokens.AddRange(tokenizer.Encode(document.Text));
+            }
             tokens.Add(tokenizer.EndOfTextId);
             count++;
         }
@@ -61,10 +95,10 @@ public sealed class PretrainingCorpus
     /// Splits documents into training and held-out ones: every <paramref name="heldOutEvery"/>-th
     /// document (from a seeded offset) is held out, so both sides span the whole file.
     /// </summary>
-    public static (List<string> Training, List<string> HeldOut) Split(IReadOnlyList<string> documents, int heldOutEvery, long seed)
+    public static (List<T> Training, List<T> HeldOut) Split<T>(IReadOnlyList<T> documents, int heldOutEvery, long seed)
     {
-        var training = new List<string>();
-        var heldOut = new List<string>();
+        var training = new List<T>();
+        var heldOut = new List<T>();
         int offset = new Random((int)(seed & int.MaxValue)).Next(heldOutEvery);
         for (int i = 0; i < documents.Count; i++)
         {
@@ -73,7 +107,7 @@ public sealed class PretrainingCorpus
         return (training, heldOut);
     }
 
-    private static string ReadDocument(string line, ChatPromptFormatter formatter, string where)
+    private static PretrainingDocument ReadDocument(string line, ChatPromptFormatter formatter, string where)
     {
         try
         {
@@ -81,14 +115,14 @@ public sealed class PretrainingCorpus
             JsonElement root = json.RootElement;
             if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("text", out JsonElement text) && text.ValueKind == JsonValueKind.String)
             {
-                return text.GetString()!;
+                return new PretrainingDocument(text.GetString()!);
             }
             if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("messages", out JsonElement messages) && messages.ValueKind == JsonValueKind.Array)
             {
                 var chat = messages.EnumerateArray()
                     .Select(m => new ChatMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!))
                     .ToList();
-                return formatter.Format(chat, addGenerationPrompt: false);
+                return new PretrainingDocument(formatter.Format(chat, addGenerationPrompt: false), chat);
             }
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ChatTemplateException)
