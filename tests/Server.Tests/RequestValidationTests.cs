@@ -114,4 +114,33 @@ public class RequestValidationTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, response.StatusCode);
         Assert.Equal(0, response.Content.Headers.ContentLength);
     }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", false)]
+    [InlineData("/v1/chat/completions", true)]
+    [InlineData("/v1/completions", false)]
+    [InlineData("/v1/completions", true)]
+    public async Task Streamed_chunks_carry_usage_only_when_asked_as_OpenAI_does(string path, bool includeUsage)
+    {
+        string json = path == "/v1/completions"
+            ? Completion($"\"prompt\": \"Hello\", \"max_tokens\": 4, \"stream\": true{(includeUsage ? ", \"stream_options\": {\"include_usage\": true}" : "")}")
+            : Chat($"{Hi}, \"max_tokens\": 4, \"stream\": true{(includeUsage ? ", \"stream_options\": {\"include_usage\": true}" : "")}");
+        using var content = new StringContent(json, Encoding.UTF8, "application/json");
+        using HttpResponseMessage response = await server.Http.PostAsync(path, content);
+        string[] events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        JsonElement[] chunks = events[..^1].Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement).ToArray();
+
+        Assert.Equal("data: [DONE]", events[^1]);
+        if (includeUsage)
+        {
+            // null on every chunk but the last, which has no choices and carries the totals.
+            Assert.All(chunks[..^1], c => Assert.Equal(JsonValueKind.Null, c.GetProperty("usage").ValueKind));
+            Assert.Empty(chunks[^1].GetProperty("choices").EnumerateArray());
+            Assert.Equal(4, chunks[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        }
+        else
+        {
+            Assert.All(chunks, c => Assert.False(c.TryGetProperty("usage", out _), $"usage should be left out: {c}"));
+        }
+    }
 }

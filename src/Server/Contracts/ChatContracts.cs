@@ -50,8 +50,9 @@ public sealed record ChatTokenLogprob(string Token, float Logprob, IReadOnlyList
 
 public sealed record ChatTopLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes);
 
+/// <param name="Usage">Null leaves the key out; <see cref="StreamChunkUsage.Pending"/> writes "usage": null.</param>
 public sealed record ChatCompletionChunk(string Id, long Created, string Model, IReadOnlyList<ChatChunkChoice> Choices,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Usage? Usage)
+    [property: JsonConverter(typeof(StreamChunkUsage))] Usage? Usage)
 {
     public string Object => "chat.completion.chunk";
     /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>

@@ -83,7 +83,9 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         var events = new ServerSentEvents(context.Response);
         var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
         var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
-        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], null) { SystemFingerprint = model.Fingerprint };
+        // OpenAI's shape: no usage key unless asked for, then null until the last chunk carries it.
+        Usage? usageSoFar = includeUsage ? StreamChunkUsage.Pending : null;
+        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], usageSoFar) { SystemFingerprint = model.Fingerprint };
 
         // OpenAI opens every choice with the assistant role and empty content.
         for (int index = 0; index < choices.Count; index++)
