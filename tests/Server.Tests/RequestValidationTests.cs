@@ -32,6 +32,8 @@ public class RequestValidationTests(ServerFixture server)
 
         // The wrong type or parameter named in the message.
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": 5, \"content\": \"hi\"}]"), "messages[0].role", "invalid_type" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"max_completion_tokens\": -3"), "max_completion_tokens", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"max_completion_tokens\": 100000"), "max_completion_tokens", "context_length_exceeded" },
     };
 
     [Theory]

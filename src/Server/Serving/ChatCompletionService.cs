@@ -53,8 +53,12 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
         IReadOnlyList<int> promptIds = PromptInput.ForModel(model.Tokenizer.Encode(prompt), model.Tokenizer);
+        // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
+        (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
+            ? (completionTokens, "max_completion_tokens")
+            : (request.MaxTokens, "max_tokens");
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
-            request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
+            maxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);
