@@ -30,6 +30,44 @@ public class RequestValidationTests(ServerFixture server)
         { "/v1/chat/completions", Chat($"{Hi}, \"user\": \"\\ud800\""), "user", "invalid_value" },
         { "/tokenize", Completion("\"prompt\": \"\\ud800\""), "prompt", "invalid_value" },
 
+        // Unknown top-level fields: a typo must not silently fall back to the default.
+        { "/v1/chat/completions", Chat($"{Hi}, \"max_tokenz\": 5"), "max_tokenz", "unknown_parameter" },
+        { "/v1/completions", Completion("\"prompt\": \"hi\", \"max_tokenz\": 5"), "max_tokenz", "unknown_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"repetition_penalty\": 1.2"), "repetition_penalty", "unknown_parameter" },
+        { "/v1/completions", Completion("\"prompt\": \"hi\", \"stream\": true, \"stream_options\": {\"include_usgae\": true}"), "stream_options.include_usgae", "unknown_parameter" },
+
+        // Features this text model does not have.
+        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f\", \"parameters\": {{}}}}], \"function_call\": \"auto\""), "functions", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f\"}}]"), "functions", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"function_call\": \"auto\""), "function_call", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": \"x\""), "tools", "invalid_type" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [\"x\"], \"tool_choice\": \"none\""), "tools[0]", "invalid_type" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\"}}}}]"), "tools", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\"}}}}], \"tool_choice\": \"required\""), "tools", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"auto\""), "tool_choice", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"none\""), "tool_choice", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": \"json\""), "response_format", "invalid_type" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": {{\"type\": \"json_object\"}}"), "response_format", "unsupported_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": {{\"type\": \"yaml\"}}"), "response_format.type", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"modalities\": [\"text\", \"audio\"], \"audio\": {{\"voice\": \"alloy\", \"format\": \"wav\"}}"), "modalities", "unsupported_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"audio\": {{\"voice\": \"alloy\", \"format\": \"wav\"}}"), "audio", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"reasoning_effort\": \"high\""), "reasoning_effort", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"verbosity\": \"low\""), "verbosity", "unsupported_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"web_search_options\": {{}}"), "web_search_options", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"service_tier\": \"fastest\""), "service_tier", "invalid_value" },
+
+        // Messages with nothing to say, or carrying tool calls the template cannot show.
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": null}]"), "messages[0].content", "invalid_type" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\"}]"), "messages[0].content", "missing_required_parameter" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": []}]"), "messages[0].content", "empty_array" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, " +
+            "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": \"{}\"}}]}, " +
+            "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4\"}]"), "messages[1].tool_calls", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4\"}]"),
+            "messages[1].role", "unsupported_value" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"assistant\", \"content\": null, \"function_call\": {\"name\": \"f\", \"arguments\": \"{}\"}}]"),
+            "messages[0].function_call", "unsupported_parameter" },
+
         // The wrong type or parameter named in the message.
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": 5, \"content\": \"hi\"}]"), "messages[0].role", "invalid_type" },
         { "/v1/chat/completions", Chat($"{Hi}, \"max_completion_tokens\": -3"), "max_completion_tokens", "invalid_value" },
@@ -56,6 +94,7 @@ public class RequestValidationTests(ServerFixture server)
     [InlineData("\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": 1", "Invalid type for 'logprobs': expected a boolean.")]
     [InlineData("\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stop_token_ids\": [\"a\"]", "Invalid type for 'stop_token_ids[0]': expected an integer.")]
     [InlineData("\"messages\": {\"role\": \"user\"}", "Invalid type for 'messages': expected an array.")]
+    [InlineData("\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokenz\": 5", "Unrecognized request argument supplied: max_tokenz")]
     public async Task A_wrong_type_is_named_as_the_contract_has_it(string fields, string message)
     {
         var (status, body) = await server.PostRawAsync("/v1/chat/completions", Chat(fields));
@@ -79,6 +118,37 @@ public class RequestValidationTests(ServerFixture server)
         Assert.Equal("prompt", error.GetProperty("param").GetString());
         Assert.Contains("not valid Unicode", error.GetProperty("message").GetString());
     }
+
+    [Fact]
+    public async Task A_plain_SDK_call_and_every_accepted_field_still_succeed()
+    {
+        // What the official SDKs and the Vercel ai SDK send for a plain call, plus OpenAI's fields that change nothing here.
+        string[] accepted =
+        [
+            Chat($"{Hi}, \"max_completion_tokens\": 2"),
+            Chat($"{Hi}, \"max_tokens\": 2, \"temperature\": 0.5, \"stream\": false"),
+            Chat($"{Hi}, \"max_tokens\": 2, \"store\": true, \"metadata\": {{\"team\": \"a\"}}, \"user\": \"u-1\", \"safety_identifier\": \"s\", " +
+                "\"service_tier\": \"auto\", \"parallel_tool_calls\": false, \"prompt_cache_key\": \"k\", \"prompt_cache_retention\": \"in_memory\", " +
+                "\"prediction\": {\"type\": \"content\", \"content\": \"x\"}, \"modalities\": [\"text\"], \"verbosity\": \"medium\", " +
+                "\"reasoning_effort\": \"none\", \"audio\": null, \"tool_choice\": null, \"response_format\": {\"type\": \"text\"}"),
+            // Tools kept out of play, as OpenAI accepts; an empty tool_calls list on a replayed assistant turn.
+            Chat($"{Hi}, \"max_tokens\": 2, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\", \"parameters\": {{}}}}}}], \"tool_choice\": \"none\""),
+            Chat("\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\", \"tool_calls\": [], \"refusal\": null}, " +
+                "{\"role\": \"user\", \"content\": \"again\"}], \"max_tokens\": 2"),
+            // vLLM's extensions.
+            Chat($"{Hi}, \"max_tokens\": 3, \"top_k\": 5, \"min_tokens\": 1, \"ignore_eos\": true, \"stop_token_ids\": [50256], \"add_generation_prompt\": true"),
+            Completion("\"prompt\": \"hi\", \"max_tokens\": 2, \"top_k\": 5, \"min_tokens\": 1, \"ignore_eos\": true, \"stop_token_ids\": [50256], \"user\": \"u\", " +
+                "\"best_of\": 1, \"echo\": false, \"suffix\": null, \"stream\": true, \"stream_options\": {\"include_usage\": true, \"include_obfuscation\": false}"),
+        ];
+        foreach (string json in accepted)
+        {
+            string path = json.Contains("\"prompt\"", StringComparison.Ordinal) ? "/v1/completions" : "/v1/chat/completions";
+            using var content = new StringContent(json, Encoding.UTF8, "application/json");
+            using HttpResponseMessage response = await server.Http.PostAsync(path, content);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{json}: {await response.Content.ReadAsStringAsync()}");
+        }
+    }
+
     public static TheoryData<string?> WrongContentTypes() => new()
     {
         "text/plain; charset=utf-8",                 // fetch() with a string body

@@ -5,8 +5,10 @@ namespace LlmServer.Contracts;
 
 /// <summary>
 /// POST /v1/completions. Fields whose JSON type varies (prompt, stop) stay JsonElement and are
-/// checked by the serving layer, which can then name the parameter in its error.
+/// checked by the serving layer, which can then name the parameter in its error. Every field of
+/// OpenAI's CreateCompletionRequest is here; any other is "Unrecognized request argument".
 /// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CompletionRequest : SamplingRequestFields
 {
     public string? Model { get; init; }

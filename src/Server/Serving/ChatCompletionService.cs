@@ -20,16 +20,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
         }
-        if (request.Tools.ValueKind == JsonValueKind.Array && request.Tools.GetArrayLength() > 0)
-        {
-            throw ApiException.InvalidParameter("tools", "tool calling is not supported by this model.");
-        }
-        if (request.ResponseFormat.ValueKind == JsonValueKind.Object
-            && request.ResponseFormat.TryGetProperty("type", out JsonElement format)
-            && !(format.ValueKind == JsonValueKind.String && format.GetString() == "text"))
-        {
-            throw ApiException.InvalidParameter("response_format", $"response_format '{format}' is not supported; only 'text' is.");
-        }
+        ChatRequestFeatures.Check(request);
         int? logprobs = null;
         if (request.Logprobs == true)
         {
