@@ -93,6 +93,37 @@ public sealed class AdminModelsApiTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Server_paths_are_shown_on_the_admin_API_and_kept_from_the_inference_key()
+    {
+        (HttpStatusCode loaded, JsonElement card) = await SendAsync(HttpMethod.Post, "/admin/models/load", new { path = _otherDirectory, name = "other" });
+        Assert.Equal(HttpStatusCode.OK, loaded);
+        Assert.Equal(Path.GetFullPath(_otherDirectory), card.GetProperty("path").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, "/admin/aliases", new { alias = "latest", model = "other" })).Status);
+
+        JsonElement served = (await SendAsync(HttpMethod.Get, "/v1/models", key: InferenceKey)).Body;
+        string text = served.GetRawText();
+        Assert.DoesNotContain(Path.GetFullPath(_otherDirectory), text);
+        Assert.DoesNotContain(Path.GetFullPath(TestFixtures.ModelDirectory(Base)), text);
+        foreach (JsonElement model in served.GetProperty("data").EnumerateArray())
+        {
+            Assert.False(model.TryGetProperty("path", out _));
+            // vLLM's root, as a served name: the model the id resolves to.
+            string expectedRoot = model.TryGetProperty("alias_of", out JsonElement target) ? target.GetString()! : model.GetProperty("id").GetString()!;
+            Assert.Equal(expectedRoot, model.GetProperty("root").GetString());
+        }
+        Assert.DoesNotContain(_otherDirectory, (await SendAsync(HttpMethod.Get, "/v1/models/latest", key: InferenceKey)).Body.GetRawText());
+
+        (HttpStatusCode status, JsonElement admin) = await SendAsync(HttpMethod.Get, "/admin/models");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Dictionary<string, string> paths = admin.GetProperty("data").EnumerateArray()
+            .ToDictionary(m => m.GetProperty("id").GetString()!, m => m.GetProperty("path").GetString()!);
+        Assert.Equal(Path.GetFullPath(TestFixtures.ModelDirectory(Base)), paths[Base]);
+        Assert.Equal(Path.GetFullPath(_otherDirectory), paths["other"]);
+        Assert.Equal(Path.GetFullPath(_otherDirectory), paths["latest"]);
+        Assert.Equal(HttpStatusCode.Forbidden, (await SendAsync(HttpMethod.Get, "/admin/models", key: InferenceKey)).Status);
+    }
+
+    [Fact]
     public async Task Bad_admin_requests_get_OpenAI_errors_and_change_nothing()
     {
         async Task Expect(HttpStatusCode status, string? param, HttpMethod method, string path, object? body, string key = AdminKey)

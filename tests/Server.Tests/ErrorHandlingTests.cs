@@ -23,7 +23,7 @@ public class ErrorHandlingTests(ServerFixture server)
         { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 3}", 400, "top_logprobs" },
         { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logit_bias\": {\"99999999\": 5}}", 400, "logit_bias" },
         { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"x\"}}]}]}", 400, "messages[0].content" },
-        { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": 1}}", 400, "response_format" },
+        { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": 1}}", 400, "response_format.type" },
         { "/v1/chat/completions", "{\"model\": \"gpt2-random-2l-64d\", \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": 1}]}]}", 400, "messages[0].content" },
         { "/v1/completions", "{\"model\": \"gpt2-random-2l-64d\"}", 400, "prompt" },
         { "/v1/completions", "{\"model\": \"gpt2-random-2l-64d\", \"prompt\": [1, -5]}", 400, "prompt" },

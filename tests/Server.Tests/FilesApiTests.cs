@@ -101,6 +101,56 @@ public sealed class FilesApiTests : IDisposable
     }
 
     [Fact]
+    public async Task An_upload_cut_before_its_closing_boundary_is_a_400_and_nothing_is_kept()
+    {
+        await using RunningServer server = await StartAsync();
+        // A client that stopped mid-upload: the body ends inside the file part, with no closing --boundary--.
+        string body = "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n" +
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.jsonl\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
+            ChatExamples[..40];
+        using var content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("multipart/form-data; boundary=XyZ");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/files") { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("file", error.GetProperty("param").GetString());
+        Assert.Equal("incomplete_upload", error.GetProperty("code").GetString());
+        Assert.Empty((await GetJsonAsync(server, "/v1/files")).GetProperty("data").EnumerateArray());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_data.Path, "files")));
+    }
+
+    [Fact]
+    public async Task An_upload_that_is_not_multipart_gets_415_in_OpenAIs_shape()
+    {
+        await using RunningServer server = await StartAsync();
+
+        (HttpStatusCode status, string body) = await AuthorizedRequests.SendAsync(server.Http, HttpMethod.Post, "/v1/files", AdminKey, "{\"purpose\":\"fine-tune\"}");
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, status);
+        JsonElement error = JsonDocument.Parse(body).RootElement.GetProperty("error");
+        Assert.Equal("Content-Type must be multipart/form-data, not 'application/json; charset=utf-8'.", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task File_content_is_served_as_JSON_as_OpenAIs_spec_says()
+    {
+        await using RunningServer server = await StartAsync();
+        string id = (await UploadAsync(server, ChatExamples, "train.jsonl")).Body.GetProperty("id").GetString()!;
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/files/{id}/content");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+
+        using HttpResponseMessage response = await server.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(ChatExamples, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Files_need_the_admin_key_not_the_inference_key()
     {
         await using RunningServer server = await StartAsync();

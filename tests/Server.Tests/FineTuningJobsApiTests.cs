@@ -152,7 +152,9 @@ public sealed class FineTuningJobsApiTests : IDisposable
             Assert.StartsWith("ftevent-", e.GetProperty("id").GetString());
             Assert.Equal("info", e.GetProperty("level").GetString());
             Assert.Equal("message", e.GetProperty("type").GetString());
-            Assert.Equal(JsonValueKind.Null, e.GetProperty("data").ValueKind);
+            // The spec types data as an object; OpenAI sends {} on a message event, and typed clients choke on null.
+            Assert.Equal(JsonValueKind.Object, e.GetProperty("data").ValueKind);
+            Assert.Empty(e.GetProperty("data").EnumerateObject());
             Assert.True(e.GetProperty("created_at").GetInt64() > 0);
         }
 

@@ -18,7 +18,14 @@ public sealed class ModelAdministrationService(IEngineClient engine, IEngineMode
         string path = Required(request.Path, "path");
         string name = Required(request.Name, "name");
         ServedModel model = await Apply(() => administration.LoadModelAsync(name, path, request.Base));
-        return ModelCards.For(model);
+        return ModelCards.WithPath(ModelCards.For(model), model);
+    }
+
+    /// <summary>/v1/models with each card's directory: what an operator needs, which /v1 keeps from the inference key.</summary>
+    public ModelList ListModels()
+    {
+        EnsureReady();
+        return new ModelList(ModelCards.ForCatalog(engine.Models, withPaths: true));
     }
 
     public async Task<ModelUnloaded> UnloadAsync(UnloadModelRequest request)

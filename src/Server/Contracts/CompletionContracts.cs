@@ -5,8 +5,10 @@ namespace LlmServer.Contracts;
 
 /// <summary>
 /// POST /v1/completions. Fields whose JSON type varies (prompt, stop) stay JsonElement and are
-/// checked by the serving layer, which can then name the parameter in its error.
+/// checked by the serving layer, which can then name the parameter in its error. Every field of
+/// OpenAI's CreateCompletionRequest is here; any other is "Unrecognized request argument".
 /// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CompletionRequest : SamplingRequestFields
 {
     public string? Model { get; init; }
@@ -31,6 +33,18 @@ public sealed record CompletionChoice(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] CompletionLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
     object? StopReason = null);
+
+/// <summary>
+/// One event of a streamed completion: the response's shape, with <c>usage</c> as a stream carries it.
+/// </summary>
+/// <param name="Usage">Null leaves the key out; <see cref="StreamChunkUsage.Pending"/> writes "usage": null.</param>
+public sealed record CompletionChunk(string Id, long Created, string Model, IReadOnlyList<CompletionChoice> Choices,
+    [property: JsonConverter(typeof(StreamChunkUsage))] Usage? Usage)
+{
+    public string Object => "text_completion";
+    /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>
+    public string? SystemFingerprint { get; init; }
+}
 
 /// <summary>The legacy logprobs shape: parallel lists per generated token.</summary>
 public sealed record CompletionLogprobs(

@@ -133,20 +133,22 @@ public sealed record FineTuningJobList(IReadOnlyList<FineTuningJob> Data, bool H
     public string Object => "list";
 }
 
-/// <summary>OpenAI's fine_tuning.job.event; <c>data</c> carries a metrics event's numbers and is null for messages.</summary>
+/// <summary>OpenAI's fine_tuning.job.event; <c>data</c> carries a metrics event's numbers and is <c>{}</c> for messages, as OpenAI sends it (the spec types it an object).</summary>
 public sealed record FineTuningJobEvent(
     string Id,
     long CreatedAt,
     string Level,
     string Message,
     string Type,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] JsonElement? Data)
+    JsonElement Data)
 {
     public string Object => "fine_tuning.job.event";
 
+    private static readonly JsonElement NoData = JsonDocument.Parse("{}").RootElement.Clone();
+
     public static FineTuningJobEvent From(StoredJobEvent stored)
     {
-        JsonElement? data = null;
+        JsonElement data = NoData;
         if (stored.DataJson is { } json)
         {
             using JsonDocument document = JsonDocument.Parse(json);

@@ -13,6 +13,8 @@ public static class AdminEndpoints
         RouteGroupBuilder admin = app.MapGroup("/admin").RequireKey(KeyScope.Admin).WithTags("Admin")
             .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden,
                 StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
+        admin.MapGet("/models", (ModelAdministrationService service) => TypedResults.Ok(service.ListModels()))
+            .WithSummary("The served models as /v1/models lists them, with the directory each was loaded from");
         admin.MapPost("/models/load", LoadModel).WithSummary("Serve another checkpoint or a PEFT LoRA adapter").Accepts<LoadModelRequest>("application/json");
         admin.MapPost("/models/unload", UnloadModel).WithSummary("Stop serving a model and free its weights").Accepts<UnloadModelRequest>("application/json");
         admin.MapGet("/aliases", (ModelAdministrationService service) => TypedResults.Ok(service.ListAliases())).WithSummary("The aliases");

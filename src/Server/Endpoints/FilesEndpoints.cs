@@ -17,11 +17,12 @@ public static class FilesEndpoints
         files.MapGet("", (FileService service, string? purpose, string? limit, string? after, string? order) =>
             TypedResults.Ok(service.List(purpose, limit, after, order)));
         files.MapGet("/{id}", (string id, FileService service) => TypedResults.Ok(service.Get(id)));
+        // Every stored file is fine-tuning JSONL, which OpenAI's spec serves as application/json.
         files.MapGet("/{id}/content", (string id, FileService service) =>
         {
             (Stream content, var file) = service.OpenContent(id);
-            return TypedResults.Stream(content, "application/octet-stream", file.Filename);
-        }).WithSummary("The file's bytes").Produces<Stream>(StatusCodes.Status200OK, "application/octet-stream");
+            return TypedResults.Stream(content, "application/json", file.Filename);
+        }).WithSummary("The file's bytes (JSONL)").Produces<string>(StatusCodes.Status200OK, "application/json");
         files.MapDelete("/{id}", (string id, FileService service) => TypedResults.Ok(service.Delete(id)));
         return app;
     }

@@ -28,17 +28,20 @@ public sealed class FileService(FineTuningStore store, IOptions<ServerOptions> o
             bodyLimit.MaxRequestBodySize = limit + 64 * 1024;
         }
         if (!MediaTypeHeaderValue.TryParse(context.Request.ContentType, out MediaTypeHeaderValue? mediaType)
-            || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            || HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 } boundary)
+            || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            throw new ApiException(StatusCodes.Status400BadRequest, "Upload the file as multipart/form-data with the fields file and purpose.", param: "file");
+            throw ApiException.UnsupportedMediaType(context.Request.ContentType, "multipart/form-data");
+        }
+        if (HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 } boundary)
+        {
+            throw new ApiException(StatusCodes.Status400BadRequest, "Upload the file as multipart/form-data with a boundary and the fields file and purpose.", param: "file");
         }
 
         string? purpose = null, filename = null, uploadPath = null;
         try
         {
             var reader = new MultipartReader(boundary, context.Request.Body);
-            while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
+            while (await ReadUploadAsync(() => reader.ReadNextSectionAsync(context.RequestAborted)) is { } section)
             {
                 if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out ContentDispositionHeaderValue? disposition))
                 {
@@ -47,7 +50,7 @@ public sealed class FileService(FineTuningStore store, IOptions<ServerOptions> o
                 string? name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
                 if (name == "purpose")
                 {
-                    purpose = (await ReadSmallFieldAsync(section.Body, context.RequestAborted)).Trim();
+                    purpose = (await ReadUploadAsync(() => ReadSmallFieldAsync(section.Body, context.RequestAborted))).Trim();
                 }
                 else if (name == "file" && uploadPath is null)
                 {
@@ -127,7 +130,7 @@ public sealed class FileService(FineTuningStore store, IOptions<ServerOptions> o
         byte[] buffer = new byte[1 << 16];
         long total = 0;
         int read;
-        while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+        while ((read = await ReadUploadAsync(() => source.ReadAsync(buffer, cancellationToken).AsTask())) > 0)
         {
             total += read;
             if (total > limit)
@@ -139,6 +142,25 @@ public sealed class FileService(FineTuningStore store, IOptions<ServerOptions> o
         }
         await target.FlushAsync(cancellationToken);
         target.Flush(flushToDisk: true);
+    }
+
+    /// <summary>
+    /// One read of the multipart body. MultipartReader says IOException when the body ends before its
+    /// closing boundary (a client that stopped mid-upload); that is the client's request, not a server
+    /// failure. Only reads go through here, so a disk that fails while the upload is written stays a 500.
+    /// </summary>
+    private static async Task<T> ReadUploadAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (IOException e) when (e is not BadHttpRequestException)
+        {
+            // BadHttpRequestException (an IOException too) is Kestrel's own refusal, such as a body over the size limit; it keeps its status.
+            throw new ApiException(StatusCodes.Status400BadRequest,
+                "The multipart body ended before its closing boundary: the upload is incomplete, and nothing was kept.", param: "file", code: "incomplete_upload");
+        }
     }
 
     private static async Task<string> ReadSmallFieldAsync(Stream body, CancellationToken cancellationToken)

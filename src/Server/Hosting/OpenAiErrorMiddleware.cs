@@ -1,5 +1,7 @@
-using LlmServer.Contracts;
 using LlmServer.Serving;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.AspNetCore.Routing.Template;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace LlmServer.Hosting;
 
@@ -15,15 +17,10 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
         try
         {
             await next(context);
-            if (context.Response.StatusCode == StatusCodes.Status404NotFound && !context.Response.HasStarted && context.Response.ContentLength is null)
+            if (!context.Response.HasStarted && context.Response.StatusCode >= 400 && context.Response.ContentLength is null)
             {
-                await WriteAsync(context, new ApiException(StatusCodes.Status404NotFound,
-                    $"Unknown route {context.Request.Method} {context.Request.Path}.", code: "not_found"));
-            }
-            else if (context.Response.StatusCode == StatusCodes.Status405MethodNotAllowed && !context.Response.HasStarted)
-            {
-                await WriteAsync(context, new ApiException(StatusCodes.Status405MethodNotAllowed,
-                    $"{context.Request.Method} is not allowed on {context.Request.Path}.", code: "method_not_allowed"));
+                // Routing and the framework answer some requests with a bare status; give those OpenAI's body too.
+                await WriteAsync(context, BareStatus(context));
             }
         }
         catch (ApiException e)
@@ -43,6 +40,35 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
             logger.LogError(e, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
             await WriteAsync(context, new ApiException(StatusCodes.Status500InternalServerError, "The server had an error while processing your request.", "server_error"));
         }
+    }
+
+    private static ApiException BareStatus(HttpContext context)
+    {
+        HttpRequest request = context.Request;
+        return context.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => new ApiException(StatusCodes.Status404NotFound, $"Unknown route {request.Method} {request.Path}.", code: "not_found"),
+            StatusCodes.Status405MethodNotAllowed => new ApiException(StatusCodes.Status405MethodNotAllowed,
+                $"{request.Method} is not allowed on {request.Path}.", code: "method_not_allowed"),
+            StatusCodes.Status415UnsupportedMediaType => ApiException.UnsupportedMediaType(request.ContentType,
+                string.Join(" or ", AcceptedContentTypes(context)) is { Length: > 0 } accepted ? accepted : "application/json"),
+            int status => new ApiException(status, $"{status} {ReasonPhrases.GetReasonPhrase(status)}.",
+                type: status >= 500 ? "server_error" : "invalid_request_error"),
+        };
+    }
+
+    /// <summary>
+    /// What the route takes, for routing's bare 415: it answers from a stand-in endpoint that does not
+    /// say, so look up the endpoints that match the request's method and path.
+    /// </summary>
+    private static IEnumerable<string> AcceptedContentTypes(HttpContext context)
+    {
+        var endpoints = context.RequestServices.GetService<EndpointDataSource>()?.Endpoints ?? [];
+        return endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods.Contains(context.Request.Method, StringComparer.OrdinalIgnoreCase) ?? true)
+            .Where(e => new TemplateMatcher(new RouteTemplate(e.RoutePattern), []).TryMatch(context.Request.Path, []))
+            .SelectMany(e => e.Metadata.GetMetadata<IAcceptsMetadata>()?.ContentTypes ?? [])
+            .Distinct(StringComparer.OrdinalIgnoreCase);
     }
 
     private static async Task WriteAsync(HttpContext context, ApiException error)

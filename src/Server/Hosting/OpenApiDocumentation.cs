@@ -103,7 +103,7 @@ public static class OpenApiDocumentation
             Type? chunk = path switch
             {
                 "/v1/chat/completions" => typeof(Contracts.ChatCompletionChunk),
-                "/v1/completions" => typeof(Contracts.CompletionResponse),
+                "/v1/completions" => typeof(Contracts.CompletionChunk),
                 _ => null,
             };
             if (chunk is not null && operation.Responses?.TryGetValue("200", out IOpenApiResponse? ok) == true && ok is OpenApiResponse okResponse)

@@ -22,6 +22,18 @@ public sealed class ApiException(int statusCode, string message, string type = "
     public static ApiException InvalidParameter(string param, string message) =>
         new(StatusCodes.Status400BadRequest, message, param: param, code: "invalid_value");
 
+    /// <param name="contentType">What the request sent, null when it sent none.</param>
+    /// <param name="expected">What the route reads: application/json, or multipart/form-data for an upload.</param>
+    public static ApiException UnsupportedMediaType(string? contentType, string expected)
+    {
+        string sent = contentType is null ? "; the request has none" : $", not '{contentType}'";
+        // What curl -d sends without -H, the most common way to get here.
+        string hint = contentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true && expected == "application/json"
+            ? " (curl -d sends a form unless given -H 'Content-Type: application/json'.)"
+            : "";
+        return new(StatusCodes.Status415UnsupportedMediaType, $"Content-Type must be {expected}{sent}.{hint}", code: "unsupported_media_type");
+    }
+
     public static ApiException ModelNotFound(string? model) =>
         new(StatusCodes.Status404NotFound, $"The model `{model}` does not exist.", param: "model", code: "model_not_found");
 

@@ -20,16 +20,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
         }
-        if (request.Tools.ValueKind == JsonValueKind.Array && request.Tools.GetArrayLength() > 0)
-        {
-            throw ApiException.InvalidParameter("tools", "tool calling is not supported by this model.");
-        }
-        if (request.ResponseFormat.ValueKind == JsonValueKind.Object
-            && request.ResponseFormat.TryGetProperty("type", out JsonElement format)
-            && !(format.ValueKind == JsonValueKind.String && format.GetString() == "text"))
-        {
-            throw ApiException.InvalidParameter("response_format", $"response_format '{format}' is not supported; only 'text' is.");
-        }
+        ChatRequestFeatures.Check(request);
         int? logprobs = null;
         if (request.Logprobs == true)
         {
@@ -53,8 +44,12 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
         IReadOnlyList<int> promptIds = PromptInput.ForModel(model.Tokenizer.Encode(prompt), model.Tokenizer);
+        // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
+        (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
+            ? (completionTokens, "max_completion_tokens")
+            : (request.MaxTokens, "max_tokens");
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
-            request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
+            maxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);
@@ -83,7 +78,9 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         var events = new ServerSentEvents(context.Response);
         var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
         var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
-        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], null) { SystemFingerprint = model.Fingerprint };
+        // OpenAI's shape: no usage key unless asked for, then null until the last chunk carries it.
+        Usage? usageSoFar = includeUsage ? StreamChunkUsage.Pending : null;
+        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], usageSoFar) { SystemFingerprint = model.Fingerprint };
 
         // OpenAI opens every choice with the assistant role and empty content.
         for (int index = 0; index < choices.Count; index++)

@@ -71,14 +71,15 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
         var events = new ServerSentEvents(context.Response);
         var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
         var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
-        Usage? NoUsage() => null;
+        // OpenAI's shape: no usage key unless asked for, then null until the last chunk carries it.
+        Usage? usageSoFar = includeUsage ? StreamChunkUsage.Pending : null;
 
         // Echoed prompts go first, as their own chunk per choice.
         for (int index = 0; index < choices.Count; index++)
         {
             if (echoFor(index) is { Length: > 0 } echoed)
             {
-                await events.WriteAsync(new CompletionResponse(id, created, model.Name, [new CompletionChoice(index, echoed, null, null)], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
+                await events.WriteAsync(new CompletionChunk(id, created, model.Name, [new CompletionChoice(index, echoed, null, null)], usageSoFar) { SystemFingerprint = model.Fingerprint }, aborted);
             }
         }
 
@@ -101,12 +102,12 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
             pending[item.Index].Clear();
             string? finish = item.Event.FinishReason is { } reason ? ChoiceAccumulator.WireFinishReason(reason) : null;
             var choice = new CompletionChoice(item.Index, item.Event.TextDelta, logprobs, finish, ChoiceAccumulator.WireStopReason(item.Event));
-            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [choice], NoUsage()) { SystemFingerprint = model.Fingerprint }, aborted);
+            await events.WriteAsync(new CompletionChunk(id, created, model.Name, [choice], usageSoFar) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         RecordOutcome(context, accumulators, n);
         if (includeUsage)
         {
-            await events.WriteAsync(new CompletionResponse(id, created, model.Name, [], UsageOf(accumulators, n)) { SystemFingerprint = model.Fingerprint }, aborted);
+            await events.WriteAsync(new CompletionChunk(id, created, model.Name, [], UsageOf(accumulators, n)) { SystemFingerprint = model.Fingerprint }, aborted);
         }
         await events.CompleteAsync(aborted);
     }

@@ -1,12 +1,11 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using System.Text.Json.Serialization;
 
 namespace LlmServer.Serving;
 
 /// <summary>The wire format: snake_case names, nulls left out unless a contract insists on them.</summary>
-public static partial class OpenAiJson
+public static class OpenAiJson
 {
     public static readonly JsonSerializerOptions Options = Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
 
@@ -18,6 +17,9 @@ public static partial class OpenAiJson
         options.NumberHandling = JsonNumberHandling.Strict;
         // Text goes out as UTF-8 like OpenAI's, not as \uXXXX escapes; this JSON is never inlined into HTML.
         options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        // Every request string is checked as it is read, so text that is not Unicode is a 400 naming the field wherever it sits.
+        options.Converters.Add(new WellFormedStringConverter());
+        options.Converters.Add(new WellFormedJsonElementConverter());
         return options;
     }
 
@@ -26,10 +28,7 @@ public static partial class OpenAiJson
     /// </summary>
     public static async Task<T> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken) where T : class
     {
-        if (request.ContentType is { } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ApiException(StatusCodes.Status415UnsupportedMediaType, $"Content-Type must be application/json, not '{contentType}'.");
-        }
+        RequireJsonContentType(request);
         try
         {
             T? body = await JsonSerializer.DeserializeAsync<T>(request.Body, Options, cancellationToken);
@@ -37,32 +36,19 @@ public static partial class OpenAiJson
         }
         catch (JsonException e)
         {
-            string? param = e.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : null;
-            string message = ConversionFailure().Match(e.Message) is { Success: true } conversion && param is not null
-                ? $"Invalid type for '{param}': expected {FriendlyType(conversion.Groups["type"].Value)}."
-                : $"We could not parse the JSON body of your request: {FirstLine(e.Message)}";
-            throw new ApiException(StatusCodes.Status400BadRequest, message, param: param, code: param is null ? "invalid_json" : "invalid_type");
+            throw JsonRequestErrors.From(e, typeof(T), Options);
         }
     }
 
-    [GeneratedRegex(@"could not be converted to (?<type>[^.\s]+(\.[^.\s]+)*)")]
-    private static partial Regex ConversionFailure();
-
-    /// <summary>Says "a number" where System.Text.Json says "System.Nullable`1[System.Double]".</summary>
-    private static string FriendlyType(string clrType) => clrType switch
+    /// <summary>
+    /// A JSON body must say so. A missing Content-Type is refused like a wrong one, as routing already
+    /// refuses a wrong one for the endpoints that declare what they accept: one rule, not two.
+    /// </summary>
+    public static void RequireJsonContentType(HttpRequest request)
     {
-        _ when clrType.Contains("Double") || clrType.Contains("Single") => "a number",
-        _ when clrType.Contains("Int32") || clrType.Contains("Int64") => "an integer",
-        _ when clrType.Contains("Boolean") => "true or false",
-        _ when clrType.Contains("Dictionary") => "an object",
-        _ when clrType.Contains("List") || clrType.Contains("[]") => "a list",
-        _ when clrType.EndsWith("String", StringComparison.Ordinal) => "a string",
-        _ => "an object",
-    };
-
-    private static string FirstLine(string message)
-    {
-        int end = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return (end > 0 ? message[..end] : message).Trim();
+        if (request.ContentType is not { } contentType || !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+        {
+            throw ApiException.UnsupportedMediaType(request.ContentType, "application/json");
+        }
     }
 }

@@ -73,19 +73,56 @@ public static class PromptInput
             SamplingRequestParser.Require(message is not null, param, $"{param} must be an object.");
             SamplingRequestParser.Require(message!.Role is "system" or "developer" or "user" or "assistant" or "tool",
                 $"{param}.role", $"{param}.role must be one of system, developer, user, assistant, tool; got '{message.Role}'.");
+            RefuseToolCalling(message, param);
             parsed.Add(new ChatMessage(message.Role!, ReadContent(message.Content, $"{param}.content"), message.Name));
         }
         return parsed;
     }
 
+    /// <summary>
+    /// A conversation from a tool-calling client (an assistant turn that called tools, the tool's
+    /// answer) has no text for the template to show; read as plain messages it would become empty
+    /// turns and the model would answer a conversation the client never had.
+    /// </summary>
+    private static void RefuseToolCalling(ChatMessageRequest message, string param)
+    {
+        // An empty tool_calls list is what vLLM and others send back on a plain assistant turn.
+        if (message.ToolCalls.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null)
+            && !(message.ToolCalls.ValueKind == JsonValueKind.Array && message.ToolCalls.GetArrayLength() == 0))
+        {
+            throw new ApiException(StatusCodes.Status400BadRequest,
+                $"{param}.tool_calls: tool calling is not supported by this model, so a conversation cannot carry tool calls.",
+                param: $"{param}.tool_calls", code: "unsupported_parameter");
+        }
+        if (message.FunctionCall.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+        {
+            throw new ApiException(StatusCodes.Status400BadRequest,
+                $"{param}.function_call: function calling is not supported by this model, so a conversation cannot carry function calls.",
+                param: $"{param}.function_call", code: "unsupported_parameter");
+        }
+        if (message.Role == "tool")
+        {
+            throw new ApiException(StatusCodes.Status400BadRequest,
+                $"{param}.role: 'tool' messages answer tool calls, and tool calling is not supported by this model.",
+                param: $"{param}.role", code: "unsupported_value");
+        }
+    }
+
+    /// <summary>Content is required and not empty, as OpenAI has it: null content is for a turn that only called tools.</summary>
     private static string ReadContent(JsonElement content, string param)
     {
         switch (content.ValueKind)
         {
             case JsonValueKind.String:
                 return content.GetString()!;
-            case JsonValueKind.Null or JsonValueKind.Undefined:
-                return "";
+            case JsonValueKind.Undefined:
+                throw new ApiException(StatusCodes.Status400BadRequest, $"Missing required parameter: '{param}'.", param: param, code: "missing_required_parameter");
+            case JsonValueKind.Null:
+                throw new ApiException(StatusCodes.Status400BadRequest,
+                    $"Invalid type for '{param}': expected a string or an array of content parts, but got null instead.", param: param, code: "invalid_type");
+            case JsonValueKind.Array when content.GetArrayLength() == 0:
+                throw new ApiException(StatusCodes.Status400BadRequest,
+                    $"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty array instead.", param: param, code: "empty_array");
             case JsonValueKind.Array:
                 var text = new StringBuilder();
                 foreach (JsonElement part in content.EnumerateArray())
@@ -99,7 +136,8 @@ public static class PromptInput
                 }
                 return text.ToString();
             default:
-                throw ApiException.InvalidParameter(param, $"{param} must be a string or a list of text parts.");
+                throw new ApiException(StatusCodes.Status400BadRequest,
+                    $"Invalid type for '{param}': expected a string or an array of content parts.", param: param, code: "invalid_type");
         }
     }
 }

@@ -16,8 +16,10 @@ public static class SamplingRequestParser
 
     /// <param name="promptLength">Tokens in the prompt, to check the context window.</param>
     /// <param name="defaultMaxTokens">null means "the rest of the context window".</param>
+    /// <param name="maxTokensParam">Which field <paramref name="requestedMaxTokens"/> came from (chat's max_completion_tokens or max_tokens), for refusals.</param>
     public static SamplingParameters Parse(SamplingRequestFields fields, ServedModel model, int promptLength,
-        int? requestedMaxTokens, int? defaultMaxTokens, int? logprobs, IReadOnlyList<string> implicitStops, string promptParam)
+        int? requestedMaxTokens, int? defaultMaxTokens, int? logprobs, IReadOnlyList<string> implicitStops, string promptParam,
+        string maxTokensParam = "max_tokens")
     {
         int room = model.MaxModelLen - promptLength;
         if (room <= 0)
@@ -28,15 +30,15 @@ public static class SamplingRequestParser
         }
         if (requestedMaxTokens is < 1)
         {
-            throw ApiException.InvalidParameter("max_tokens", $"max_tokens must be at least 1, got {requestedMaxTokens}.");
+            throw ApiException.InvalidParameter(maxTokensParam, $"{maxTokensParam} must be at least 1, got {requestedMaxTokens}.");
         }
         int maxTokens = requestedMaxTokens ?? Math.Min(defaultMaxTokens ?? room, room);
         if (maxTokens > room)
         {
             throw new ApiException(StatusCodes.Status400BadRequest,
                 $"This model's maximum context length is {model.MaxModelLen} tokens. However, you requested {promptLength + maxTokens} tokens " +
-                $"({promptLength} in the prompt, {maxTokens} for the completion). Please reduce the prompt or max_tokens.",
-                param: "max_tokens", code: "context_length_exceeded");
+                $"({promptLength} in the prompt, {maxTokens} for the completion). Please reduce the prompt or {maxTokensParam}.",
+                param: maxTokensParam, code: "context_length_exceeded");
         }
 
         double temperature = fields.Temperature ?? 1.0;
@@ -50,7 +52,7 @@ public static class SamplingRequestParser
         double frequency = fields.FrequencyPenalty ?? 0;
         Require(frequency is >= -2 and <= 2, "frequency_penalty", $"frequency_penalty must be between -2 and 2, got {frequency}.");
         int minTokens = fields.MinTokens ?? 0;
-        Require(minTokens >= 0 && minTokens <= maxTokens, "min_tokens", $"min_tokens must be between 0 and max_tokens ({maxTokens}), got {minTokens}.");
+        Require(minTokens >= 0 && minTokens <= maxTokens, "min_tokens", $"min_tokens must be between 0 and {maxTokensParam} ({maxTokens}), got {minTokens}.");
         if (logprobs is not null)
         {
             Require(logprobs is >= 0 and <= MaxLogprobs, "logprobs", $"logprobs must be between 0 and {MaxLogprobs}, got {logprobs}.");
