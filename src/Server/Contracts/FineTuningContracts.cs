@@ -4,7 +4,8 @@ using LlmServer.FineTuning.Storage;
 
 namespace LlmServer.Contracts;
 
-/// <summary>POST /v1/fine_tuning/jobs. Field values are checked by the service, which names the field it refuses.</summary>
+/// <summary>POST /v1/fine_tuning/jobs. Field values are checked by the service, which names the field it refuses; a field OpenAI's request does not have is refused too.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CreateFineTuningJobRequest
 {
     public string? Model { get; init; }

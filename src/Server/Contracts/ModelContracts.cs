@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace LlmServer.Contracts;
 
 public sealed record ModelList(IReadOnlyList<ModelCard> Data)
@@ -19,12 +21,15 @@ public sealed record ModelCard(string Id, long Created, string OwnedBy, int MaxM
 }
 
 /// <summary>POST /admin/models/load: serve the model or PEFT adapter at <c>path</c> as <c>name</c>.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record LoadModelRequest(string? Path, string? Name, string? Base);
 
 /// <summary>POST /admin/models/unload (<c>model</c>; <c>name</c> is accepted too).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record UnloadModelRequest(string? Model, string? Name);
 
 /// <summary>POST /admin/aliases: point <c>alias</c> at <c>model</c> (a served model or a fine-tuning checkpoint).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record SetAliasRequest(string? Alias, string? Model);
 
 public sealed record AliasObject(string Alias, string Model)

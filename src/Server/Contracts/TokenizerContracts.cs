@@ -1,12 +1,15 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace LlmServer.Contracts;
 
-/// <summary>vLLM's /tokenize: either a prompt or chat messages.</summary>
+/// <summary>vLLM's /tokenize: either a prompt or chat messages. A field it does not know is refused, as on /v1.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record TokenizeRequest(string? Model, string? Prompt, IReadOnlyList<ChatMessageRequest>? Messages, bool? AddGenerationPrompt);
 
 public sealed record TokenizeResponse(IReadOnlyList<int> Tokens, int Count, int MaxModelLen);
 
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record DetokenizeRequest(string? Model, JsonElement Tokens);
 
 public sealed record DetokenizeResponse(string Prompt);

@@ -7,9 +7,10 @@ namespace LlmServer.Tests.BadInput;
 public enum FieldKind { String, Integer, Number, Boolean, Object, Array, StringOrArray }
 
 /// <summary>A JSON endpoint: a valid body, and the typed fields a mutation may break.</summary>
-/// <param name="LongTextIsRefused">Whether a 1 MB word in a text field must be refused (it cannot fit the context, or names nothing that exists).</param>
+/// <param name="TextFields">Fields where text that is not text (invalid UTF-8, a lone surrogate) or a long word goes.</param>
+/// <param name="RefusesLongText">The text fields where a 1 MB word must be refused: it cannot fit the context, or names nothing that exists.</param>
 public sealed record JsonEndpoint(string Path, string Template, IReadOnlyDictionary<string, FieldKind> Fields, IReadOnlyList<string> TextFields,
-    bool LongTextIsRefused = true);
+    IReadOnlyList<string> RefusesLongText);
 
 /// <summary>
 /// Malformed requests made from valid ones: each field given a value of every wrong JSON type,
@@ -30,7 +31,7 @@ public sealed class BadInputGenerator(int seed)
         return kind switch
         {
             FieldKind.String => all.Where(v => !v.StartsWith('"')),
-            FieldKind.Integer => all.Where(v => v != "5").Append("99999999999999999999").Append("1e30").Append("-2147483649"),
+            FieldKind.Integer => all.Where(v => v != "5").Append("99999999999999999999").Append("1e30"),
             FieldKind.Number => all.Where(v => v is not ("5" or "1.5")),
             FieldKind.Boolean => all.Where(v => v != "true").Append("\"true\"").Append("0"),
             FieldKind.Object => all.Where(v => !v.StartsWith('{')),
@@ -43,14 +44,14 @@ public sealed class BadInputGenerator(int seed)
     /// <summary>Values out of range for numeric fields: each one is refused, whatever the field.</summary>
     private static readonly IReadOnlyDictionary<string, string[]> OutOfRange = new Dictionary<string, string[]>
     {
-        ["max_tokens"] = ["0", "-1", "2147483647"],
+        ["max_tokens"] = ["0", "-1", "2147483647", "-2147483649"],
         ["max_completion_tokens"] = ["0", "-3", "2147483647"],
-        ["n"] = ["0", "-1", "1000000"],
+        ["n"] = ["0", "-1", "1000000", "2147483648"],
         ["temperature"] = ["-0.5", "2.5", "1e308", "-1e308"],
         ["top_p"] = ["0", "1.5", "-1"],
         ["presence_penalty"] = ["2.5", "-1e308"],
         ["frequency_penalty"] = ["-2.5", "1e308"],
-        ["top_k"] = ["-2"],
+        ["top_k"] = ["-2", "-2147483649"],
         ["min_tokens"] = ["-5", "100000"],
         ["top_logprobs"] = ["-1", "1000000"],
         ["logprobs"] = ["-1", "1000000"],
@@ -127,7 +128,7 @@ public sealed class BadInputGenerator(int seed)
 
         foreach (string field in endpoint.TextFields)
         {
-            Expectation longText = endpoint.LongTextIsRefused || field == "model" ? Expectation.ClientError : Expectation.NoServerError;
+            Expectation longText = endpoint.RefusesLongText.Contains(field) ? Expectation.ClientError : Expectation.NoServerError;
             yield return MalformedRequest.Json($"a 1 MB word in {field}", endpoint.Path, WithText(endpoint.Template, field, new string('a', 1 << 20)), longText);
             yield return MalformedRequest.Json($"300,000 CJK characters in {field}", endpoint.Path, WithText(endpoint.Template, field, RandomCjk(300_000)), longText);
         }

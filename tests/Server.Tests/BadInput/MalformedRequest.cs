@@ -9,6 +9,8 @@ public enum Expectation
     ClientError,
     /// <summary>May be valid or not (a replaced invalid character, say): never a 5xx, and any 4xx in OpenAI's shape.</summary>
     NoServerError,
+    /// <summary>Refused by Kestrel while it parses the request line or headers, before any middleware can write a body: a bare 4xx.</summary>
+    RefusedByKestrel,
 }
 
 /// <summary>One generated request: raw bytes under a content type, so it can be anything a broken client sends.</summary>
