@@ -3,18 +3,29 @@ using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace LlmServer.Playground.Tests;
 
 /// <summary>
-/// A page on one origin (the playground's server) calls the API of servers on other origins
-/// (other ports) with fetch, as a web app would: Chromium itself sends the preflight and decides
-/// whether the page may read the answer.
+/// Servers of their own, never beside the playground's: the engine's meters are found by name
+/// process-wide, and an engine disposed while another lives ends the other's metric series too.
 /// </summary>
-[Collection(PlaygroundCollection.Name)]
-public sealed class CrossOriginBrowserTests(PlaygroundFixture playground)
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CrossOriginCollection
+{
+    public const string Name = "cross-origin";
+}
+
+/// <summary>
+/// A web app's page on one origin calls the API of servers on other origins with fetch: Chromium
+/// itself sends the preflight and decides whether the page may read the answer.
+/// </summary>
+[Collection(CrossOriginCollection.Name)]
+public sealed class CrossOriginBrowserTests : IAsyncLifetime
 {
     private const string Key = "sk-cross-origin";
 
@@ -41,16 +52,41 @@ public sealed class CrossOriginBrowserTests(PlaygroundFixture playground)
         }
         """;
 
+    private WebApplication _webApp = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+
+    /// <summary>The web app's origin: a plain page on a server of its own.</summary>
+    private string WebAppOrigin => new Uri(_webApp.Urls.First()).GetLeftPart(UriPartial.Authority);
+
+    public async Task InitializeAsync()
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        _webApp = builder.Build();
+        _webApp.MapGet("/", () => Results.Content("<!doctype html><title>web app</title><p>another origin</p>", "text/html"));
+        await _webApp.StartAsync();
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium.Path, Headless = true });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+        await _webApp.StopAsync();
+        await _webApp.DisposeAsync();
+    }
+
     private sealed record FetchResult(int Status, string Body, string? RequestId, string? Error);
 
     [Fact]
     public async Task A_page_streams_a_keyed_chat_completion_from_a_server_that_allows_its_origin_and_from_no_other()
     {
-        string pageOrigin = playground.BaseAddress.GetLeftPart(UriPartial.Authority);
-        await using ApiServer allowing = await ApiServer.StartAsync("--api-key", Key, "--allowed-origins", pageOrigin);
+        await using ApiServer allowing = await ApiServer.StartAsync("--api-key", Key, "--allowed-origins", WebAppOrigin);
         await using ApiServer closed = await ApiServer.StartAsync("--api-key", Key);
-        IPage page = await playground.NewPageAsync();
-        await page.GotoAsync("/");
+        IPage page = await _browser.NewPageAsync();
+        await page.GotoAsync(WebAppOrigin + "/");
 
         FetchResult streamed = await FetchAsync(page, allowing, Key);
         Assert.Null(streamed.Error);
@@ -68,7 +104,6 @@ public sealed class CrossOriginBrowserTests(PlaygroundFixture playground)
         FetchResult blocked = await FetchAsync(page, closed, Key);
         Assert.Equal(0, blocked.Status);
         Assert.Contains("Failed to fetch", blocked.Error);
-        await PlaygroundFixture.ScreenshotAsync(page, "cross-origin");
     }
 
     private static async Task<FetchResult> FetchAsync(IPage page, ApiServer server, string? key)
@@ -78,7 +113,7 @@ public sealed class CrossOriginBrowserTests(PlaygroundFixture playground)
         return new FetchResult(result.GetProperty("status").GetInt32(), Text("body")!, Text("requestId"), Text("error"));
     }
 
-    /// <summary>A server on a port of its own, serving the fixture model.</summary>
+    /// <summary>The API on a port of its own, serving the fixture model.</summary>
     private sealed class ApiServer(WebApplication app) : IAsyncDisposable
     {
         public string Origin { get; } = new Uri(app.Urls.First()).GetLeftPart(UriPartial.Authority);
