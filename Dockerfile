@@ -14,15 +14,20 @@ ARG DOTNET_ASPNET_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 ARG BACKEND
 WORKDIR /src
-# Restore first, from the project files only, so that a source change does not download
-# libtorch again.
+# Restore first, from the project files and their lock files only, so that a source change
+# does not download libtorch again.
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
-COPY src/Inference/Inference.csproj src/Inference/
-COPY src/FineTuning/FineTuning.csproj src/FineTuning/
-COPY src/Training/Training.csproj src/Training/
-COPY src/Server/Server.csproj src/Server/
-RUN dotnet restore src/Server -p:TorchSharpBackend=${BACKEND}
+COPY src/Inference/Inference.csproj src/Inference/packages.lock.json src/Inference/
+COPY src/FineTuning/FineTuning.csproj src/FineTuning/packages.lock.json src/FineTuning/
+COPY src/Training/Training.csproj src/Training/packages.lock.json src/Training/
+COPY src/Server/Server.csproj src/Server/packages.lock.json src/Server/
+# The cpu image restores exactly the packages the committed lock files record, as CI does. The
+# cuda image cannot: those files describe TorchSharp-cpu, and the machines that write them are
+# not served TorchSharp-cuda-linux, so its restore resolves the pinned versions of
+# Directory.Packages.props (NU1603 an error) and writes packages.cuda.lock.json in the image.
+RUN if [ "${BACKEND}" = cpu ]; then locked=--locked-mode; fi \
+    && dotnet restore src/Server -p:TorchSharpBackend=${BACKEND} ${locked:-}
 COPY src/ src/
 # The README's build ("GPU builds"), framework-dependent; both runtime images carry .NET 10.
 RUN dotnet publish src/Server -c Release -p:TorchSharpBackend=${BACKEND} --no-restore -o /app

@@ -25,6 +25,26 @@ public sealed partial class DockerfileTests
     }
 
     [Fact]
+    public void The_restore_copies_each_projects_lock_file_and_the_cpu_image_restores_in_locked_mode()
+    {
+        // COPY src/X/X.csproj src/X/packages.lock.json src/X/: without the lock file the restore
+        // would resolve a graph of its own, which CI never tested.
+        var projectCopies = Instructions("COPY").Where(line => line.Contains(".csproj", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(projectCopies);
+        foreach (string copy in projectCopies)
+        {
+            string project = copy.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            string lockFile = Path.GetDirectoryName(project) + "/packages.lock.json";
+            Assert.Contains($" {lockFile} ", copy);
+            Assert.True(File.Exists(RepositoryFiles.PathOf(lockFile)), $"{lockFile} is copied but not in the repository");
+        }
+        Assert.Contains("""
+            RUN if [ "${BACKEND}" = cpu ]; then locked=--locked-mode; fi \
+                && dotnet restore src/Server -p:TorchSharpBackend=${BACKEND} ${locked:-}
+            """, Dockerfile);
+    }
+
+    [Fact]
     public void The_image_runs_as_a_numeric_non_root_user()
     {
         string user = Assert.Single(Instructions("USER"))[5..].Trim();

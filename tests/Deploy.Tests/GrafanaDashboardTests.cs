@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using LlmServer.Benchmarks;
 using LlmServer.Inference.Tests;
 using LlmServer.Tests;
 
@@ -48,21 +49,16 @@ public sealed partial class GrafanaDashboardTests
             new StringContent("""{"prompt": "Hello, my name is", "max_tokens": 4}""", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
 
-        string metrics = await server.Http.GetStringAsync("/metrics");
-        var exported = metrics.Split('\n')
-            .Where(line => line.Length > 0 && !line.StartsWith('#'))
-            .Select(line => SeriesName().Match(line).Value)
-            .ToHashSet(StringComparer.Ordinal);
+        PrometheusScrape scrape = await PrometheusScrape.ReadAsync(server.Http, CancellationToken.None);
+        var exported = scrape.Samples.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
 
         var queried = Expressions().SelectMany(e => MetricName().Matches(e).Select(m => m.Value)).Distinct().Order().ToList();
         Assert.NotEmpty(queried);
         var missing = queried.Where(name => !exported.Contains(name)).ToList();
         Assert.True(missing.Count == 0, $"the dashboard queries metrics the server does not export: {string.Join(", ", missing)}");
-        Assert.Contains("llmserver_fine_tuning_jobs{otel_scope_name=\"LlmServer.FineTuning\",status=\"running\"} 0", metrics);
+        Assert.Equal(0, scrape.Value("llmserver_fine_tuning_jobs",
+            new Dictionary<string, string> { ["otel_scope_name"] = "LlmServer.FineTuning", ["status"] = "running" }));
     }
-
-    [GeneratedRegex(@"^[a-zA-Z_:][a-zA-Z0-9_:]*")]
-    private static partial Regex SeriesName();
 
     [GeneratedRegex(@"\bllmserver_[a-z0-9_]+")]
     private static partial Regex MetricName();

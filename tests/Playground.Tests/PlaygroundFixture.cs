@@ -1,6 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
-using System.Text.RegularExpressions;
+using LlmServer.Benchmarks;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
@@ -15,7 +15,7 @@ namespace LlmServer.Playground.Tests;
 /// The real server on a loopback port (a browser cannot reach an in-memory test server) and one
 /// headless chromium for all the playground tests.
 /// </summary>
-public sealed partial class PlaygroundFixture : IAsyncLifetime
+public sealed class PlaygroundFixture : IAsyncLifetime
 {
     public const string AdminKey = "sk-playground-admin";
     public const string ModelName = "playground-gpt2";
@@ -77,11 +77,8 @@ public sealed partial class PlaygroundFixture : IAsyncLifetime
     /// <summary>llmserver_request_success_total for one finish reason, as Prometheus scrapes it (0 before the first such request).</summary>
     public async Task<double> FinishedRequestsAsync(string finishReason)
     {
-        string metrics = await Http.GetStringAsync("/metrics");
-        return metrics.Split('\n')
-            .Where(line => line.StartsWith("llmserver_request_success_total{", StringComparison.Ordinal)
-                && line.Contains($"finished_reason=\"{finishReason}\"", StringComparison.Ordinal))
-            .Sum(line => double.Parse(SampleValue().Match(line).Groups["value"].Value, System.Globalization.CultureInfo.InvariantCulture));
+        PrometheusScrape scrape = await PrometheusScrape.ReadAsync(Http, CancellationToken.None);
+        return scrape.Sum("llmserver_request_success_total", new Dictionary<string, string> { ["finished_reason"] = finishReason });
     }
 
     public async Task<(System.Net.HttpStatusCode Status, string Body)> AdminAsync(HttpMethod method, string path, HttpContent? content = null)
@@ -121,7 +118,4 @@ public sealed partial class PlaygroundFixture : IAsyncLifetime
             Directory.Delete(_root, recursive: true);
         }
     }
-
-    [GeneratedRegex(@"\}\s+(?<value>[0-9.eE+-]+)(\s+\d+)?\s*$")]
-    private static partial Regex SampleValue();
 }

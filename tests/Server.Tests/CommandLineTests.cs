@@ -78,6 +78,9 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("--drain-timeout", "-5", "error: --drain-timeout: must be between 0 and 3600")]
     [InlineData("--log-format", "xml", "error: --log-format: must be text or json")]
     [InlineData("--otlp-endpoint", "collector:4317", "error: --otlp-endpoint: must be an http:// or https:// URL")]
+    [InlineData("--allowed-origins", "http://localhost:3000/", "error: --allowed-origins: 'http://localhost:3000/' is not an origin")]
+    [InlineData("--allowed-origins", "*,http://localhost:3000", "error: --allowed-origins: * allows every origin and stands alone")]
+    [InlineData("--allowed-headers", "Authorization;Content-Type", "error: --allowed-headers: must be * or a comma-separated list")]
     public async Task Bad_flags_are_refused_with_a_clear_message(string flag, string value, string message)
     {
         string[] args = flag == "--model"

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using LlmServer.Benchmarks;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;
@@ -40,6 +41,7 @@ public sealed class MetricsExportTests : IAsyncLifetime
         }
 
         string metrics = await _server.Http.GetStringAsync("/metrics");
+        PrometheusScrape scrape = PrometheusScrape.Parse(metrics);
 
         foreach (string name in new[]
         {
@@ -50,16 +52,33 @@ public sealed class MetricsExportTests : IAsyncLifetime
             "llmserver_process_resident_memory_bytes", "llmserver_torch_live_tensors",
         })
         {
-            Assert.Contains(name, metrics);
+            Assert.Contains(scrape.Samples, s => s.Name == name);
         }
-        Assert.True(Value(metrics, "llmserver_prefix_cache_hits_total") > 0, "the second identical prompt should hit the prefix cache");
-        Assert.True(Value(metrics, "llmserver_generation_tokens_total") >= 8);
-        Assert.True(Value(metrics, "llmserver_time_to_first_token_seconds_count") >= 2);
+        Assert.True(scrape.Value("llmserver_prefix_cache_hits_total") > 0, "the second identical prompt should hit the prefix cache");
+        Assert.True(scrape.Value("llmserver_generation_tokens_total") >= 8);
+        Assert.True(scrape.Value("llmserver_time_to_first_token_seconds_count") >= 2);
     }
 
-    private static double Value(string metrics, string name)
+    [Fact]
+    public async Task Samples_carry_no_timestamps_so_that_prometheus_stamps_them_with_the_scrape_time()
     {
-        string line = metrics.Split('\n').First(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal));
-        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        using HttpResponseMessage completion = await PostAsync("/v1/completions", new { prompt = "Hello", max_tokens = 2 });
+        Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+
+        // Both formats the exporter serves: the text format by default, OpenMetrics to a scraper that asks for it.
+        foreach (string? accept in new[] { null, "application/openmetrics-text; version=1.0.0" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+            if (accept is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Accept", accept);
+            }
+            using HttpResponseMessage response = await _server.Http.SendAsync(request);
+            PrometheusScrape scrape = PrometheusScrape.Parse(await response.Content.ReadAsStringAsync());
+
+            Assert.Contains(scrape.Samples, s => s.Name == "llmserver_torch_live_tensors");
+            PrometheusSample[] stamped = [.. scrape.Samples.Where(s => s.TimestampMs is not null)];
+            Assert.True(stamped.Length == 0, $"{stamped.Length} samples carry a timestamp ({accept ?? "text format"}), the first: {stamped.FirstOrDefault()?.Name}");
+        }
     }
 }

@@ -28,6 +28,14 @@ public static class MetricsExport
             metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName, FineTuningJobMetrics.MeterName)
                 .AddAspNetCoreInstrumentation()
                 .AddRuntimeInstrumentation()
+                // Samples carry no timestamps: Prometheus stamps each sample with the time of the
+                // scrape, which is what a live gauge or counter means, and advises exporters not to
+                // write their own (an explicit one opts the series out of staleness handling, and
+                // readers that take a line's last word for its value misread it). The exporter we
+                // pin (1.20.1-beta.1) writes none and has no option to; earlier versions wrote them
+                // by default (1.15.3-beta.1 did, and the soak test took one for the live-tensor
+                // count) until OpenTelemetry's specification said a Prometheus exporter MUST NOT and
+                // the opt-out, DisableTimestamp, was removed. MetricsExportTests checks that none appear.
                 .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
             foreach ((string instrument, double[] buckets) in EngineMetrics.HistogramBuckets)
             {

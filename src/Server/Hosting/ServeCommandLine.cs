@@ -37,6 +37,9 @@ public static class ServeCommandLine
         Flag("--drain-timeout", nameof(ServerOptions.DrainTimeout), "seconds a shutdown (SIGTERM) lets requests in flight finish before aborting them", Defaults.DrainTimeout.ToString()),
         Flag("--log-format", nameof(ServerOptions.LogFormat), "console log format: text, or json (compact JSON, one event a line)", Defaults.LogFormat),
         Flag("--log-prompts", nameof(ServerOptions.LogPrompts), "put prompt and completion text in request log lines", "only token counts are logged") with { IsSwitch = true },
+        Flag("--allowed-origins", nameof(ServerOptions.AllowedOrigins), "origins whose browser apps may call the API (CORS): comma-separated scheme://host[:port], or *", "none: no CORS headers"),
+        Flag("--allowed-methods", nameof(ServerOptions.AllowedMethods), "methods allowed origins may use: comma-separated, or *", Defaults.AllowedMethods),
+        Flag("--allowed-headers", nameof(ServerOptions.AllowedHeaders), "request headers allowed origins may send: comma-separated, or * (any the browser asks for)", Defaults.AllowedHeaders),
         Flag("--otlp-endpoint", nameof(ServerOptions.OtlpEndpoint), "OTLP/gRPC collector URL (http://localhost:4317) for traces and metrics", "none: nothing is sent"),
         Flag("--organization", nameof(ServerOptions.Organization), "organization in fine-tuned model names (ft:base:ORG:suffix:job) and jobs' organization_id", Defaults.Organization),
     ];

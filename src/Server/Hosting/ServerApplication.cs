@@ -83,6 +83,7 @@ public static class ServerApplication
         // Kestrel's own wait must outlast the drain, or it would cut requests the drain still lets finish.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(options.DrainTimeout + 30));
         builder.Services.AddOpenApiDocumentation();
+        builder.Services.AddCrossOriginRequests(options);
 
         replaceServices?.Invoke(builder.Services);
 
@@ -92,6 +93,7 @@ public static class ServerApplication
         app.UseMiddleware<RequestIdMiddleware>();
         // Outside the error middleware, so the line shows the status the client got.
         app.UseSerilogRequestLogging(logging => RequestLog.Configure(logging, app.Services.GetRequiredService<Serilog.ILogger>(), options.LogPrompts));
+        app.UseCrossOriginRequests(options);
         app.UseMiddleware<OpenAiErrorMiddleware>();
         app.UseMiddleware<DrainMiddleware>();
         app.UsePlayground();

@@ -92,6 +92,18 @@ public sealed class ServerOptions
     /// <summary>Puts prompt and completion text in the request log lines. Off: only counts are logged.</summary>
     public bool LogPrompts { get; set; }
 
+    /// <summary>
+    /// Origins whose browser apps may call the API (CORS): a comma-separated list of
+    /// scheme://host[:port], or * for any. None (the default) sends no CORS headers at all.
+    /// </summary>
+    public string? AllowedOrigins { get; set; }
+
+    /// <summary>Methods that allowed origins may use: a comma-separated list, or * for any.</summary>
+    public string AllowedMethods { get; set; } = CrossOriginRequests.Any;
+
+    /// <summary>Request headers that allowed origins may send: a comma-separated list, or * for any.</summary>
+    public string AllowedHeaders { get; set; } = CrossOriginRequests.Any;
+
     /// <summary>An OTLP/gRPC collector (http://collector:4317) that receives traces and metrics; none sends nothing.</summary>
     public string? OtlpEndpoint { get; set; }
 

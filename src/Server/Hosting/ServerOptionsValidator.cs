@@ -42,6 +42,7 @@ public sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         Check(o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key", "must not be empty");
         Check(o.ApiKey is null || o.ApiKey != o.AdminKey, "--api-key", "--api-key and --admin-key must differ: an inference key must not open admin endpoints");
         Check(TracingExport.IsValidEndpoint(o.OtlpEndpoint), "--otlp-endpoint", $"must be an http:// or https:// URL such as http://localhost:4317 (got '{o.OtlpEndpoint}')");
+        failures.AddRange(CrossOriginRequests.Problems(o));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
