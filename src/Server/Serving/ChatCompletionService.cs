@@ -42,6 +42,8 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("top_logprobs", "top_logprobs requires logprobs to be true.");
         }
 
+        // The queue refuses before the messages are rendered and encoded (n choices of one prompt).
+        using EngineAdmission admission = generation.Admit(n);
         IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
         string prompt;
         try
@@ -52,7 +54,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
-        IReadOnlyList<int> promptIds = PromptInput.ForModel(model.Tokenizer.Encode(prompt), model.Tokenizer);
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", aborted), model.Tokenizer);
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
             request.MaxCompletionTokens ?? request.MaxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages");
 
@@ -61,7 +63,6 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using EngineAdmission admission = generation.Admit(choices.Count);
         if (stream)
         {
             await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);
