@@ -2,6 +2,8 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Text.Json.Serialization;
+using LlmServer.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace LlmServer.Serving;
 
@@ -18,6 +20,8 @@ public static partial class OpenAiJson
         options.NumberHandling = JsonNumberHandling.Strict;
         // Text goes out as UTF-8 like OpenAI's, not as \uXXXX escapes; this JSON is never inlined into HTML.
         options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        // Long prompts decoded without leaving body-sized arrays in ArrayPool.Shared.
+        options.Converters.Add(new PoolFreeStringConverter());
         return options;
     }
 
@@ -30,9 +34,13 @@ public static partial class OpenAiJson
         {
             throw new ApiException(StatusCodes.Status415UnsupportedMediaType, $"Content-Type must be application/json, not '{contentType}'.");
         }
+        // Read whole into small pooled chunks, then parsed in place: see RequestBodyBuffer for why not DeserializeAsync.
+        long limit = request.HttpContext.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value.MaxRequestBodyBytes;
+        using RequestBodyBuffer buffer = await RequestBodyBuffer.ReadAsync(request, limit, cancellationToken);
+        LargeBodyMemoryRelease.AfterResponse(request.HttpContext.Response, buffer.Length);
         try
         {
-            T? body = await JsonSerializer.DeserializeAsync<T>(request.Body, Options, cancellationToken);
+            T? body = Deserialize<T>(buffer.GetSequence());
             return body ?? throw new ApiException(StatusCodes.Status400BadRequest, "The request body must be a JSON object.");
         }
         catch (JsonException e)
@@ -43,6 +51,23 @@ public static partial class OpenAiJson
                 : $"We could not parse the JSON body of your request: {FirstLine(e.Message)}";
             throw new ApiException(StatusCodes.Status400BadRequest, message, param: param, code: param is null ? "invalid_json" : "invalid_type");
         }
+    }
+
+    /// <summary>One JSON value and nothing after it, as DeserializeAsync on the stream required.</summary>
+    private static T? Deserialize<T>(System.Buffers.ReadOnlySequence<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions
+        {
+            AllowTrailingCommas = Options.AllowTrailingCommas,
+            CommentHandling = Options.ReadCommentHandling,
+            MaxDepth = Options.MaxDepth,
+        });
+        T? value = JsonSerializer.Deserialize<T>(ref reader, Options);
+        // Throws JsonException on anything but whitespace after the value.
+        while (reader.Read())
+        {
+        }
+        return value;
     }
 
     [GeneratedRegex(@"could not be converted to (?<type>[^.\s]+(\.[^.\s]+)*)")]

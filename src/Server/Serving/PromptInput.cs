@@ -34,7 +34,7 @@ public static class PromptInput
         switch (prompt.ValueKind)
         {
             case JsonValueKind.String:
-                prompts.Add(EncodePrompt(model, prompt.GetString()!, "prompt", cancellationToken));
+                prompts.Add(EncodePrompt(model, LargeJsonString.GetString(prompt), "prompt", cancellationToken));
                 break;
             case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt[0].ValueKind == JsonValueKind.Number:
                 prompts.Add(ReadTokenIds(prompt, tokenizer, "prompt"));
@@ -44,7 +44,7 @@ public static class PromptInput
                 {
                     prompts.Add(item.ValueKind switch
                     {
-                        JsonValueKind.String => EncodePrompt(model, item.GetString()!, "prompt", cancellationToken),
+                        JsonValueKind.String => EncodePrompt(model, LargeJsonString.GetString(item), "prompt", cancellationToken),
                         JsonValueKind.Array => ReadTokenIds(item, tokenizer, "prompt"),
                         _ => throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists."),
                     });
@@ -123,7 +123,7 @@ public static class PromptInput
         switch (content.ValueKind)
         {
             case JsonValueKind.String:
-                return content.GetString()!;
+                return LargeJsonString.GetString(content);
             case JsonValueKind.Null or JsonValueKind.Undefined:
                 return "";
             case JsonValueKind.Array:
@@ -135,7 +135,7 @@ public static class PromptInput
                         : null;
                     SamplingRequestParser.Require(type == "text" && part.TryGetProperty("text", out JsonElement partText) && partText.ValueKind == JsonValueKind.String,
                         param, $"{param} parts must be text parts ({{\"type\":\"text\",\"text\":...}}); this model reads text only (got '{type ?? part.ToString()}').");
-                    text.Append(part.GetProperty("text").GetString());
+                    text.Append(LargeJsonString.GetString(part.GetProperty("text")));
                 }
                 return text.ToString();
             default:
