@@ -72,6 +72,7 @@ public sealed class CommandLineTests : IDisposable
     [Theory]
     [InlineData("--bogus", "1", "unknown flag '--bogus'")]
     [InlineData("--kv-cache-memory", "lots", "error: --kv-cache-memory: must be a size")]
+    [InlineData("--max-request-body", "huge", "error: --max-request-body: must be a size such as 8MiB")]
     [InlineData("--model", "/no/such/dir", "error: --model: must be an existing model directory")]
     [InlineData("--organization", "my:org", "error: --organization: must be non-empty, without ':'")]
     [InlineData("--port", "eighty", "error: --port: must be a whole number (got 'eighty')")]

@@ -24,9 +24,9 @@ public sealed class FilesApiTests : IDisposable
 
     public void Dispose() => _data.Dispose();
 
-    private Task<RunningServer> StartAsync() =>
+    private Task<RunningServer> StartAsync(params string[] moreFlags) =>
         RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--kv-cache-memory", "64MiB",
-            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path, "--max-upload-size", "4KiB"]);
+            "--api-key", InferenceKey, "--admin-key", AdminKey, "--data-dir", _data.Path, "--max-upload-size", "4KiB", .. moreFlags]);
 
     [Fact]
     public async Task A_file_is_uploaded_listed_read_and_deleted_in_OpenAIs_shapes()
@@ -148,6 +148,20 @@ public sealed class FilesApiTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(ChatExamples, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task An_upload_larger_than_the_request_body_limit_is_still_taken_up_to_the_upload_limit()
+    {
+        // --max-request-body bounds JSON bodies; /v1/files has --max-upload-size instead.
+        await using RunningServer server = await StartAsync("--max-request-body", "1KiB");
+        string examples = string.Concat(Enumerable.Repeat(ChatExamples, 10));
+        Assert.InRange(Encoding.UTF8.GetByteCount(examples), 2048, 4096);
+
+        (HttpStatusCode status, JsonElement file) = await UploadAsync(server, examples, "train.jsonl");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(Encoding.UTF8.GetByteCount(examples), file.GetProperty("bytes").GetInt64());
     }
 
     [Fact]

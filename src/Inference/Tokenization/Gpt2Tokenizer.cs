@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
 
 namespace LlmServer.Inference.Tokenization;
 
@@ -13,6 +12,13 @@ namespace LlmServer.Inference.Tokenization;
 /// written inside the text is encoded as its special id, as Hugging Face's GPT2Tokenizer does.
 /// Instances are immutable and safe to share between threads.
 /// </summary>
+/// <remarks>
+/// Encoding costs O(n log n) in the text's length whatever its shape (one 20 MB word included),
+/// can be cancelled, and can stop once a token budget is exceeded. The pre-tokenization is GPT-2's
+/// split regex (<see cref="Gpt2SplitPattern"/>, linear here); the merges are <see cref="ByteLevelBpe"/>.
+/// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c> gives the same ids (the tests compare the two) but
+/// is quadratic in a word's length and takes no cancellation token.
+/// </remarks>
 public sealed class Gpt2Tokenizer
 {
     public const string DefaultEndOfTextToken = "<|endoftext|>";
@@ -28,7 +34,10 @@ public sealed class Gpt2Tokenizer
     private static readonly UTF8Encoding Utf8WithReplacement =
         new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
 
-    private readonly BpeTokenizer _bpe;
+    // Pre-tokenized words between two cancellation checks.
+    private const int CancellationCheckInterval = 256;
+
+    private readonly ByteLevelBpe _bpe;
 
     // All token byte strings laid end to end; id i owns [_tokenByteOffsets[i], _tokenByteOffsets[i + 1]).
     private readonly byte[] _tokenBytes;
@@ -36,7 +45,7 @@ public sealed class Gpt2Tokenizer
     private readonly bool[] _isDefinedId;
 
     private Gpt2Tokenizer(
-        BpeTokenizer bpe,
+        ByteLevelBpe bpe,
         byte[] tokenBytes,
         int[] tokenByteOffsets,
         bool[] isDefinedId,
@@ -51,6 +60,13 @@ public sealed class Gpt2Tokenizer
         VocabSize = vocabSize;
         EndOfTextToken = endOfTextToken;
         EndOfTextId = endOfTextId;
+        int longest = 1;
+        for (int id = 0; id < isDefinedId.Length; id++)
+        {
+            longest = Math.Max(longest, tokenByteOffsets[id + 1] - tokenByteOffsets[id]);
+        }
+
+        MaxTokenByteLength = longest;
     }
 
     /// <summary>Number of distinct ids: those of vocab.json plus special tokens it lacks.</summary>
@@ -59,6 +75,9 @@ public sealed class Gpt2Tokenizer
     public int EndOfTextId { get; }
 
     public string EndOfTextToken { get; }
+
+    /// <summary>The most bytes one token stands for (special tokens included): no token covers more of a text.</summary>
+    public int MaxTokenByteLength { get; }
 
     public static Gpt2Tokenizer Load(string directory)
     {
@@ -79,33 +98,90 @@ public sealed class Gpt2Tokenizer
             : vocabulary.Values.Max() + 1;
         var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal) { [endOfTextToken] = endOfTextId };
 
-        BpeTokenizer bpe;
-        try
-        {
-            bpe = BpeTokenizer.Create(new BpeOptions(vocabulary)
-            {
-                Merges = merges,
-                ByteLevel = true,
-                PreTokenizer = new RegexPreTokenizer(SplitRegex.Value, specialTokens),
-                SpecialTokens = specialTokens,
-            });
-        }
-        catch (InvalidOperationException exception)
-        {
-            // Microsoft.ML.Tokenizers reports a malformed merge line or one naming tokens the
-            // vocabulary lacks this way; say which files disagree.
-            throw new InvalidDataException(
-                $"'{mergesPath}' does not match '{vocabularyPath}': {exception.Message}", exception);
-        }
-
+        ByteLevelBpe bpe = BuildBpe(vocabulary, merges, vocabularyPath, mergesPath);
         var (tokenBytes, offsets, isDefined, distinctIds) = BuildTokenByteTable(vocabulary, specialTokens);
         return new Gpt2Tokenizer(bpe, tokenBytes, offsets, isDefined, distinctIds, endOfTextToken, endOfTextId);
     }
 
-    public IReadOnlyList<int> Encode(string text)
+    public IReadOnlyList<int> Encode(string text) => Encode(text, int.MaxValue, CancellationToken.None);
+
+    public IReadOnlyList<int> Encode(string text, CancellationToken cancellationToken) =>
+        Encode(text, int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Encodes <paramref name="text"/>, or stops as soon as it has more than <paramref name="maxTokens"/>
+    /// ids: a result longer than <paramref name="maxTokens"/> is then a prefix of the full encoding, so a
+    /// caller that only needs to know the text does not fit pays for about <paramref name="maxTokens"/>
+    /// tokens of work, not for the whole text.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled; checked every few hundred
+    /// words and every 65,536 merges inside one long word.</exception>
+    public IReadOnlyList<int> Encode(string text, int maxTokens, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return _bpe.EncodeToIds(ReplaceLoneSurrogates(text));
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
+        cancellationToken.ThrowIfCancellationRequested();
+        text = ReplaceLoneSurrogates(text);
+        var ids = new List<int>();
+        var workspace = new ByteLevelBpe.Workspace();
+        byte[] wordBytes = new byte[256];
+        int words = 0;
+        int segmentStart = 0;
+        while (true)
+        {
+            // The end-of-text token is cut out first; the regex splits the text between occurrences.
+            int special = text.IndexOf(EndOfTextToken, segmentStart, StringComparison.Ordinal);
+            int segmentEnd = special < 0 ? text.Length : special;
+            ReadOnlySpan<char> segment = text.AsSpan(segmentStart, segmentEnd - segmentStart);
+            foreach (ValueMatch word in SplitRegex.Value.EnumerateMatches(segment))
+            {
+                if (++words == CancellationCheckInterval)
+                {
+                    words = 0;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
+                ReadOnlySpan<char> chars = segment.Slice(word.Index, word.Length);
+                int maxBytes = Encoding.UTF8.GetMaxByteCount(chars.Length);
+                if (wordBytes.Length < maxBytes)
+                {
+                    wordBytes = new byte[Math.Max(maxBytes, 2 * wordBytes.Length)];
+                }
+
+                int byteCount = Encoding.UTF8.GetBytes(chars, wordBytes);
+                _bpe.EncodeWord(wordBytes.AsSpan(0, byteCount), ids, workspace, cancellationToken);
+                if (ids.Count > maxTokens)
+                {
+                    return ids;
+                }
+            }
+
+            if (special < 0)
+            {
+                return ids;
+            }
+
+            ids.Add(EndOfTextId);
+            if (ids.Count > maxTokens)
+            {
+                return ids;
+            }
+
+            segmentStart = special + EndOfTextToken.Length;
+        }
+    }
+
+    /// <summary>
+    /// The fewest tokens <paramref name="text"/> can encode to: its UTF-8 length over the longest
+    /// token's. Costs one pass over the text, so a prompt that cannot fit a context can be refused
+    /// before it is encoded.
+    /// </summary>
+    public long MinTokenCount(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // Lone surrogates count 3 bytes here, as the U+FFFD they are encoded as.
+        long bytes = Encoding.UTF8.GetByteCount(text);
+        return (bytes + MaxTokenByteLength - 1) / MaxTokenByteLength;
     }
 
     /// <summary>
@@ -188,6 +264,43 @@ public sealed class Gpt2Tokenizer
         }
 
         return new string(chars);
+    }
+
+    /// <summary>The merge table, checked as Microsoft.ML.Tokenizers checks it: both sides and their
+    /// concatenation must be vocabulary tokens.</summary>
+    private static ByteLevelBpe BuildBpe(Dictionary<string, int> vocabulary, List<string> merges, string vocabularyPath, string mergesPath)
+    {
+        var idByByte = new int[256];
+        for (int value = 0; value < idByByte.Length; value++)
+        {
+            idByByte[value] = vocabulary.TryGetValue(ByteLevelAlphabet.ToChar((byte)value).ToString(), out int id) ? id : -1;
+        }
+
+        var table = ByteLevelBpe.CreateMergeTable(merges.Count);
+        for (int rank = 0; rank < merges.Count; rank++)
+        {
+            string merge = merges[rank];
+            int space = merge.IndexOf(' ');
+            if (space <= 0 || space == merge.Length - 1 || merge.IndexOf(' ', space + 1) >= 0)
+            {
+                throw new InvalidDataException($"'{mergesPath}' has a malformed merge line '{merge}' (expected two tokens separated by one space).");
+            }
+
+            string left = merge[..space];
+            string right = merge[(space + 1)..];
+            int leftId = RequireToken(left);
+            int rightId = RequireToken(right);
+            int mergedId = RequireToken(left + right);
+            // A pair listed twice takes its later rank, as OpenAI's dict(zip(merges, range(...))) does.
+            table[ByteLevelBpe.PairKey(leftId, rightId)] = ByteLevelBpe.MergeValue(rank, mergedId);
+
+            int RequireToken(string token) => vocabulary.TryGetValue(token, out int id)
+                ? id
+                : throw new InvalidDataException(
+                    $"'{mergesPath}' does not match '{vocabularyPath}': the merge '{merge}' needs token '{token}', which the vocabulary lacks.");
+        }
+
+        return new ByteLevelBpe(idByByte, table);
     }
 
     private static string RequireFile(string directory, string fileName)

@@ -44,7 +44,9 @@ public static class TokenizerEndpoints
             SamplingRequestParser.Require(request.Prompt is not null, "prompt", "prompt (a string) or messages is required.");
             text = request.Prompt!;
         }
-        IReadOnlyList<int> tokens = model.Tokenizer.Encode(text);
+        // No context check, as vLLM's /tokenize has none: counting a long text is what it is for.
+        // Linear in the text, and it stops if the client leaves.
+        IReadOnlyList<int> tokens = model.Tokenizer.Encode(text, context.RequestAborted);
         return TypedResults.Ok(new TokenizeResponse(tokens, tokens.Count, model.MaxModelLen));
     }
 

@@ -2,15 +2,17 @@ using LlmServer.Serving;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Routing.Template;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
 
 namespace LlmServer.Hosting;
 
 /// <summary>
 /// Every failure reaches the client in OpenAI's error shape, and none takes the server down:
 /// refusals (<see cref="ApiException"/>) keep their status, malformed HTTP is a 400, anything
-/// else is a logged 500. Unknown routes get a 404 in the same shape.
+/// else is a logged 500. Unknown routes get a 404 in the same shape, a body over the size limit a 413.
 /// </summary>
-public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiErrorMiddleware> logger)
+public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiErrorMiddleware> logger, IOptions<ServerOptions> options)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -26,6 +28,13 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
         catch (ApiException e)
         {
             await WriteAsync(context, e);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            // Kestrel's own limit, on a route that reads its body without RequestBodyBuffer: refused at
+            // once for a Content-Length over it, at the limit for a chunked body; Kestrel then closes the
+            // connection after this answer (Connection: close) instead of reading the rest of the body.
+            await WriteAsync(context, RequestTooLarge(context));
         }
         catch (BadHttpRequestException e)
         {
@@ -69,6 +78,13 @@ public sealed class OpenAiErrorMiddleware(RequestDelegate next, ILogger<OpenAiEr
             .Where(e => new TemplateMatcher(new RouteTemplate(e.RoutePattern), []).TryMatch(context.Request.Path, []))
             .SelectMany(e => e.Metadata.GetMetadata<IAcceptsMetadata>()?.ContentTypes ?? [])
             .Distinct(StringComparer.OrdinalIgnoreCase);
+    }
+
+    private ApiException RequestTooLarge(HttpContext context)
+    {
+        long? limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+        // /v1/files raises the limit for its uploads; only the server-wide limit is --max-request-body's.
+        return ApiException.RequestTooLarge(limit, serverWideLimit: limit == options.Value.MaxRequestBodyBytes);
     }
 
     private static async Task WriteAsync(HttpContext context, ApiException error)

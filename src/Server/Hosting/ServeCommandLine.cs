@@ -31,6 +31,7 @@ public static class ServeCommandLine
         Flag("--api-key", nameof(ServerOptions.ApiKey), "Bearer key inference clients must send (prefer LLMSERVER_Server__ApiKey: flags show in ps)", "none: inference is open"),
         Flag("--admin-key", nameof(ServerOptions.AdminKey), "Bearer key for files, fine-tuning and admin endpoints (or LLMSERVER_Server__AdminKey)", "none: those endpoints are off"),
         Flag("--data-dir", nameof(ServerOptions.DataDir), "where files and fine-tuning state are kept (SQLite + files)", Defaults.DataDir),
+        Flag("--max-request-body", nameof(ServerOptions.MaxRequestBody), "largest JSON request body (8MiB, 512KB, bytes); larger gets 413 (uploads to /v1/files: --max-upload-size)", Defaults.MaxRequestBody),
         Flag("--max-upload-size", nameof(ServerOptions.MaxUploadSize), "largest file /v1/files accepts (512MiB, 10MB, bytes); larger gets 413", Defaults.MaxUploadSize),
         Flag("--no-training", nameof(ServerOptions.NoTraining), "accept and list fine-tuning jobs but do not train them here", "jobs train in this process") with { IsSwitch = true },
         Flag("--training-share", nameof(ServerOptions.TrainingShare), "most of the engine's time fine-tuning takes while requests are in flight (0..1; it always runs when idle)", Defaults.TrainingShare.ToString(System.Globalization.CultureInfo.InvariantCulture)),

@@ -49,7 +49,13 @@ public static class ServerApplication
 
         string host = options.Host.Contains(':') ? $"[{options.Host}]" : options.Host;
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Every endpoint reads its body under this limit (413, see OpenAiErrorMiddleware); /v1/files
+            // raises it for its own request to --max-upload-size. Validation refuses a bad value at start.
+            kestrel.Limits.MaxRequestBodySize = Math.Max(0, options.MaxRequestBodyBytes);
+        });
 
         builder.Services.ConfigureHttpJsonOptions(json => OpenAiJson.Configure(json.SerializerOptions));
         builder.Services.AddSingleton(services => new EngineClient(ToEngineOptions(services.GetRequiredService<IOptions<ServerOptions>>().Value)));

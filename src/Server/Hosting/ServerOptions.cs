@@ -67,6 +67,16 @@ public sealed class ServerOptions
     /// <summary>Where files, fine-tuning jobs and their checkpoints are kept (SQLite + files).</summary>
     public string DataDir { get; set; } = "llmserver-data";
 
+    /// <summary>
+    /// The largest request body any endpoint but /v1/files accepts (bytes with an optional unit);
+    /// larger gets 413. 8 MiB is far above any body a served model could answer (a prompt that fills
+    /// a 1,024-token context is at most 128 KiB of text, ~770 KiB if every byte were sent as a
+    /// \uXXXX escape; even a 128k-token context of ordinary text is ~0.5 MB) yet bounds what one
+    /// request can make the server hold: the body, then its text as UTF-16, about 3x the body in all.
+    /// Kestrel's own default (~28.6 MiB) let 20 MB bodies through.
+    /// </summary>
+    public string MaxRequestBody { get; set; } = "8MiB";
+
     /// <summary>The largest file /v1/files accepts (bytes with an optional unit); larger gets 413.</summary>
     public string MaxUploadSize { get; set; } = "512MiB";
 
@@ -108,6 +118,8 @@ public sealed class ServerOptions
     public string? OtlpEndpoint { get; set; }
 
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
+
+    public long MaxRequestBodyBytes => ByteSize.TryParse(MaxRequestBody, out long bytes) ? bytes : 0;
 
     public string ResolvedServedModelName =>
         !string.IsNullOrWhiteSpace(ServedModelName) ? ServedModelName

@@ -37,6 +37,7 @@ public sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         Check(KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory", $"must be a size such as 2GiB or 512MB, or a fraction such as 0.5 (got '{o.KvCacheMemory}')");
         Check(o.Model is null || Directory.Exists(o.Model), "--model", $"must be an existing model directory (got '{o.Model}')");
         Check(!(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype", "float16/bfloat16 needs --device cuda; CPU serves float32");
+        Check(o.MaxRequestBodyBytes > 0, "--max-request-body", $"must be a size such as 8MiB, 512KB or a byte count (got '{o.MaxRequestBody}')");
         Check(o.MaxUploadBytes > 0, "--max-upload-size", $"must be a size such as 512MiB, 10MB or a byte count (got '{o.MaxUploadSize}')");
         Check(o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key", "must not be empty");
         Check(o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key", "must not be empty");

@@ -43,6 +43,12 @@ public sealed class ApiException(int statusCode, string message, string type = "
             type: "rate_limit_error", code: "rate_limit_exceeded")
         { RetryAfterSeconds = retryAfterSeconds };
 
+    /// <param name="limit">The limit in bytes; when it is the server-wide one, the refusal names its flag.</param>
+    public static ApiException RequestTooLarge(long? limit, bool serverWideLimit = true) =>
+        new(StatusCodes.Status413PayloadTooLarge,
+            $"The request body is larger than this server accepts: at most {limit} bytes{(serverWideLimit ? " (--max-request-body)" : "")}.",
+            code: "request_too_large");
+
     public static ApiException NotReady() =>
         new(StatusCodes.Status503ServiceUnavailable, "The model is still loading; retry shortly.", type: "service_unavailable", code: "model_loading");
 }

@@ -33,6 +33,8 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("top_logprobs", "top_logprobs requires logprobs to be true.");
         }
 
+        // The queue refuses before the messages are rendered and encoded (n choices of one prompt).
+        using EngineAdmission admission = generation.Admit(n);
         IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
         string prompt;
         try
@@ -43,7 +45,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
-        IReadOnlyList<int> promptIds = PromptInput.ForModel(model.Tokenizer.Encode(prompt), model.Tokenizer);
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", aborted), model.Tokenizer);
         // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
         (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
             ? (completionTokens, "max_completion_tokens")
@@ -56,7 +58,6 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using EngineAdmission admission = generation.Admit(choices.Count);
         if (stream)
         {
             await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);

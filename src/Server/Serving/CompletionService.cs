@@ -36,7 +36,9 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
             throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
         }
 
-        IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model.Tokenizer);
+        // The queue refuses before any prompt is encoded: prompts x n choices, counted from the JSON's shape.
+        using EngineAdmission admission = generation.Admit(PromptInput.CountCompletionPrompts(request.Prompt) * n);
+        IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model, aborted);
         var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
             DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
         log.SetTokens(context, planned.Sum(p => p.ids.Count), completionTokens: null);
@@ -44,7 +46,6 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
         string id = $"cmpl-{Guid.NewGuid():N}";
         IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, planned, n);
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using EngineAdmission admission = generation.Admit(choices.Count);
         // Echo what the client sent, not the end-of-text an empty prompt is fed to the model as.
         string[] echoes = echo ? prompts.Select(p => model.Tokenizer.Decode(p)).ToArray() : [];
         string EchoFor(int choice) => echo ? echoes[choice / n] : "";

@@ -1,6 +1,8 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace LlmServer.Serving;
 
@@ -29,9 +31,13 @@ public static class OpenAiJson
     public static async Task<T> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken) where T : class
     {
         RequireJsonContentType(request);
+        // Read whole into small pooled chunks, then parsed in place: see RequestBodyBuffer for why not DeserializeAsync.
+        long limit = request.HttpContext.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value.MaxRequestBodyBytes;
+        using RequestBodyBuffer buffer = await RequestBodyBuffer.ReadAsync(request, limit, cancellationToken);
+        LargeBodyMemoryRelease.AfterResponse(request.HttpContext.Response, buffer.Length);
         try
         {
-            T? body = await JsonSerializer.DeserializeAsync<T>(request.Body, Options, cancellationToken);
+            T? body = Deserialize<T>(buffer.GetSequence());
             return body ?? throw new ApiException(StatusCodes.Status400BadRequest, "The request body must be a JSON object.");
         }
         catch (JsonException e)
@@ -39,6 +45,24 @@ public static class OpenAiJson
             throw JsonRequestErrors.From(e, typeof(T), Options);
         }
     }
+
+    /// <summary>One JSON value and nothing after it, as DeserializeAsync on the stream required.</summary>
+    private static T? Deserialize<T>(System.Buffers.ReadOnlySequence<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions
+        {
+            AllowTrailingCommas = Options.AllowTrailingCommas,
+            CommentHandling = Options.ReadCommentHandling,
+            MaxDepth = Options.MaxDepth,
+        });
+        T? value = JsonSerializer.Deserialize<T>(ref reader, Options);
+        // Throws JsonException on anything but whitespace after the value.
+        while (reader.Read())
+        {
+        }
+        return value;
+    }
+
 
     /// <summary>
     /// A JSON body must say so. A missing Content-Type is refused like a wrong one, as routing already

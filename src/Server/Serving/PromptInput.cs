@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using LlmServer.Contracts;
+using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;
@@ -10,14 +11,30 @@ public static class PromptInput
 {
     public const int MaxPrompts = 64;
 
-    /// <summary>prompt: a string, a list of strings, a list of token ids, or a list of such lists.</summary>
-    public static IReadOnlyList<IReadOnlyList<int>> ParseCompletionPrompt(JsonElement prompt, Gpt2Tokenizer tokenizer)
+    /// <summary>
+    /// How many prompts <paramref name="prompt"/> holds, read from its shape alone, so that the queue
+    /// can refuse a request before any of it is encoded. A malformed prompt counts as one: parsing
+    /// it refuses it after.
+    /// </summary>
+    public static int CountCompletionPrompts(JsonElement prompt)
     {
+        int count = prompt.ValueKind == JsonValueKind.Array && prompt.GetArrayLength() > 0 && prompt[0].ValueKind != JsonValueKind.Number
+            ? prompt.GetArrayLength()
+            : 1;
+        SamplingRequestParser.Require(count <= MaxPrompts, "prompt", $"prompt must hold between 1 and {MaxPrompts} prompts.");
+        return count;
+    }
+
+    /// <summary>prompt: a string, a list of strings, a list of token ids, or a list of such lists.</summary>
+    /// <remarks>A text prompt that cannot fit the context is refused as soon as that is known (<see cref="EncodePrompt"/>).</remarks>
+    public static IReadOnlyList<IReadOnlyList<int>> ParseCompletionPrompt(JsonElement prompt, ServedModel model, CancellationToken cancellationToken)
+    {
+        Gpt2Tokenizer tokenizer = model.Tokenizer;
         var prompts = new List<IReadOnlyList<int>>();
         switch (prompt.ValueKind)
         {
             case JsonValueKind.String:
-                prompts.Add(tokenizer.Encode(prompt.GetString()!));
+                prompts.Add(EncodePrompt(model, LargeJsonString.GetString(prompt), "prompt", cancellationToken));
                 break;
             case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt[0].ValueKind == JsonValueKind.Number:
                 prompts.Add(ReadTokenIds(prompt, tokenizer, "prompt"));
@@ -27,7 +44,7 @@ public static class PromptInput
                 {
                     prompts.Add(item.ValueKind switch
                     {
-                        JsonValueKind.String => tokenizer.Encode(item.GetString()!),
+                        JsonValueKind.String => EncodePrompt(model, LargeJsonString.GetString(item), "prompt", cancellationToken),
                         JsonValueKind.Array => ReadTokenIds(item, tokenizer, "prompt"),
                         _ => throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists."),
                     });
@@ -40,6 +57,29 @@ public static class PromptInput
         }
         SamplingRequestParser.Require(prompts.Count is >= 1 and <= MaxPrompts, "prompt", $"prompt must hold between 1 and {MaxPrompts} prompts.");
         return prompts;
+    }
+
+    /// <summary>
+    /// The ids of a text prompt, or the context_length_exceeded refusal as cheaply as it can be
+    /// known: before encoding when even the fewest tokens the text could make are too many (its
+    /// UTF-8 length over the longest token's), else as soon as the encoding passes the context,
+    /// so refusing a huge prompt costs one pass over it plus about a context's worth of encoding.
+    /// Encoding stops when <paramref name="cancellationToken"/> (the client's connection) is cancelled.
+    /// </summary>
+    public static IReadOnlyList<int> EncodePrompt(ServedModel model, string text, string param, CancellationToken cancellationToken)
+    {
+        long atLeast = model.Tokenizer.MinTokenCount(text);
+        if (atLeast >= model.MaxModelLen)
+        {
+            throw SamplingRequestParser.PromptTooLong(model, atLeast, param, countIsLowerBound: true);
+        }
+        // One token short of the context is the longest prompt that leaves room to generate.
+        IReadOnlyList<int> ids = model.Tokenizer.Encode(text, model.MaxModelLen - 1, cancellationToken);
+        if (ids.Count >= model.MaxModelLen)
+        {
+            throw SamplingRequestParser.PromptTooLong(model, ids.Count, param, countIsLowerBound: true);
+        }
+        return ids;
     }
 
     /// <summary>
@@ -114,7 +154,7 @@ public static class PromptInput
         switch (content.ValueKind)
         {
             case JsonValueKind.String:
-                return content.GetString()!;
+                return LargeJsonString.GetString(content);
             case JsonValueKind.Undefined:
                 throw new ApiException(StatusCodes.Status400BadRequest, $"Missing required parameter: '{param}'.", param: param, code: "missing_required_parameter");
             case JsonValueKind.Null:
@@ -132,7 +172,7 @@ public static class PromptInput
                         : null;
                     SamplingRequestParser.Require(type == "text" && part.TryGetProperty("text", out JsonElement partText) && partText.ValueKind == JsonValueKind.String,
                         param, $"{param} parts must be text parts ({{\"type\":\"text\",\"text\":...}}); this model reads text only (got '{type ?? part.ToString()}').");
-                    text.Append(part.GetProperty("text").GetString());
+                    text.Append(LargeJsonString.GetString(part.GetProperty("text")));
                 }
                 return text.ToString();
             default:

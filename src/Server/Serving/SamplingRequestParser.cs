@@ -24,9 +24,7 @@ public static class SamplingRequestParser
         int room = model.MaxModelLen - promptLength;
         if (room <= 0)
         {
-            throw new ApiException(StatusCodes.Status400BadRequest,
-                $"This model's maximum context length is {model.MaxModelLen} tokens. However, your prompt has {promptLength} tokens. " +
-                "Please shorten the prompt.", param: promptParam, code: "context_length_exceeded");
+            throw PromptTooLong(model, promptLength, promptParam, countIsLowerBound: false);
         }
         if (requestedMaxTokens is < 1)
         {
@@ -88,6 +86,13 @@ public static class SamplingRequestParser
             Logprobs = logprobs,
         };
     }
+
+    /// <param name="countIsLowerBound">The prompt was refused before it was fully encoded, so
+    /// <paramref name="promptLength"/> is the least it can be, not its exact length.</param>
+    public static ApiException PromptTooLong(ServedModel model, long promptLength, string promptParam, bool countIsLowerBound) =>
+        new(StatusCodes.Status400BadRequest,
+            $"This model's maximum context length is {model.MaxModelLen} tokens. However, your prompt has {(countIsLowerBound ? "at least " : "")}{promptLength} tokens. " +
+            "Please shorten the prompt.", param: promptParam, code: "context_length_exceeded");
 
     public static int ParseChoiceCount(SamplingRequestFields fields)
     {

@@ -46,13 +46,17 @@ public sealed class WellFormedStringConverter : JsonConverter<string>
     {
         try
         {
-            return reader.GetString()!;
+            // A long string is decoded by LargeJsonString, so it leaves no body-sized array in ArrayPool.Shared.
+            return RawLength(ref reader) < LargeJsonString.Threshold ? reader.GetString()!
+                : reader.HasValueSequence ? LargeJsonString.Decode(reader.ValueSequence.ToArray()) : LargeJsonString.Decode(reader.ValueSpan);
         }
         catch (InvalidOperationException)
         {
             throw new MalformedTextException();
         }
     }
+
+    internal static long RawLength(ref Utf8JsonReader reader) => reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
 }
 
 /// <summary>Checks every string and property name inside a free-form value before it becomes a JsonElement.</summary>
@@ -131,9 +135,22 @@ public sealed class WellFormedJsonElementConverter : JsonConverter<JsonElement>
         {
             return Utf8.IsValid(reader.ValueSpan);
         }
-        // Unescaping is where a lone \uD800 shows; a pooled buffer keeps a long prompt from being decoded into a throwaway string.
-        int maxChars = checked((int)(reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length));
-        char[] buffer = ArrayPool<char>.Shared.Rent(Math.Max(maxChars, 1));
+        // Unescaping is where a lone \uD800 shows. A short string unescapes into a pooled buffer; a long
+        // one through LargeJsonString, so no body-sized array stays in ArrayPool.Shared.
+        long rawLength = WellFormedStringConverter.RawLength(ref reader);
+        if (rawLength >= LargeJsonString.Threshold)
+        {
+            try
+            {
+                _ = reader.HasValueSequence ? LargeJsonString.Decode(reader.ValueSequence.ToArray()) : LargeJsonString.Decode(reader.ValueSpan);
+                return true;
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
+        }
+        char[] buffer = ArrayPool<char>.Shared.Rent(Math.Max((int)rawLength, 1));
         try
         {
             reader.CopyString(buffer);

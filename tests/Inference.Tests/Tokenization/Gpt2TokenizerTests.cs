@@ -138,6 +138,65 @@ public sealed class Gpt2TokenizerTests
         });
     }
 
+    // A quadratic merge (Microsoft.ML.Tokenizers' took 17 s for 480,000 letters) would make these
+    // take minutes; each is one word to the split regex.
+    [Theory]
+    [InlineData("letters")]
+    [InlineData("cjk")]
+    [InlineData("digits")]
+    public void Encode_TwoMillionCharacterWord_RoundTrips(string kind)
+    {
+        var random = new Random(3);
+        char[] chars = new char[2_000_000];
+        for (int i = 0; i < chars.Length; i++)
+        {
+            chars[i] = kind switch
+            {
+                "letters" => (char)('a' + random.Next(26)),
+                "cjk" => (char)(0x4E00 + random.Next(3000)),
+                _ => (char)('0' + random.Next(10)),
+            };
+        }
+
+        string text = new(chars);
+        IReadOnlyList<int> ids = Tokenizer.Encode(text);
+
+        Assert.Equal(text, Tokenizer.Decode(ids));
+        Assert.InRange(ids.Count, Tokenizer.MinTokenCount(text), Encoding.UTF8.GetByteCount(text));
+    }
+
+    [Fact]
+    public void Encode_AlreadyCancelled_Throws()
+    {
+        using var cancellation = new CancellationTokenSource();
+        cancellation.Cancel();
+
+        Assert.Throws<OperationCanceledException>(() => Tokenizer.Encode("hello world", cancellation.Token));
+    }
+
+    [Theory]
+    [InlineData("many words")]
+    [InlineData("one word")]
+    public async Task Encode_CancelledFromAnotherThread_StopsWithoutFinishing(string shape)
+    {
+        // Seconds of work either way: ~6 million words, or one word of 8 million letters.
+        string text = shape == "many words"
+            ? string.Concat(Enumerable.Repeat("lorem ipsum dolor ", 2_000_000))
+            : new string('x', 8_000_000);
+        using var cancellation = new CancellationTokenSource();
+        using var started = new ManualResetEventSlim();
+        Task<IReadOnlyList<int>> encoding = Task.Run(() =>
+        {
+            started.Set();
+            return Tokenizer.Encode(text, cancellation.Token);
+        });
+        started.Wait();
+        await Task.Delay(50);
+        cancellation.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => encoding);
+    }
+
     [Fact]
     public void Encode_EmptyText_GivesNoIds()
     {
