@@ -11,7 +11,7 @@ namespace LlmServer.Inference.Tokenization;
 /// merge created. That is the order OpenAI's encoder merges in, so the ids are the same.
 /// Microsoft.ML.Tokenizers 2.0.1 does this too, but then drops the merged-away symbols with one
 /// <c>Vec.Remove</c> each, an element-by-element shift of the rest of the word: quadratic in the
-/// word's length (17 s for a 480,000-letter word, before any length check could refuse it). Here
+/// word's length, and a long enough word holds a core for hours. Here
 /// nothing is removed; the survivors are read by following the links.
 /// </remarks>
 internal sealed class ByteLevelBpe

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.ML.Tokenizers;
 
 namespace LlmServer.Inference.Tokenization;
 
@@ -16,8 +17,11 @@ namespace LlmServer.Inference.Tokenization;
 /// Encoding costs O(n log n) in the text's length whatever its shape (one 20 MB word included),
 /// can be cancelled, and can stop once a token budget is exceeded. The pre-tokenization is GPT-2's
 /// split regex (<see cref="Gpt2SplitPattern"/>, linear here); the merges are <see cref="ByteLevelBpe"/>.
-/// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c> gives the same ids (the tests compare the two) but
-/// is quadratic in a word's length and takes no cancellation token.
+/// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c> merges the ordinary words, up to
+/// <see cref="LibraryWordBytes"/> bytes, with its word cache; longer words go to
+/// <see cref="ByteLevelBpe"/>, because the library's merge loop is quadratic in a word's length and
+/// one long word (a 20 MB body of one letter) would hold a core for hours. Both give OpenAI's ids;
+/// the tests compare them on long runs.
 /// </remarks>
 public sealed class Gpt2Tokenizer
 {
@@ -37,6 +41,10 @@ public sealed class Gpt2Tokenizer
     // Pre-tokenized words between two cancellation checks.
     private const int CancellationCheckInterval = 256;
 
+    /// <summary>Words up to this many UTF-8 bytes are merged by the library: its quadratic term stays a small constant per byte.</summary>
+    public const int LibraryWordBytes = 128;
+
+    private readonly BpeTokenizer _libraryBpe;
     private readonly ByteLevelBpe _bpe;
 
     // All token byte strings laid end to end; id i owns [_tokenByteOffsets[i], _tokenByteOffsets[i + 1]).
@@ -45,6 +53,7 @@ public sealed class Gpt2Tokenizer
     private readonly bool[] _isDefinedId;
 
     private Gpt2Tokenizer(
+        BpeTokenizer libraryBpe,
         ByteLevelBpe bpe,
         byte[] tokenBytes,
         int[] tokenByteOffsets,
@@ -53,6 +62,7 @@ public sealed class Gpt2Tokenizer
         string endOfTextToken,
         int endOfTextId)
     {
+        _libraryBpe = libraryBpe;
         _bpe = bpe;
         _tokenBytes = tokenBytes;
         _tokenByteOffsets = tokenByteOffsets;
@@ -99,8 +109,10 @@ public sealed class Gpt2Tokenizer
         var specialTokens = new Dictionary<string, int>(StringComparer.Ordinal) { [endOfTextToken] = endOfTextId };
 
         ByteLevelBpe bpe = BuildBpe(vocabulary, merges, vocabularyPath, mergesPath);
+        // Checked above with messages that name the files; the library gets one word at a time, already split and without special tokens.
+        BpeTokenizer libraryBpe = BpeTokenizer.Create(new BpeOptions(vocabulary) { Merges = merges, ByteLevel = true });
         var (tokenBytes, offsets, isDefined, distinctIds) = BuildTokenByteTable(vocabulary, specialTokens);
-        return new Gpt2Tokenizer(bpe, tokenBytes, offsets, isDefined, distinctIds, endOfTextToken, endOfTextId);
+        return new Gpt2Tokenizer(libraryBpe, bpe, tokenBytes, offsets, isDefined, distinctIds, endOfTextToken, endOfTextId);
     }
 
     public IReadOnlyList<int> Encode(string text) => Encode(text, int.MaxValue, CancellationToken.None);
@@ -142,6 +154,17 @@ public sealed class Gpt2Tokenizer
                 }
 
                 ReadOnlySpan<char> chars = segment.Slice(word.Index, word.Length);
+                if (chars.Length * 3 <= LibraryWordBytes || Encoding.UTF8.GetByteCount(chars) <= LibraryWordBytes)
+                {
+                    ids.AddRange(_libraryBpe.EncodeToIds(chars, considerPreTokenization: false, considerNormalization: false));
+                    if (ids.Count > maxTokens)
+                    {
+                        return ids;
+                    }
+
+                    continue;
+                }
+
                 int maxBytes = Encoding.UTF8.GetMaxByteCount(chars.Length);
                 if (wordBytes.Length < maxBytes)
                 {

@@ -6,15 +6,15 @@ namespace LlmServer.Serving;
 /// Gives memory back to the operating system once large request bodies have come and gone.
 /// </summary>
 /// <remarks>
-/// A 20 MB prompt makes ~160 MB of short-lived large objects however it is read (the JSON value's
-/// bytes, the string as UTF-16, the rendered template, the UTF-8 of each word). The GC frees them at
-/// its next collection but keeps the pages: measured after 17 such bodies (each refused with a quick
-/// 400), RSS stayed at 550 MiB against 270 MiB at start, and an idle server never collects again.
-/// Workstation GC (1,030 MiB), no DATAS (910 MiB) and GCConserveMemory=7 (560 MiB) did no better than
-/// the default server GC with DATAS. So a second after the last large body, one aggressive
-/// collection (compacting, and decommitting what is free) runs: 270 MiB again. It pauses the process
-/// for about as long as a full collection of the live managed heap, which is small here (the weights
-/// are native), and runs at most every <see cref="MinimumInterval"/>: bursts of large bodies cost one.
+/// A 20 MB prompt makes several times its size in short-lived large objects however it is read (the
+/// JSON value's bytes, the string as UTF-16, the rendered template, the UTF-8 of each word). The GC
+/// frees them at its next collection but keeps the pages, and an idle server never collects again,
+/// so a series of large bodies leaves the process much larger than it started. Workstation GC, no
+/// DATAS and GCConserveMemory did no better than the default server GC with DATAS
+/// (docs/benchmarks.md has the figures). So a second after the last large body, one aggressive
+/// collection (compacting, and decommitting what is free) runs. It pauses the process for about as
+/// long as a full collection of the live managed heap, which is small here (the weights are native),
+/// and runs at most every <see cref="MinimumInterval"/>: bursts of large bodies cost one.
 /// </remarks>
 public static class LargeBodyMemoryRelease
 {
