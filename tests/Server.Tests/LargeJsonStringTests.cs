@@ -70,6 +70,19 @@ public sealed class LargeJsonStringTests
         Assert.Equal(content.GetString(), LargeJsonString.GetString(content));
     }
 
+    [Fact]
+    public void LongStopStrings_AreReadAsSystemTextJsonReadsThem()
+    {
+        string stop = string.Concat(Enumerable.Repeat("end\n中", 30_000));
+        using JsonDocument single = JsonDocument.Parse(JsonSerializer.Serialize(stop, new JsonSerializerOptions { Encoder = JavaScriptEncoder.Default }));
+        using JsonDocument list = JsonDocument.Parse(JsonSerializer.Serialize(new[] { stop, "x" }));
+
+        Assert.Equal([stop], SamplingRequestParser.ParseStop(single.RootElement));
+        Assert.Equal([stop, "x"], SamplingRequestParser.ParseStop(list.RootElement));
+        using JsonDocument bad = JsonDocument.Parse("[\"a\", 5]");
+        Assert.Equal("stop", Assert.Throws<ApiException>(() => SamplingRequestParser.ParseStop(bad.RootElement)).Param);
+    }
+
     private sealed record Holder(string? Prompt, Dictionary<string, double>? LogitBias);
 
     [Fact]

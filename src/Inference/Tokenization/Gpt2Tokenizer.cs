@@ -299,7 +299,7 @@ public sealed class Gpt2Tokenizer
             idByByte[value] = vocabulary.TryGetValue(ByteLevelAlphabet.ToChar((byte)value).ToString(), out int id) ? id : -1;
         }
 
-        var table = ByteLevelBpe.CreateMergeTable(merges.Count);
+        var table = new ByteLevelBpe.MergeTable(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
             string merge = merges[rank];
@@ -315,7 +315,7 @@ public sealed class Gpt2Tokenizer
             int rightId = RequireToken(right);
             int mergedId = RequireToken(left + right);
             // A pair listed twice takes its later rank, as OpenAI's dict(zip(merges, range(...))) does.
-            table[ByteLevelBpe.PairKey(leftId, rightId)] = ByteLevelBpe.MergeValue(rank, mergedId);
+            table.Set(ByteLevelBpe.PairKey(leftId, rightId), ByteLevelBpe.MergeValue(rank, mergedId));
 
             int RequireToken(string token) => vocabulary.TryGetValue(token, out int id)
                 ? id

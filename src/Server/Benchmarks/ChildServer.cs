@@ -12,13 +12,27 @@ public sealed class ChildServer : IAsyncDisposable
 
     private ChildServer(Process process) => _process = process;
 
-    public static async Task<ChildServer> StartAsync(string modelDirectory, int port, TextWriter log, CancellationToken cancellationToken, params string[] extraFlags)
+    public static Task<ChildServer> StartAsync(string modelDirectory, int port, TextWriter log, CancellationToken cancellationToken, params string[] extraFlags) =>
+        StartAsync(null, modelDirectory, port, log, cancellationToken, extraFlags);
+
+    /// <param name="serverAssembly">Another build's llmserver.dll to run instead of this executable (to compare two builds in one run).</param>
+    public static async Task<ChildServer> StartAsync(string? serverAssembly, string modelDirectory, int port, TextWriter log, CancellationToken cancellationToken,
+        params string[] extraFlags)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
-        // Under `dotnet llmserver.dll` the process is the dotnet host, which needs the assembly first.
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+        ProcessStartInfo start;
+        if (serverAssembly is not null)
         {
-            start.ArgumentList.Add(typeof(ChildServer).Assembly.Location);
+            start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.ArgumentList.Add(Path.GetFullPath(serverAssembly));
+        }
+        else
+        {
+            start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
+            // Under `dotnet llmserver.dll` the process is the dotnet host, which needs the assembly first.
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+            {
+                start.ArgumentList.Add(typeof(ChildServer).Assembly.Location);
+            }
         }
         foreach (string arg in new[] { "serve", "--model", modelDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Concat(extraFlags))
         {
@@ -56,6 +70,26 @@ public sealed class ChildServer : IAsyncDisposable
         }
         process.Kill(entireProcessTree: true);
         throw new TimeoutException("the server did not become healthy within 2 minutes");
+    }
+
+    /// <summary>The server process's resident set size now, read from the operating system.</summary>
+    public long ResidentBytes
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
+    /// <summary>CPU time the server process has used so far, all threads together.</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -6,7 +6,8 @@ namespace LlmServer.Commands;
 /// <summary>
 /// <c>llmserver bench ...</c>: a load test against a running server (the default), or one of
 /// <c>suite</c> (every serving target in one run, server included), <c>limits</c> (the model's
-/// in-process limits) and <c>random-model</c> (a random-weight checkpoint to benchmark with).
+/// in-process limits), <c>soak</c> (a timed mixed load), <c>large-bodies</c> (big and adversarial
+/// bodies, one build against another) and <c>random-model</c> (a random-weight checkpoint to benchmark with).
 /// </summary>
 public static class BenchCommands
 {
@@ -30,6 +31,8 @@ public static class BenchCommands
                 return await RunSuiteAsync(rest);
             case "soak":
                 return await RunSoakAsync(rest);
+            case "large-bodies":
+                return await RunLargeBodiesAsync(rest);
             default:
                 return await BenchCommand.RunAsync(args);
         }
@@ -118,6 +121,59 @@ public static class BenchCommands
                 await child.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// bench large-bodies --model DIR [--baseline OTHER/llmserver.dll] [--port N] [--timeout S] [--result-json FILE] [-- FLAGS]:
+    /// the baseline build (if any), then this build as it is, then this build with FLAGS (if any), one after the other.
+    /// </summary>
+    private static async Task<int> RunLargeBodiesAsync(string[] args)
+    {
+        int separator = Array.IndexOf(args, "--");
+        string[] serverFlags = separator >= 0 ? args[(separator + 1)..] : [];
+        string[] own = separator >= 0 ? args[..separator] : args;
+        var values = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < own.Length; i += 2)
+        {
+            values[own[i]] = own[i + 1];
+        }
+        string[] known = ["--model", "--baseline", "--port", "--timeout", "--result-json"];
+        if (own.Length % 2 != 0 || values.Keys.Any(k => !known.Contains(k)) || !values.TryGetValue("--model", out string? model)
+            || !int.TryParse(values.GetValueOrDefault("--port", "8767"), out int port)
+            || !int.TryParse(values.GetValueOrDefault("--timeout", "120"), out int timeout) || timeout < 1)
+        {
+            Console.Error.WriteLine("Usage: llmserver bench large-bodies --model DIR [--baseline OTHER/llmserver.dll] [--port N (8767)] " +
+                "[--timeout SECONDS (120)] [--result-json FILE] [-- SERVER FLAGS for a third run of this build]");
+            return 2;
+        }
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        var runs = new List<LargeBodyBenchmark.Options>();
+        var common = new LargeBodyBenchmark.Options(model) { Port = port, RequestTimeout = TimeSpan.FromSeconds(timeout) };
+        if (values.TryGetValue("--baseline", out string? baseline))
+        {
+            runs.Add(common with { ServerAssembly = baseline });
+        }
+        runs.Add(common);
+        if (serverFlags.Length > 0)
+        {
+            runs.Add(common with { ServerFlags = serverFlags });
+        }
+        var results = new List<LargeBodyBenchmark.Result>();
+        foreach (LargeBodyBenchmark.Options run in runs)
+        {
+            results.Add(await LargeBodyBenchmark.RunAsync(run, Console.Out, cancel.Token));
+        }
+        LargeBodyBenchmark.Print(results, Console.Out);
+        if (values.TryGetValue("--result-json", out string? resultPath))
+        {
+            await File.WriteAllTextAsync(resultPath, System.Text.Json.JsonSerializer.Serialize(results, new System.Text.Json.JsonSerializerOptions
+            {
+                WriteIndented = true,
+                PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+            }));
+        }
+        return 0;
     }
 
     private static bool TargetsOk(BenchmarkSuite.Result result) =>

@@ -28,9 +28,6 @@ public static class LargeBodyMemoryRelease
     private static Timer? _timer;
     private static DateTime _lastCollection = DateTime.MinValue;
 
-    /// <summary>Collections this process has run for large bodies (for tests and diagnostics).</summary>
-    public static int Collections { get; private set; }
-
     /// <summary>Notes the body once its response is sent: what it made is garbage by then.</summary>
     public static void AfterResponse(HttpResponse response, long bodyBytes)
     {
@@ -65,7 +62,6 @@ public static class LargeBodyMemoryRelease
         lock (Gate)
         {
             _lastCollection = DateTime.UtcNow;
-            Collections++;
         }
         // Large objects are compacted too, so the freed space ends up in whole regions to give back.
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;

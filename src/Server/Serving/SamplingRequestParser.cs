@@ -109,15 +109,16 @@ public static class SamplingRequestParser
             case JsonValueKind.Undefined or JsonValueKind.Null:
                 return [];
             case JsonValueKind.String:
-                string single = stop.GetString()!;
+                string single = LargeJsonString.GetString(stop);
                 Require(single.Length > 0, "stop", "stop strings must not be empty.");
                 return [single];
             case JsonValueKind.Array:
                 var stops = new List<string>();
                 foreach (JsonElement item in stop.EnumerateArray())
                 {
-                    Require(item.ValueKind == JsonValueKind.String && item.GetString()!.Length > 0, "stop", "stop must be a string or a list of non-empty strings.");
-                    stops.Add(item.GetString()!);
+                    string? text = item.ValueKind == JsonValueKind.String ? LargeJsonString.GetString(item) : null;
+                    Require(text is { Length: > 0 }, "stop", "stop must be a string or a list of non-empty strings.");
+                    stops.Add(text!);
                 }
                 Require(stops.Count <= MaxStopStrings, "stop", $"stop may list at most {MaxStopStrings} strings.");
                 return stops;

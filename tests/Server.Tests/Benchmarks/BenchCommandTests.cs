@@ -79,6 +79,16 @@ public sealed class BenchCommandTests
         Assert.Equal(0, await BenchCommand.RunAsync(["--help"]));
     }
 
+    [Theory]
+    [InlineData("large-bodies")]
+    [InlineData("large-bodies", "--model")]
+    [InlineData("large-bodies", "--model", "m", "--bogus", "1")]
+    [InlineData("large-bodies", "--model", "m", "--timeout", "0")]
+    public async Task LargeBodies_BadArguments_ExitWithTwo(params string[] args)
+    {
+        Assert.Equal(2, await LlmServer.Commands.BenchCommands.RunAsync(args));
+    }
+
     [Fact]
     public void Help_ListsEveryFlag()
     {
