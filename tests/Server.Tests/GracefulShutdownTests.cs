@@ -234,43 +234,12 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
         return command.ExecuteScalar();
     }
 
-    private Process StartServer(int port, params string[] flags)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llmserver.dll"));
-        foreach (string arg in new[] { "serve", "--model", TestFixtures.ModelDirectory(ServerFixture.ModelName), "--port", port.ToString() }.Concat(flags))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        Process process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine($"[server] {e.Data}"); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine($"[server] {e.Data}"); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process StartServer(int port, params string[] flags) =>
+        LlmServerProcess.Start(["serve", "--model", TestFixtures.ModelDirectory(ServerFixture.ModelName), "--port", port.ToString(), .. flags],
+            line => { lock (_log) _log.AppendLine($"[server] {line}"); });
 
-    private static async Task WaitHealthyAsync(HttpClient http, Process server)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(server.HasExited, "the server exited before it was ready");
-            try
-            {
-                using HttpResponseMessage health = await http.GetAsync("/health/ready");
-                if (health.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("the server did not become ready");
-    }
+    private static Task WaitHealthyAsync(HttpClient http, Process server) =>
+        LlmServerProcess.WaitHealthyAsync(http, server, "/health/ready", TimeSpan.FromSeconds(60));
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
     {

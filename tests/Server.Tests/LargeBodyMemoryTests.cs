@@ -24,7 +24,7 @@ public sealed class LargeBodyMemoryTests(ITestOutputHelper output)
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            await WaitForHealthAsync(http, server);
+            await LlmServerProcess.WaitHealthyAsync(http, server, "/health", TimeSpan.FromMinutes(2));
             // A small request first, so that what serving any request allocates once is in the baseline.
             using (HttpResponseMessage warmUp = await PostAsync(http, "/v1/completions", "{\"prompt\":\"hello\",\"max_tokens\":2}"))
             {
@@ -74,43 +74,9 @@ public sealed class LargeBodyMemoryTests(ITestOutputHelper output)
         return text.ToString(0, length - length % piece.Length);
     }
 
-    private static Process StartServer(int port, params string[] flags)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "llmserver.dll"), "serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"),
-            "--kv-cache-memory", "64MiB", "--port", port.ToString() }.Concat(flags))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        Process process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static async Task WaitForHealthAsync(HttpClient http, Process server)
-    {
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (true)
-        {
-            Assert.False(server.HasExited, "the server exited before it was ready");
-            Assert.True(DateTime.UtcNow < deadline, "the server was not healthy within 2 minutes");
-            try
-            {
-                using HttpResponseMessage health = await http.GetAsync("/health");
-                if (health.IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(200);
-        }
-    }
+    private static Process StartServer(int port, params string[] flags) =>
+        LlmServerProcess.Start(["serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--kv-cache-memory", "64MiB",
+            "--port", port.ToString(), .. flags]);
 
     /// <summary>The server's resident set, from the operating system.</summary>
     private static long ResidentBytes(Process server)

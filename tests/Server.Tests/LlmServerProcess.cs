@@ -29,4 +29,45 @@ internal static class LlmServerProcess
         }
         return (process.ExitCode, await stdout + await stderr);
     }
+
+    /// <summary>Starts llmserver with <paramref name="args"/> and leaves it running; every line it writes goes to <paramref name="onLine"/>.</summary>
+    public static Process Start(IEnumerable<string> args, Action<string>? onLine = null)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llmserver.dll"));
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        Process process = Process.Start(start)!;
+        // Both pipes are drained, or a chatty server would block on a full pipe.
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine?.Invoke(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine?.Invoke(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>Waits until <paramref name="path"/> answers 2xx, failing at once if the server exits first.</summary>
+    public static async Task WaitHealthyAsync(HttpClient http, Process server, string path, TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(server.HasExited, "the server exited before it was ready");
+            try
+            {
+                using HttpResponseMessage health = await http.GetAsync(path);
+                if (health.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"the server did not answer {path} within {timeout}");
+    }
 }

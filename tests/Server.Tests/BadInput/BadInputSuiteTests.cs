@@ -264,50 +264,23 @@ public sealed class BadInputSuiteTests(BadInputSuiteTests.Server server, ITestOu
         public const string InferenceKey = "sk-bad-input-inference", AdminKey = "sk-bad-input-admin";
 
         private readonly TemporaryDataDirectory _data = new("bad-input");
-        private readonly StringBuilder _log = new();
+        private readonly LockedStringWriter _log = new();
         private RunningServer _server = null!;
 
         public HttpClient Http => _server.Http;
 
-        public string Log()
-        {
-            lock (_log)
-            {
-                return _log.ToString();
-            }
-        }
+        public string Log() => _log.ToString();
 
         public async Task InitializeAsync() =>
             _server = await RunningServer.StartAsync(
                 ["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB", "--api-key", InferenceKey, "--admin-key", AdminKey,
                     "--data-dir", _data.Path, "--no-training"],
-                services => services.AddSingleton(new LogOutput(new LockedWriter(_log))));
+                services => services.AddSingleton(new LogOutput(_log)));
 
         public async Task DisposeAsync()
         {
             await _server.DisposeAsync();
             _data.Dispose();
-        }
-
-        private sealed class LockedWriter(StringBuilder target) : TextWriter
-        {
-            public override Encoding Encoding => Encoding.UTF8;
-
-            public override void Write(char value)
-            {
-                lock (target)
-                {
-                    target.Append(value);
-                }
-            }
-
-            public override void Write(string? value)
-            {
-                lock (target)
-                {
-                    target.Append(value);
-                }
-            }
         }
     }
 }

@@ -15,42 +15,6 @@ public sealed class RequestLogTests
     private const string Model = "gpt2-random-2l-64d";
     private const string SecretPrompt = "my-secret-prompt-words";
 
-    /// <summary>A StringWriter that may be read while the server writes to it.</summary>
-    private sealed class LockedStringWriter : StringWriter
-    {
-        public override void Write(char value)
-        {
-            lock (this)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override void Write(string? value)
-        {
-            lock (this)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override void Write(char[] buffer, int index, int count)
-        {
-            lock (this)
-            {
-                base.Write(buffer, index, count);
-            }
-        }
-
-        public override string ToString()
-        {
-            lock (this)
-            {
-                return base.ToString();
-            }
-        }
-    }
-
     private sealed class CapturedServer(RunningServer server, StringWriter lines) : IAsyncDisposable
     {
         public RunningServer Server { get; } = server;
