@@ -134,7 +134,7 @@ internal sealed class ByteLevelBpe
 
     /// <summary>
     /// (left id, right id) to (rank, merged id): an open-addressing table of packed longs, looked up
-    /// several times per byte of a word. (Dictionary&lt;long, long&gt; was 1.5-2x slower here, and with
+    /// several times per byte of a word. (A Dictionary&lt;long, long&gt; was measurably slower here, and with
     /// long's own hash, upper ^ lower 32 bits, every pair (x, x) fell in one bucket.)
     /// </summary>
     public sealed class MergeTable

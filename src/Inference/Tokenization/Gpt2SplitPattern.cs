@@ -30,7 +30,7 @@ internal static class Gpt2SplitPattern
         string letter = $@"(?:\p{{L}}|{astralLetter})";
         string number = $@"(?:\p{{N}}|{astralNumber})";
         // Only a surrogate can start an astral letter or number, so only surrogates pay for the
-        // lookahead (running it before every symbol made punctuation 4x slower to split).
+        // lookahead (running it before every symbol made punctuation several times slower to split).
         string other = $@"(?:[^\s\p{{L}}\p{{N}}\uD800-\uDFFF]|(?!{astralLetter}|{astralNumber})[\uD800-\uDFFF])";
         string pattern = $@"'s|'t|'re|'ve|'m|'ll|'d| ?{letter}+| ?{number}+| ?{other}+|\s+(?!\S)|\s+";
         return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, MatchTimeout);

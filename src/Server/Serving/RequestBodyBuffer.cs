@@ -12,9 +12,9 @@ namespace LlmServer.Serving;
 /// <c>ArrayPool.Shared</c> and doubles it until the largest JSON token fits, so a 20 MB prompt
 /// rented 32 MB (and every power of two below), and the shared pool keeps what it is given: one array
 /// per size per thread, and more per core, trimmed only by gen-2 collections that an idle server
-/// never has. After 17 bodies of 20 MB the large-object heap held ~290 MB of such arrays even after
-/// a forced full collection. Chunks of 64 KiB stay below the large-object threshold (85,000 bytes),
-/// so what the pool keeps of them is small, and the rest is ordinary short-lived garbage.
+/// never has (docs/benchmarks.md shows how much of the heap such arrays held). Chunks of 64 KiB
+/// stay below the large-object threshold (85,000 bytes), so what the pool keeps of them is small,
+/// and the rest is ordinary short-lived garbage.
 /// </remarks>
 public sealed class RequestBodyBuffer : IDisposable
 {
