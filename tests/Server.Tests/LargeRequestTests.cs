@@ -118,6 +118,20 @@ public sealed class LargeRequestTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
     }
 
+    [Fact]
+    public async Task A_malformed_message_is_a_400_even_when_the_queue_is_full()
+    {
+        // A 429 would be retried by the SDKs, and the client would never learn what was wrong.
+        await using RunningServer full = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"), "--kv-cache-memory", "64MiB"],
+            services => services.AddSingleton<IEngineClient>(provider => new FullQueueEngine(provider.GetRequiredService<EngineClient>())));
+        string body = JsonSerializer.Serialize(new { messages = new[] { new { role = "wizard", content = "hi" } } });
+
+        using HttpResponseMessage response = await full.Http.PostAsync("/v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("messages[0].role", await response.Content.ReadAsStringAsync());
+    }
+
     private Task<HttpResponseMessage> PostAsync(string path, object body) =>
         _server.Http.PostAsync(path, new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json"));
 

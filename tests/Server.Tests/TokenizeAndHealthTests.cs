@@ -23,6 +23,20 @@ public class TokenizeAndHealthTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task Tokenize_takes_vllms_add_special_tokens_and_refuses_a_field_it_does_not_know()
+    {
+        var (plain, plainBody) = await server.PostAsync("/tokenize", new { model = ServerFixture.ModelName, prompt = "Hello" });
+        var (flagged, flaggedBody) = await server.PostAsync("/tokenize", new { model = ServerFixture.ModelName, prompt = "Hello", add_special_tokens = false });
+        var (unknown, unknownBody) = await server.PostAsync("/tokenize", new { model = ServerFixture.ModelName, prompt = "Hello", return_tokenz = true });
+
+        Assert.Equal(200, plain);
+        Assert.Equal(200, flagged);
+        Assert.Equal(plainBody.GetProperty("tokens").ToString(), flaggedBody.GetProperty("tokens").ToString());
+        Assert.Equal(400, unknown);
+        Assert.Equal("return_tokenz", unknownBody.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
     public async Task Health_is_200_once_loaded_and_models_lists_the_served_name()
     {
         using HttpResponseMessage health = await server.Http.GetAsync("/health");

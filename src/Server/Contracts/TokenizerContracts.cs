@@ -5,7 +5,9 @@ namespace LlmServer.Contracts;
 
 /// <summary>vLLM's /tokenize: either a prompt or chat messages. A field it does not know is refused, as on /v1.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed record TokenizeRequest(string? Model, string? Prompt, IReadOnlyList<ChatMessageRequest>? Messages, bool? AddGenerationPrompt);
+/// <param name="AddSpecialTokens">vLLM's flag, accepted and without effect: GPT-2's tokenizer adds no special tokens either way.</param>
+public sealed record TokenizeRequest(string? Model, string? Prompt, IReadOnlyList<ChatMessageRequest>? Messages, bool? AddGenerationPrompt,
+    bool? AddSpecialTokens = null);
 
 public sealed record TokenizeResponse(IReadOnlyList<int> Tokens, int Count, int MaxModelLen);
 

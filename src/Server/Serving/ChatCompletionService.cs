@@ -33,9 +33,10 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("top_logprobs", "top_logprobs requires logprobs to be true.");
         }
 
-        // The queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        using EngineAdmission admission = generation.Admit(n);
+        // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
+        // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
         IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
+        using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try
         {
