@@ -54,6 +54,43 @@ public sealed class LargeJsonStringTests
     }
 
     [Fact]
+    public void IsWellFormed_says_exactly_when_Decode_succeeds()
+    {
+        // Escapes, surrogate escapes paired and not, raw UTF-8 and bytes that are not UTF-8, mixed at random.
+        byte[][] pieces =
+        [
+            "a"u8.ToArray(), "\\n"u8.ToArray(), "\\\""u8.ToArray(), "\\u00e9"u8.ToArray(), "\\uD83D\\uDE00"u8.ToArray(), "\\ud800"u8.ToArray(),
+            "\\udc00"u8.ToArray(), "\\uD83D"u8.ToArray(), "é"u8.ToArray(), "中"u8.ToArray(), "😀"u8.ToArray(), [0xFF], [0xC3], [0xE2, 0x82], [0x80],
+        ];
+        var random = new Random(5);
+        int wellFormed = 0, malformed = 0;
+        for (int i = 0; i < 5_000; i++)
+        {
+            var bytes = new List<byte>();
+            int count = random.Next(0, 8);
+            for (int j = 0; j < count; j++)
+            {
+                bytes.AddRange(pieces[random.Next(pieces.Length)]);
+            }
+            byte[] escaped = [.. bytes];
+            bool decodes;
+            try
+            {
+                LargeJsonString.Decode(escaped);
+                decodes = true;
+            }
+            catch (InvalidOperationException)
+            {
+                decodes = false;
+            }
+
+            Assert.True(decodes == LargeJsonString.IsWellFormed(escaped), $"IsWellFormed disagrees with Decode on {Convert.ToHexString(escaped)}");
+            _ = decodes ? wellFormed++ : malformed++;
+        }
+        Assert.True(wellFormed > 500 && malformed > 500, $"{wellFormed} well-formed, {malformed} malformed: the mix should hold plenty of both");
+    }
+
+    [Fact]
     public void Decode_InvalidUtf8_ThrowsAsSystemTextJsonDoes()
     {
         byte[] bytes = [(byte)'a', 0xFF, (byte)'b'];

@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace LlmServer.Serving;
 
@@ -96,6 +97,51 @@ public static class LargeJsonString
             written += new Rune(scalar).EncodeToUtf8(unescaped.AsSpan(written));
         }
         return Transcode(unescaped.AsSpan(0, written));
+    }
+
+    /// <summary>
+    /// Whether <see cref="Decode"/> would succeed on the bytes between a JSON string's quotes, decoding
+    /// nothing: UTF-8 between the escapes, and every surrogate escape paired. The checks of a request's
+    /// free-form values use it, so a long prompt is not decoded once to be checked and again to be read.
+    /// </summary>
+    public static bool IsWellFormed(ReadOnlySpan<byte> escaped)
+    {
+        int i = 0;
+        while (true)
+        {
+            int backslash = escaped[i..].IndexOf((byte)'\\');
+            // An escape is ASCII, so a UTF-8 sequence never spans one: each run can be checked alone.
+            if (!Utf8.IsValid(backslash < 0 ? escaped[i..] : escaped.Slice(i, backslash)))
+            {
+                return false;
+            }
+            if (backslash < 0)
+            {
+                return true;
+            }
+            i += backslash;
+            byte kind = escaped[i + 1];
+            i += 2;
+            if (kind != 'u')
+            {
+                continue;
+            }
+            int unit = ReadHex(escaped.Slice(i, 4));
+            i += 4;
+            if (char.IsHighSurrogate((char)unit))
+            {
+                int low = i + 6 <= escaped.Length && escaped[i] == '\\' && escaped[i + 1] == 'u' ? ReadHex(escaped.Slice(i + 2, 4)) : -1;
+                if (low < 0 || !char.IsLowSurrogate((char)low))
+                {
+                    return false;
+                }
+                i += 6;
+            }
+            else if (char.IsLowSurrogate((char)unit))
+            {
+                return false;
+            }
+        }
     }
 
     private static int ReadHex(ReadOnlySpan<byte> hex) =>

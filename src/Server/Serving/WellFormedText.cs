@@ -135,34 +135,8 @@ public sealed class WellFormedJsonElementConverter : JsonConverter<JsonElement>
         {
             return Utf8.IsValid(reader.ValueSpan);
         }
-        // Unescaping is where a lone \uD800 shows. A short string unescapes into a pooled buffer; a long
-        // one through LargeJsonString, so no body-sized array stays in ArrayPool.Shared.
-        long rawLength = WellFormedStringConverter.RawLength(ref reader);
-        if (rawLength >= LargeJsonString.Threshold)
-        {
-            try
-            {
-                _ = reader.HasValueSequence ? LargeJsonString.Decode(reader.ValueSequence.ToArray()) : LargeJsonString.Decode(reader.ValueSpan);
-                return true;
-            }
-            catch (InvalidOperationException)
-            {
-                return false;
-            }
-        }
-        char[] buffer = ArrayPool<char>.Shared.Rent(Math.Max((int)rawLength, 1));
-        try
-        {
-            reader.CopyString(buffer);
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-        finally
-        {
-            ArrayPool<char>.Shared.Return(buffer);
-        }
+        // Unescaping is where a lone \uD800 shows; LargeJsonString checks the escapes without decoding
+        // anything, so the value is decoded once, when it is read.
+        return reader.HasValueSequence ? LargeJsonString.IsWellFormed(reader.ValueSequence.ToArray()) : LargeJsonString.IsWellFormed(reader.ValueSpan);
     }
 }
