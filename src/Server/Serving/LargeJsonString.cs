@@ -78,22 +78,8 @@ public static class LargeJsonString
                 };
                 continue;
             }
-            int scalar = ReadHex(escaped.Slice(i, 4));
-            i += 4;
-            if (char.IsHighSurrogate((char)scalar))
-            {
-                int low = i + 6 <= escaped.Length && escaped[i] == '\\' && escaped[i + 1] == 'u' ? ReadHex(escaped.Slice(i + 2, 4)) : -1;
-                if (low < 0 || !char.IsLowSurrogate((char)low))
-                {
-                    throw new InvalidOperationException("Cannot read incomplete UTF-16 JSON text as string with missing low surrogate.");
-                }
-                scalar = char.ConvertToUtf32((char)scalar, (char)low);
-                i += 6;
-            }
-            else if (char.IsLowSurrogate((char)scalar))
-            {
-                throw new InvalidOperationException($"Cannot read invalid UTF-16 JSON text as string. Invalid surrogate value: '0x{scalar:X4}'.");
-            }
+            int scalar = ReadUnicodeEscape(escaped, ref i)
+                ?? throw new InvalidOperationException("Cannot read invalid UTF-16 JSON text as string: a surrogate escape without its other half.");
             written += new Rune(scalar).EncodeToUtf8(unescaped.AsSpan(written));
         }
         return Transcode(unescaped.AsSpan(0, written));
@@ -126,22 +112,33 @@ public static class LargeJsonString
             {
                 continue;
             }
-            int unit = ReadHex(escaped.Slice(i, 4));
-            i += 4;
-            if (char.IsHighSurrogate((char)unit))
-            {
-                int low = i + 6 <= escaped.Length && escaped[i] == '\\' && escaped[i + 1] == 'u' ? ReadHex(escaped.Slice(i + 2, 4)) : -1;
-                if (low < 0 || !char.IsLowSurrogate((char)low))
-                {
-                    return false;
-                }
-                i += 6;
-            }
-            else if (char.IsLowSurrogate((char)unit))
+            if (ReadUnicodeEscape(escaped, ref i) is null)
             {
                 return false;
             }
         }
+    }
+
+    /// <summary>
+    /// The scalar of the \u escape whose hex digits start at <paramref name="i"/>, read with its low
+    /// half when it is a high surrogate; <paramref name="i"/> moves past what was read. Null for a
+    /// surrogate without its other half, which no UTF-8 can stand for.
+    /// </summary>
+    private static int? ReadUnicodeEscape(ReadOnlySpan<byte> escaped, ref int i)
+    {
+        int unit = ReadHex(escaped.Slice(i, 4));
+        i += 4;
+        if (char.IsHighSurrogate((char)unit))
+        {
+            int low = i + 6 <= escaped.Length && escaped[i] == '\\' && escaped[i + 1] == 'u' ? ReadHex(escaped.Slice(i + 2, 4)) : -1;
+            if (low < 0 || !char.IsLowSurrogate((char)low))
+            {
+                return null;
+            }
+            i += 6;
+            return char.ConvertToUtf32((char)unit, (char)low);
+        }
+        return char.IsLowSurrogate((char)unit) ? null : unit;
     }
 
     private static int ReadHex(ReadOnlySpan<byte> hex) =>
