@@ -18,6 +18,7 @@ WORKDIR /src
 # does not download libtorch again.
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
+COPY src/ChatTemplates/ChatTemplates.csproj src/ChatTemplates/packages.lock.json src/ChatTemplates/
 COPY src/Inference/Inference.csproj src/Inference/packages.lock.json src/Inference/
 COPY src/FineTuning/FineTuning.csproj src/FineTuning/packages.lock.json src/FineTuning/
 COPY src/Training/Training.csproj src/Training/packages.lock.json src/Training/
