@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmServer.ChatTemplates;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;

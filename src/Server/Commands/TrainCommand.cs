@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
