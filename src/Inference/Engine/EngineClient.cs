@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using LlmServer.Inference.Sampling;
 
 namespace LlmServer.Inference.Engine;
 

@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
+using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Commands;

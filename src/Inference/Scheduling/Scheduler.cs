@@ -1,4 +1,6 @@
-namespace LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
+
+namespace LlmServer.Inference.Scheduling;
 
 /// <summary>
 /// Decides, every step, which requests run and how many tokens each gets. Running requests go

@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Scheduling;
 
 /// <summary>One request's share of a step: compute tokens [NumComputedTokens, NumComputedTokens + NumScheduledTokens).</summary>
 public readonly record struct ScheduledRequest(Request Request, int NumScheduledTokens)

@@ -1,4 +1,7 @@
-namespace LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
+using LlmServer.Inference.Sampling;
+
+namespace LlmServer.Inference.Scheduling;
 
 public enum RequestStatus
 {
@@ -14,7 +17,7 @@ public enum RequestStatus
 /// decode phase: the scheduler gives the request tokens until <see cref="NumComputedTokens"/>
 /// catches up with <see cref="NumTokens"/>, then each step adds one sampled token.
 /// </summary>
-public sealed class Request
+public sealed class Request : IKvCacheRequest, ISamplingRequest
 {
     private readonly List<int> _tokenIds;
 
@@ -51,17 +54,7 @@ public sealed class Request
     /// <summary>Prompt tokens found in the prefix cache when the request was (last) admitted.</summary>
     public int NumCachedTokens { get; set; }
 
-    /// <summary>Content hashes of the request's full blocks, computed once each (prefix caching).</summary>
-    public List<BlockHash> BlockHashes { get; } = [];
-
-    /// <summary>Leading blocks of this request already published to the prefix cache.</summary>
-    public int PublishedBlockCount { get; set; }
-
-    /// <summary>The block pool's content epoch <see cref="BlockHashes"/> were computed in.</summary>
-    public int BlockHashesEpoch { get; set; }
-
-    /// <summary>The content epoch the request's cached keys and values were computed in.</summary>
-    public int ComputedInEpoch { get; set; }
+    public PrefixCacheState PrefixCache { get; } = new();
 
     /// <summary>The most tokens this request can ever hold in the cache.</summary>
     public int MaxTotalTokens => PromptLength + Sampling.MaxTokens;

@@ -1,6 +1,8 @@
-using LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 
-namespace LlmServer.Inference.Tests.Engine;
+namespace LlmServer.Inference.Tests.Scheduling;
 
 public class SchedulerTests
 {

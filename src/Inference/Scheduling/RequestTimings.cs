@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Scheduling;
 
 /// <summary>
 /// When the engine saw a request reach each phase, as <see cref="Stopwatch.GetTimestamp"/> values:
