@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Sampling;
 
@@ -42,6 +43,9 @@ public sealed class Request : IKvCacheRequest, ISamplingRequest
     /// <summary>The weights the request runs on; part of its prefix-cache identity, so blocks never cross models.</summary>
     public int WeightsId { get; init; }
     public RequestStatus Status { get; set; } = RequestStatus.Waiting;
+
+    /// <summary>When the request reached each phase; arrival is when it was submitted, now unless given.</summary>
+    public RequestTimings Timings { get; init; } = new(Stopwatch.GetTimestamp());
 
     public int PromptLength { get; }
     public IReadOnlyList<int> TokenIds => _tokenIds;
