@@ -76,6 +76,7 @@ internal sealed class ActiveRequests(Scheduler scheduler, ModelRegistry registry
     /// <summary>Records what a step produced for the request and sends it down its stream, ending the request if it was the last.</summary>
     public void Update(ActiveRequest active, GenerationEvent generated)
     {
+        // An event carries tokens only when one was sampled this step; a failed row carries none.
         if (generated.Tokens.Count > 0)
         {
             GeneratedTokenCount += generated.Tokens.Count;
