@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using TorchSharp;
 using static TorchSharp.torch;
 

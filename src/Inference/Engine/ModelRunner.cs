@@ -1,6 +1,8 @@
+using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Scheduling;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using LlmServer.ChatTemplates;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Commands;

@@ -3,6 +3,7 @@ using LlmServer.ChatTemplates;
 using LlmServer.Contracts;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;

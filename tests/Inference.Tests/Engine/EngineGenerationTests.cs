@@ -1,4 +1,6 @@
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tests.Models;
 
 namespace LlmServer.Inference.Tests.Engine;

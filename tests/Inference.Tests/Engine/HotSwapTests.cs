@@ -1,6 +1,7 @@
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tests.Models;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Scheduling;
 
 public sealed record SchedulerOptions
 {

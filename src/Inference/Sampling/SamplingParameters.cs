@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Sampling;
 
 /// <summary>How one request picks its tokens and when it stops. Validated by the API layer; the engine trusts it.</summary>
 public sealed record SamplingParameters

@@ -1,4 +1,6 @@
-namespace LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
+
+namespace LlmServer.Inference.Scheduling;
 
 /// <summary>
 /// Decides, every step, which requests run and how many tokens each gets. Running requests go
@@ -24,6 +26,12 @@ public sealed class Scheduler
     public int RunningCount => _running.Count;
     public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
     public KvCacheManager Cache => _cache;
+
+    /// <summary>Requests preempted so far, each time counted.</summary>
+    public long NumPreemptions { get; private set; }
+
+    /// <summary>Prompt tokens computed so far (prefix-cache hits excluded, recomputation after preemption included).</summary>
+    public long NumComputedPromptTokens { get; private set; }
 
     public void Add(Request request)
     {
@@ -89,12 +97,14 @@ public sealed class Scheduler
             scheduled.Add(new ScheduledRequest(request, tokens));
             budget -= tokens;
         }
+        NumPreemptions += preempted.Count;
         return new SchedulerOutput(scheduled, preempted);
     }
 
     /// <summary>Marks the scheduled tokens as computed and publishes newly full blocks; call after the forward pass ran.</summary>
     public void CommitStep(SchedulerOutput output)
     {
+        NumComputedPromptTokens += output.NumPromptTokens;
         foreach (ScheduledRequest item in output.Scheduled)
         {
             item.Request.NumComputedTokens += item.NumScheduledTokens;

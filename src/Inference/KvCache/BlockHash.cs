@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.KvCache;
 
 /// <summary>
 /// Identifies the content of one full block: its tokens and, through the parent's hash, every token

@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Scheduling;
 
 /// <summary>One request's share of a step: compute tokens [NumComputedTokens, NumComputedTokens + NumScheduledTokens).</summary>
 public readonly record struct ScheduledRequest(Request Request, int NumScheduledTokens)
@@ -14,5 +14,14 @@ public readonly record struct ScheduledRequest(Request Request, int NumScheduled
 /// <summary>What one engine step runs, plus the requests that lost their blocks in making room.</summary>
 public sealed record SchedulerOutput(IReadOnlyList<ScheduledRequest> Scheduled, IReadOnlyList<Request> Preempted)
 {
+    /// <summary>
+    /// Nothing runs this step. Happens only when making room evicted every running request, the one
+    /// being scheduled included; the next <see cref="Scheduler.Schedule"/> readmits the oldest of
+    /// them with the whole pool free.
+    /// </summary>
     public bool IsEmpty => Scheduled.Count == 0;
+
+    /// <summary>Prompt tokens this step computes (recomputation after preemption counts again).</summary>
+    public int NumPromptTokens => Scheduled.Sum(item =>
+        Math.Max(0, Math.Min(item.Request.PromptLength, item.FirstPosition + item.NumScheduledTokens) - item.FirstPosition));
 }

@@ -1,4 +1,8 @@
-namespace LlmServer.Inference.Engine;
+using System.Diagnostics;
+using LlmServer.Inference.KvCache;
+using LlmServer.Inference.Sampling;
+
+namespace LlmServer.Inference.Scheduling;
 
 public enum RequestStatus
 {
@@ -14,7 +18,7 @@ public enum RequestStatus
 /// decode phase: the scheduler gives the request tokens until <see cref="NumComputedTokens"/>
 /// catches up with <see cref="NumTokens"/>, then each step adds one sampled token.
 /// </summary>
-public sealed class Request
+public sealed class Request : IKvCacheRequest, ISamplingRequest
 {
     private readonly List<int> _tokenIds;
 
@@ -40,6 +44,9 @@ public sealed class Request
     public int WeightsId { get; init; }
     public RequestStatus Status { get; set; } = RequestStatus.Waiting;
 
+    /// <summary>When the request reached each phase; arrival is when it was submitted, now unless given.</summary>
+    public RequestTimings Timings { get; init; } = new(Stopwatch.GetTimestamp());
+
     public int PromptLength { get; }
     public IReadOnlyList<int> TokenIds => _tokenIds;
     public int NumTokens => _tokenIds.Count;
@@ -51,17 +58,7 @@ public sealed class Request
     /// <summary>Prompt tokens found in the prefix cache when the request was (last) admitted.</summary>
     public int NumCachedTokens { get; set; }
 
-    /// <summary>Content hashes of the request's full blocks, computed once each (prefix caching).</summary>
-    public List<BlockHash> BlockHashes { get; } = [];
-
-    /// <summary>Leading blocks of this request already published to the prefix cache.</summary>
-    public int PublishedBlockCount { get; set; }
-
-    /// <summary>The block pool's content epoch <see cref="BlockHashes"/> were computed in.</summary>
-    public int BlockHashesEpoch { get; set; }
-
-    /// <summary>The content epoch the request's cached keys and values were computed in.</summary>
-    public int ComputedInEpoch { get; set; }
+    public PrefixCacheState PrefixCache { get; } = new();
 
     /// <summary>The most tokens this request can ever hold in the cache.</summary>
     public int MaxTotalTokens => PromptLength + Sampling.MaxTokens;

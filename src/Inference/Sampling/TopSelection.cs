@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Sampling;
 
 /// <summary>
 /// Top-k and top-p (nucleus) cuts by selection instead of sorting the vocabulary: quickselect

@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
 
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Sampling;
 
 /// <summary>A row of logits no token can be drawn from (NaN from an overflow, say).</summary>
 public sealed class SamplingException(string message) : Exception(message);
@@ -20,7 +20,7 @@ public sealed class Sampler
     /// <param name="request">Supplies the parameters and the output so far (for penalties and min_tokens).</param>
     /// <param name="random">The request's own generator; unused for greedy rows.</param>
     /// <param name="suppressedTokens">Tokens that may not be picked now (end-of-text before min_tokens).</param>
-    public GeneratedToken Sample(ReadOnlySpan<float> logits, Request request, SeededRandom random,
+    public GeneratedToken Sample(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random,
         IReadOnlyCollection<int> suppressedTokens, int textOffset)
     {
         SamplingParameters sampling = request.Sampling;
@@ -46,7 +46,7 @@ public sealed class Sampler
         return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
     }
 
-    private int SampleAdjusted(ReadOnlySpan<float> logits, Request request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens)
+    private int SampleAdjusted(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens)
     {
         SamplingParameters sampling = request.Sampling;
         int vocabulary = logits.Length;
@@ -65,7 +65,7 @@ public sealed class Sampler
         return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], sampling, random);
     }
 
-    private static void ApplyBiasAndPenalties(Span<float> adjusted, Request request)
+    private static void ApplyBiasAndPenalties(Span<float> adjusted, ISamplingRequest request)
     {
         SamplingParameters sampling = request.Sampling;
         foreach ((int token, double bias) in sampling.LogitBias)

@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.KvCache;
 
 /// <summary>
 /// Hands out KV-cache block ids and remembers which full blocks hold which content. Pure

@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.KvCache;
 
 /// <summary>
 /// Keeps each request's block table (token i lives in block table[i / BlockSize] at offset
@@ -39,7 +39,7 @@ public sealed class KvCacheManager
     /// The longest run of the request's leading full blocks already in the cache. At least one
     /// token is always left to compute, because the step that computes it yields the logits.
     /// </summary>
-    public IReadOnlyList<int> FindCachedPrefix(Request request)
+    public IReadOnlyList<int> FindCachedPrefix(IKvCacheRequest request)
     {
         if (!PrefixCachingEnabled)
         {
@@ -63,7 +63,7 @@ public sealed class KvCacheManager
     /// first taking <paramref name="cachedPrefix"/> (from <see cref="FindCachedPrefix"/>) for a
     /// request that holds no blocks yet. False, with nothing changed, if the pool is short.
     /// </summary>
-    public bool TryAllocateSlots(Request request, int newTokenCount, IReadOnlyList<int>? cachedPrefix = null)
+    public bool TryAllocateSlots(IKvCacheRequest request, int newTokenCount, IReadOnlyList<int>? cachedPrefix = null)
     {
         cachedPrefix ??= [];
         _blockTables.TryGetValue(request.RequestId, out List<int>? table);
@@ -84,7 +84,7 @@ public sealed class KvCacheManager
         {
             table = new List<int>(BlocksFor(request.MaxTotalTokens));
             _blockTables[request.RequestId] = table;
-            request.ComputedInEpoch = _pool.ContentEpoch;
+            request.PrefixCache.ComputedInEpoch = _pool.ContentEpoch;
         }
         if (cachedPrefix.Count > 0)
         {
@@ -100,7 +100,7 @@ public sealed class KvCacheManager
     }
 
     /// <summary>Counts a prompt lookup for the hit-rate metrics (once per admission).</summary>
-    public void RecordLookup(Request request, int cachedTokens)
+    public void RecordLookup(IKvCacheRequest request, int cachedTokens)
     {
         if (PrefixCachingEnabled)
         {
@@ -110,48 +110,48 @@ public sealed class KvCacheManager
     }
 
     /// <summary>Publishes the request's blocks that its computed tokens have filled since the last call.</summary>
-    public void CacheFullBlocks(Request request)
+    public void CacheFullBlocks(IKvCacheRequest request)
     {
         // Blocks computed under weights that have since been replaced must never be found again.
-        if (!PrefixCachingEnabled || request.ComputedInEpoch != _pool.ContentEpoch
+        if (!PrefixCachingEnabled || request.PrefixCache.ComputedInEpoch != _pool.ContentEpoch
             || !_blockTables.TryGetValue(request.RequestId, out List<int>? table))
         {
             return;
         }
         int fullBlocks = Math.Min(request.NumComputedTokens / BlockSize, table.Count);
-        if (fullBlocks <= request.PublishedBlockCount)
+        if (fullBlocks <= request.PrefixCache.PublishedBlockCount)
         {
             return;
         }
         List<BlockHash> hashes = HashesOfFullBlocks(request, fullBlocks);
-        for (int block = request.PublishedBlockCount; block < fullBlocks; block++)
+        for (int block = request.PrefixCache.PublishedBlockCount; block < fullBlocks; block++)
         {
             _pool.MarkCached(table[block], hashes[block]);
         }
-        request.PublishedBlockCount = fullBlocks;
+        request.PrefixCache.PublishedBlockCount = fullBlocks;
     }
 
     /// <summary>Gives all of the request's blocks back, last first so its prefix stays cached longest.</summary>
-    public void Free(Request request)
+    public void Free(IKvCacheRequest request)
     {
         if (_blockTables.Remove(request.RequestId, out List<int>? table))
         {
             table.Reverse();
             _pool.Release(table);
         }
-        request.PublishedBlockCount = 0;
+        request.PrefixCache.PublishedBlockCount = 0;
     }
 
     public int BlocksFor(int tokenCount) => (tokenCount + BlockSize - 1) / BlockSize;
 
     /// <summary>The chained hashes of the request's first <paramref name="count"/> blocks, computed once each.</summary>
-    private List<BlockHash> HashesOfFullBlocks(Request request, int count)
+    private List<BlockHash> HashesOfFullBlocks(IKvCacheRequest request, int count)
     {
-        List<BlockHash> hashes = request.BlockHashes;
-        if (request.BlockHashesEpoch != _pool.ContentEpoch)
+        List<BlockHash> hashes = request.PrefixCache.BlockHashes;
+        if (request.PrefixCache.BlockHashesEpoch != _pool.ContentEpoch)
         {
             hashes.Clear();
-            request.BlockHashesEpoch = _pool.ContentEpoch;
+            request.PrefixCache.BlockHashesEpoch = _pool.ContentEpoch;
         }
         // The first block chains from the epoch and the weights, so keys and values computed by
         // other weights (another model, an adapter, a replaced checkpoint) never match.

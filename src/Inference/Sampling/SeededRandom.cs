@@ -1,4 +1,4 @@
-namespace LlmServer.Inference.Engine;
+namespace LlmServer.Inference.Sampling;
 
 /// <summary>
 /// xoshiro256** seeded through SplitMix64. Our own generator, not System.Random, so a seed gives

@@ -1,6 +1,7 @@
-using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 
-namespace LlmServer.Inference.Tests.Engine;
+namespace LlmServer.Inference.Tests.Sampling;
 
 /// <summary>The sampler on hand-made logits, where the right answer is known.</summary>
 public class SamplerTests
