@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;

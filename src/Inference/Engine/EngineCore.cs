@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
 using TorchSharp;

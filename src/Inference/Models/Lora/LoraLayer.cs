@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;

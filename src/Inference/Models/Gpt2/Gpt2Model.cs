@@ -1,3 +1,5 @@
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
@@ -6,7 +8,7 @@ using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace LlmServer.Inference.Models;
+namespace LlmServer.Inference.Models.Gpt2;
 
 // GPT-2, top-down in the order of nanoGPT's model.py. Fields keep C# names; [ComponentName] gives
 // them the Hugging Face names, so state_dict() keys are the checkpoint's keys without "transformer.".
@@ -283,133 +285,6 @@ public sealed class Gpt2Model : Module
         if (disposing)
         {
             _packedHead?.Dispose();
-        }
-        base.Dispose(disposing);
-    }
-}
-
-/// <summary>A lookup table of row vectors; Hugging Face's nn.Embedding with parameter "weight".</summary>
-public sealed class EmbeddingTable : Module
-{
-    [ComponentName(Name = "weight")] private readonly Parameter _weight;
-
-    public EmbeddingTable(int rows, int width, ScalarType dtype, Device device) : base("embedding")
-    {
-        _weight = new Parameter(empty([rows, width], dtype, device));
-        RegisterComponents();
-    }
-
-    public Parameter Weight => _weight;
-
-    public Tensor Forward(Tensor ids)
-    {
-        if (ids.dim() == 1)
-        {
-            return _weight.index_select(0, ids);                                         // (N, C)
-        }
-        using Tensor flat = ids.reshape(-1);                                             // (B*T)
-        using Tensor rows = _weight.index_select(0, flat);                              // (B*T, C)
-        return rows.view(ids.shape[0], ids.shape[1], _weight.shape[1]);                 // (B, T, C)
-    }
-}
-
-/// <summary>Layer normalization with parameters "weight" and "bias".</summary>
-public sealed class LayerNormalization : Module
-{
-    [ComponentName(Name = "weight")] private readonly Parameter _weight;
-    [ComponentName(Name = "bias")] private readonly Parameter _bias;
-    private readonly double _epsilon;
-    private readonly long[] _normalizedShape;
-
-    public LayerNormalization(int width, double epsilon, ScalarType dtype, Device device) : base("layer_norm")
-    {
-        _weight = new Parameter(ones([width], dtype, device));
-        _bias = new Parameter(zeros([width], dtype, device));
-        _epsilon = epsilon;
-        _normalizedShape = [width];
-        RegisterComponents();
-    }
-
-    public Tensor Forward(Tensor x) => functional.layer_norm(x, _normalizedShape, _weight, _bias, _epsilon);
-}
-
-/// <summary>
-/// GPT-2's Conv1D: a linear layer whose weight is stored (in, out), y = x W + b.
-/// Keeping the checkpoint's orientation means loading is a plain copy.
-/// </summary>
-public sealed class Conv1D : Module
-{
-    [ComponentName(Name = "weight")] private readonly Parameter _weight;
-    [ComponentName(Name = "bias")] private readonly Parameter? _bias;
-    private readonly bool _storedAsOutByIn;
-    // Serving only, on the CPU: the weight in MKL's packed layout (see MklPackedMatrix).
-    private MklPackedMatrix? _packed;
-
-    // Every model builds its products from Conv1D, so MKL's kernels are chosen before the first one runs.
-    static Conv1D() => MklCpuDispatch.EnsureApplied();
-
-    /// <param name="modulePath">Where the layer sits in the model ("h.0.attn.c_attn"): the name LoRA adapters target it by; null for a layer no adapter can target.</param>
-    public Conv1D(int inputs, int outputs, ScalarType dtype, Device device, string? modulePath = null) : base("conv1d")
-    {
-        _weight = new Parameter(empty([inputs, outputs], dtype, device));
-        _bias = new Parameter(zeros([outputs], dtype, device));
-        ModulePath = modulePath;
-        RegisterComponents();
-    }
-
-    private Conv1D(int inputs, int outputs, ScalarType dtype, Device device, bool storedAsOutByIn) : base("linear")
-    {
-        _weight = new Parameter(empty([outputs, inputs], dtype, device));
-        _bias = null;
-        _storedAsOutByIn = storedAsOutByIn;
-        RegisterComponents();
-    }
-
-    public Parameter Weight => _weight;
-
-    public string? ModulePath { get; }
-
-    /// <summary>An nn.Linear without bias, weight stored (out, in) as PyTorch does.</summary>
-    public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>
-        new(inputs, outputs, dtype, device, storedAsOutByIn: true);
-
-    /// <summary>Packs the weight for serving (CPU with MKL only); call again after the weights change.</summary>
-    public void PrepareForServing()
-    {
-        _packed?.Dispose();
-        _packed = MklPackedMatrix.TryPack(_weight, _storedAsOutByIn);
-    }
-
-    public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
-    {
-        Tensor y = ForwardBase(x);                                                       // (..., out)
-        return adapters is null || ModulePath is null ? y : adapters.AddUpdates(ModulePath, x, y);
-    }
-
-    private Tensor ForwardBase(Tensor x)
-    {
-        // Only under inference mode (the engine), so training keeps autograd's products.
-        if (_packed is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
-        {
-            return _packed.Multiply(x, _bias);                                           // (N, out)
-        }
-        if (_storedAsOutByIn)
-        {
-            return x.matmul(_weight.t());                                                // (..., out)
-        }
-        if (x.dim() == 2)
-        {
-            return addmm(_bias!, x, _weight, beta: 1, alpha: 1);                         // (N, out)
-        }
-        using Tensor product = x.matmul(_weight);                                        // (..., out)
-        return product.add(_bias!);
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _packed?.Dispose();
         }
         base.Dispose(disposing);
     }
