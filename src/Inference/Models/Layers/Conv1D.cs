@@ -2,7 +2,6 @@ using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -14,8 +13,8 @@ namespace LlmServer.Inference.Models.Layers;
 /// </summary>
 public sealed class Conv1D : Module
 {
-    [ComponentName(Name = "weight")] private readonly Parameter _weight;
-    [ComponentName(Name = "bias")] private readonly Parameter? _bias;
+    private readonly Parameter weight;
+    private readonly Parameter? bias;
     private readonly bool _storedAsOutByIn;
     // Serving only, on the CPU: the weight in MKL's packed layout (see MklPackedMatrix).
     private MklPackedMatrix? _packed;
@@ -26,21 +25,21 @@ public sealed class Conv1D : Module
     /// <param name="modulePath">Where the layer sits in the model ("h.0.attn.c_attn"): the name LoRA adapters target it by; null for a layer no adapter can target.</param>
     public Conv1D(int inputs, int outputs, ScalarType dtype, Device device, string? modulePath = null) : base("conv1d")
     {
-        _weight = new Parameter(empty([inputs, outputs], dtype, device));
-        _bias = new Parameter(zeros([outputs], dtype, device));
+        weight = new Parameter(empty([inputs, outputs], dtype, device));
+        bias = new Parameter(zeros([outputs], dtype, device));
         ModulePath = modulePath;
         RegisterComponents();
     }
 
     private Conv1D(int inputs, int outputs, ScalarType dtype, Device device, bool storedAsOutByIn) : base("linear")
     {
-        _weight = new Parameter(empty([outputs, inputs], dtype, device));
-        _bias = null;
+        weight = new Parameter(empty([outputs, inputs], dtype, device));
+        bias = null;
         _storedAsOutByIn = storedAsOutByIn;
         RegisterComponents();
     }
 
-    public Parameter Weight => _weight;
+    public Parameter Weight => weight;
 
     public string? ModulePath { get; }
 
@@ -52,7 +51,7 @@ public sealed class Conv1D : Module
     public void PrepareForServing()
     {
         _packed?.Dispose();
-        _packed = MklPackedMatrix.TryPack(_weight, _storedAsOutByIn);
+        _packed = MklPackedMatrix.TryPack(weight, _storedAsOutByIn);
     }
 
     public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
@@ -66,18 +65,18 @@ public sealed class Conv1D : Module
         // Only under inference mode (the engine), so training keeps autograd's products.
         if (_packed is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
         {
-            return _packed.Multiply(x, _bias);                                           // (N, out)
+            return _packed.Multiply(x, bias);                                            // (N, out)
         }
         if (_storedAsOutByIn)
         {
-            return x.matmul(_weight.t());                                                // (..., out)
+            return x.matmul(weight.t());                                                 // (..., out)
         }
         if (x.dim() == 2)
         {
-            return addmm(_bias!, x, _weight, beta: 1, alpha: 1);                         // (N, out)
+            return addmm(bias!, x, weight, beta: 1, alpha: 1);                           // (N, out)
         }
-        using Tensor product = x.matmul(_weight);                                        // (..., out)
-        return product.add(_bias!);
+        using Tensor product = x.matmul(weight);                                         // (..., out)
+        return product.add(bias!);
     }
 
     protected override void Dispose(bool disposing)

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -9,19 +8,19 @@ namespace LlmServer.Inference.Models.Layers;
 /// <summary>Layer normalization with parameters "weight" and "bias".</summary>
 public sealed class LayerNormalization : Module
 {
-    [ComponentName(Name = "weight")] private readonly Parameter _weight;
-    [ComponentName(Name = "bias")] private readonly Parameter _bias;
+    private readonly Parameter weight;
+    private readonly Parameter bias;
     private readonly double _epsilon;
     private readonly long[] _normalizedShape;
 
     public LayerNormalization(int width, double epsilon, ScalarType dtype, Device device) : base("layer_norm")
     {
-        _weight = new Parameter(ones([width], dtype, device));
-        _bias = new Parameter(zeros([width], dtype, device));
+        weight = new Parameter(ones([width], dtype, device));
+        bias = new Parameter(zeros([width], dtype, device));
         _epsilon = epsilon;
         _normalizedShape = [width];
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x) => functional.layer_norm(x, _normalizedShape, _weight, _bias, _epsilon);
+    public Tensor Forward(Tensor x) => functional.layer_norm(x, _normalizedShape, weight, bias, _epsilon);
 }
