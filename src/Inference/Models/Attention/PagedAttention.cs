@@ -4,7 +4,7 @@ using static TorchSharp.torch.nn;
 namespace LlmServer.Inference.Models.Attention;
 
 /// <summary>
-/// Attention for one serving step over the paged KV cache, the same for every architecture: the
+/// Attention for one serving step over the paged KV cache, shared by every architecture: the
 /// step's keys and values go into the cache at their slots, then each group of the
 /// <see cref="AttentionMetadata"/> attends the cheapest way its layout allows.
 /// </summary>
