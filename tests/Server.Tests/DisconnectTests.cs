@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;

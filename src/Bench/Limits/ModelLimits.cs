@@ -2,6 +2,8 @@ using System.Diagnostics;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;

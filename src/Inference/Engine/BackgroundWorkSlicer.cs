@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 
 namespace LlmServer.Inference.Engine;
 

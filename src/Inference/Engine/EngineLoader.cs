@@ -1,5 +1,7 @@
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Scheduling;

@@ -3,6 +3,7 @@ using System.Globalization;
 using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training;

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Pretraining;

@@ -1,5 +1,6 @@
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tests.Models;

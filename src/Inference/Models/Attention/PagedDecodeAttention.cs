@@ -7,7 +7,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
-namespace LlmServer.Inference.Models;
+namespace LlmServer.Inference.Models.Attention;
 
 /// <summary>
 /// Decode attention on the CPU, read where the keys and values lie in the paged cache: one query

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace LlmServer.Inference.Models;
+namespace LlmServer.Inference.Models.Attention;
 
 /// <summary>
 /// Where the tokens of one forward pass sit and what each may attend to.

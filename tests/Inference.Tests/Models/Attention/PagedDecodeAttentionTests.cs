@@ -1,7 +1,8 @@
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using static TorchSharp.torch;
 
-namespace LlmServer.Inference.Tests.Models;
+namespace LlmServer.Inference.Tests.Models.Attention;
 
 /// <summary>
 /// The in-place decode kernel against plain softmax attention computed with libtorch over the same

@@ -1,11 +1,12 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Safetensors;
 
-namespace LlmServer.Inference.Models;
+namespace LlmServer.Inference.Models.Gpt2;
 
 /// <summary>The fields of a Hugging Face GPT-2 <c>config.json</c> that shape the network.</summary>
-public sealed record Gpt2Config
+public sealed record Gpt2Config : IKvCacheShape
 {
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "gpt2";
     [JsonPropertyName("vocab_size")] public int VocabSize { get; init; } = 50257;
@@ -26,6 +27,9 @@ public sealed record Gpt2Config
 
     [JsonIgnore] public int FeedForwardSize => InnerSize ?? 4 * EmbeddingSize;
     [JsonIgnore] public int HeadSize => EmbeddingSize / HeadCount;
+
+    // GPT-2 has no grouped-query attention: every query head has its own keys and values.
+    int IKvCacheShape.KvHeadCount => HeadCount;
 
     private static readonly string[] SupportedActivations = ["gelu_new", "gelu", "gelu_pytorch_tanh", "relu"];
 
