@@ -18,9 +18,11 @@ WORKDIR /src
 # does not download libtorch again.
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
+COPY src/ChatTemplates/ChatTemplates.csproj src/ChatTemplates/packages.lock.json src/ChatTemplates/
 COPY src/Inference/Inference.csproj src/Inference/packages.lock.json src/Inference/
 COPY src/FineTuning/FineTuning.csproj src/FineTuning/packages.lock.json src/FineTuning/
 COPY src/Training/Training.csproj src/Training/packages.lock.json src/Training/
+COPY src/Bench/Bench.csproj src/Bench/packages.lock.json src/Bench/
 COPY src/Server/Server.csproj src/Server/packages.lock.json src/Server/
 # The cpu image restores exactly the packages the committed lock files record, as CI does. The
 # cuda image cannot: those files describe TorchSharp-cpu, and the machines that write them are

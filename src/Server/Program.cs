@@ -1,3 +1,4 @@
+using LlmServer.Bench;
 using LlmServer.Commands;
 using LlmServer.Hosting;
 
@@ -13,6 +14,7 @@ string[] rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
 return command switch
 {
     "serve" => await ServeCommand.RunAsync(rest),
+    "bench" when rest is ["random-model", ..] => RandomModelCommand.Run(rest[1..]),
     "bench" => await BenchCommands.RunAsync(rest),
     "random-model" => RandomModelCommand.Run(rest),
     "train" => TrainCommand.Run(rest),

@@ -1,4 +1,4 @@
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Training.Data;
 
 namespace LlmServer.Training;

@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Prometheus;
 using LlmServer.Inference.Tests;
 using LlmServer.Tests;
 

@@ -1,3 +1,4 @@
+using LlmServer.Inference.Tests;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 
@@ -77,21 +78,18 @@ public sealed class ChatPageTests(PlaygroundFixture server, ITestOutputHelper ou
         await Assertions.Expect(page.Locator("#send")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("#stop")).ToBeHiddenAsync();
         int lengthAtStop = (await replyText.TextContentAsync() ?? "").Length;
-        await Task.Delay(TimeSpan.FromSeconds(1.2));
+
+        // The page closing its connection is all the server hears; it must abort the engine request, not let it run to max_tokens.
+        double abortedAfter = abortedBefore;
+        await Poll.UntilAsync(async () => (abortedAfter = await server.FinishedRequestsAsync("aborted")) > abortedBefore,
+            TimeSpan.FromSeconds(10), "the server to abort the request");
+        // The server has stopped generating, so no token is left on its way: the reply is all the page will ever show.
         int lengthLater = (await replyText.TextContentAsync() ?? "").Length;
         await PlaygroundFixture.ScreenshotAsync(page, "2-chat-stopped");
         output.WriteLine($"stopped at {lengthAtStop} characters");
         Assert.True(lengthAtStop > 0);
         Assert.Equal(lengthAtStop, lengthLater);
         Assert.Null(await reply.GetAttributeAsync("data-finish-reason"));
-
-        // The page closing its connection is all the server hears; it must abort the engine request, not let it run to max_tokens.
-        double abortedAfter = abortedBefore;
-        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && abortedAfter <= abortedBefore;)
-        {
-            await Task.Delay(200);
-            abortedAfter = await server.FinishedRequestsAsync("aborted");
-        }
         Assert.Equal(abortedBefore + 1, abortedAfter);
     }
 

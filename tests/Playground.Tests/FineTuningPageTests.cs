@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using LlmServer.Inference.Tests;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 
@@ -25,7 +26,7 @@ public sealed class FineTuningPageTests(PlaygroundFixture server, ITestOutputHel
         }));
         Assert.True(status == HttpStatusCode.OK, $"create job: {(int)status} {body}");
         string jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
-        await WaitForAsync(async () => (await MetricsAsync(jobId)).Train >= 2, "two metrics events");
+        await Poll.UntilAsync(async () => (await MetricsAsync(jobId)).Train >= 2, TimeSpan.FromSeconds(30), "two metrics events");
 
         IPage page = await server.NewPageAsync();
         await page.GotoAsync("/fine-tuning.html");
@@ -43,13 +44,13 @@ public sealed class FineTuningPageTests(PlaygroundFixture server, ITestOutputHel
 
         // The page polls while the job runs; record what it draws until the job is done.
         string finalStatus = "";
-        await WaitForAsync(async () =>
+        await Poll.UntilAsync(async () =>
         {
             pointCounts.Add(await PointCountAsync(trainLine));
             finalStatus = JsonDocument.Parse((await server.AdminAsync(HttpMethod.Get, $"/v1/fine_tuning/jobs/{jobId}")).Body).RootElement
                 .GetProperty("status").GetString()!;
             return finalStatus is "succeeded" or "failed" or "cancelled";
-        }, "the job to finish", TimeSpan.FromSeconds(90));
+        }, TimeSpan.FromSeconds(90), "the job to finish");
         Assert.Equal("succeeded", finalStatus);
 
         (int train, int valid) = await MetricsAsync(jobId);
@@ -81,16 +82,6 @@ public sealed class FineTuningPageTests(PlaygroundFixture server, ITestOutputHel
             .Where(e => e.GetProperty("type").GetString() == "metrics")];
         return (metrics.Count(e => e.GetProperty("data").TryGetProperty("train_loss", out _)),
             metrics.Count(e => e.GetProperty("data").TryGetProperty("valid_loss", out _)));
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < (timeout ?? TimeSpan.FromSeconds(30)), $"timed out waiting for {what}");
-            await Task.Delay(250);
-        }
     }
 
     private static StringContent Json(object value) =>

@@ -1,9 +1,10 @@
 using System.Net.Http.Headers;
 using System.Text;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Prometheus;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Tests;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;

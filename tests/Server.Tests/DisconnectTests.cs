@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;
@@ -40,7 +41,8 @@ public sealed class DisconnectTests : IAsyncLifetime
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") })
         {
             Task<HttpResponseMessage> sending = _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
-            await WaitUntilAsync(() => Engine.Statistics.RunningRequests == 1 && Engine.Statistics.KvCacheUsage > 0);
+            await Poll.UntilAsync(() => Engine.Statistics.RunningRequests == 1 && Engine.Statistics.KvCacheUsage > 0, TimeSpan.FromSeconds(20),
+                "the request to run and hold blocks", () => $"{Engine.Statistics}");
             if (stream)
             {
                 using HttpResponseMessage response = await sending;
@@ -55,17 +57,8 @@ public sealed class DisconnectTests : IAsyncLifetime
             });
         }
 
-        await WaitUntilAsync(() => Engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks);
+        await Poll.UntilAsync(() => Engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks, TimeSpan.FromSeconds(20),
+            "the engine to be idle with every block free", () => $"{Engine.Statistics}");
         Assert.Equal(abortedBefore + 1, Engine.Statistics.AbortedRequests);
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 20 s");
-            await Task.Delay(5);
-        }
     }
 }

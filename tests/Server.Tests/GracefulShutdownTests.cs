@@ -61,24 +61,23 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
             Task<(HttpStatusCode, string)>[] requests = Enumerable.Range(0, 8)
                 .Select(i => SendAsync(http, stream: i % 2 == 0))
                 .ToArray();
-            // Wait until the server is visibly working (a stream has its headers), then give the rest a moment to arrive.
-            await WaitUntilAsync(() => requests.Any(r => r.IsCompleted) || Volatile.Read(ref _streamsStarted) > 0, TimeSpan.FromSeconds(30));
-            await Task.Delay(300);
+            // Wait until the server is visibly working (a stream has its headers) and the rest have arrived.
+            await Poll.UntilAsync(() => requests.Any(r => r.IsCompleted) || Volatile.Read(ref _streamsStarted) > 0, TimeSpan.FromSeconds(30),
+                "a stream's headers or a finished request");
+            await WaitUntilAllArrivedAsync(http, requests);
 
             Terminate(server);
 
             // Draining: readiness says so (or the listener is already closed if the drain was quick).
             bool sawDraining = false, refusedDuringDrain = false, listenerClosed = false;
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (DateTime.UtcNow < deadline && !(refusedDuringDrain || listenerClosed))
+            await Poll.UntilAsync(async () =>
             {
                 try
                 {
                     using HttpResponseMessage ready = await http.GetAsync("/health/ready");
                     if (ready.StatusCode != HttpStatusCode.ServiceUnavailable)
                     {
-                        await Task.Delay(20);
-                        continue;
+                        return false;
                     }
                     sawDraining = true;
                     Assert.Equal("draining", JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString());
@@ -95,7 +94,8 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
                     // Connection refused: the drain ended and the listener closed; a new request cannot get in either.
                     listenerClosed = true;
                 }
-            }
+                return true;
+            }, TimeSpan.FromSeconds(30), "readiness to say draining or the listener to close");
             Assert.True(refusedDuringDrain || listenerClosed, "a new request during the shutdown was neither refused with 503 nor kept out");
             _log.AppendLine($"saw draining: {sawDraining}, refused during drain: {refusedDuringDrain}, listener closed: {listenerClosed}");
 
@@ -164,8 +164,8 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(90) };
             await WaitHealthyAsync(http, server);
             Task<(HttpStatusCode, string)>[] requests = Enumerable.Range(0, 8).Select(i => SendAsync(http, stream: i % 2 == 0)).ToArray();
-            await WaitUntilAsync(() => Volatile.Read(ref _streamsStarted) > 0, TimeSpan.FromSeconds(30));
-            await Task.Delay(100);
+            await Poll.UntilAsync(() => Volatile.Read(ref _streamsStarted) > 0, TimeSpan.FromSeconds(30), "a stream's headers");
+            await WaitUntilAllArrivedAsync(http, requests);
 
             Terminate(server);
 
@@ -241,13 +241,39 @@ public sealed class GracefulShutdownTests(ITestOutputHelper output) : IDisposabl
     private static Task WaitHealthyAsync(HttpClient http, Process server) =>
         LlmServerProcess.WaitHealthyAsync(http, server, "/health/ready", TimeSpan.FromSeconds(60));
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    /// <summary>
+    /// Until every request not yet answered is in the engine, running or queued, so that the signal
+    /// finds them all accepted. (With one running at a time the queue holds the rest for seconds.)
+    /// </summary>
+    private static Task WaitUntilAllArrivedAsync(HttpClient http, Task<(HttpStatusCode, string)>[] requests)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition() && DateTime.UtcNow < deadline)
+        int inEngine = 0;
+        return Poll.UntilAsync(async () =>
         {
-            await Task.Delay(10);
+            int answered = requests.Count(r => r.IsCompleted);
+            inEngine = await RequestsInEngineAsync(http);
+            return inEngine + answered >= requests.Length;
+        }, TimeSpan.FromSeconds(30), $"all {requests.Length} requests to arrive",
+            () => $"{inEngine} in the engine, {requests.Count(r => r.IsCompleted)} answered");
+    }
+
+    /// <summary>Running plus waiting requests, from the samples (<c>name{labels} value [timestamp]</c>) of /metrics.</summary>
+    private static async Task<int> RequestsInEngineAsync(HttpClient http)
+    {
+        string metrics = await http.GetStringAsync("/metrics");
+        double total = 0;
+        foreach (string line in metrics.Split('\n'))
+        {
+            foreach (string name in (string[])["llmserver_num_requests_running", "llmserver_num_requests_waiting"])
+            {
+                if (line.StartsWith(name, StringComparison.Ordinal) && line.Length > name.Length && line[name.Length] is '{' or ' ')
+                {
+                    string afterName = line[name.Length] == '{' ? line[(line.IndexOf('}') + 1)..] : line[name.Length..];
+                    total += double.Parse(afterName.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
         }
+        return (int)total;
     }
 
     /// <summary>SIGTERM, what an orchestrator sends (Process.Kill would be SIGKILL).</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;
 
@@ -49,25 +50,18 @@ internal static class LlmServerProcess
     }
 
     /// <summary>Waits until <paramref name="path"/> answers 2xx, failing at once if the server exits first.</summary>
-    public static async Task WaitHealthyAsync(HttpClient http, Process server, string path, TimeSpan timeout)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+    public static Task WaitHealthyAsync(HttpClient http, Process server, string path, TimeSpan timeout) =>
+        Poll.UntilAsync(async () =>
         {
             Assert.False(server.HasExited, "the server exited before it was ready");
             try
             {
                 using HttpResponseMessage health = await http.GetAsync(path);
-                if (health.IsSuccessStatusCode)
-                {
-                    return;
-                }
+                return health.IsSuccessStatusCode;
             }
             catch (HttpRequestException)
             {
+                return false;
             }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"the server did not answer {path} within {timeout}");
-    }
+        }, timeout, $"the server to answer {path}");
 }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Prometheus;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;

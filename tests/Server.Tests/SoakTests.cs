@@ -1,4 +1,4 @@
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Scenarios;
 using LlmServer.Inference.Tests;
 using Xunit.Abstractions;
 

@@ -1,6 +1,6 @@
-using LlmServer.Inference.Tests;
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Tests;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Data;
 using static TorchSharp.torch;

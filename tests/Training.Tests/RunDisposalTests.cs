@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Training.Data;
 using static TorchSharp.torch;

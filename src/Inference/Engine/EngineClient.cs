@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using LlmServer.Inference.Sampling;
 
 namespace LlmServer.Inference.Engine;
 
@@ -66,7 +67,7 @@ public interface IEngineModelAdministration
 /// <summary>Owns the engine thread and is the only way in to it.</summary>
 public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IAsyncDisposable
 {
-    private readonly EngineCore _core;
+    private readonly EngineLoop _loop;
     private readonly Thread _thread;
     private readonly int _admissionLimit;
     private int _admitted;
@@ -75,16 +76,16 @@ public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IA
     public EngineClient(EngineOptions options)
     {
         _admissionLimit = options.Scheduler.MaxNumSeqs + options.MaxQueuedRequests;
-        _core = new EngineCore(options);
-        _thread = new Thread(_core.Run) { IsBackground = true, Name = "engine" };
+        _loop = new EngineLoop(options);
+        _thread = new Thread(_loop.Run) { IsBackground = true, Name = "engine" };
         _thread.Start();
     }
 
-    public Task<ServedModel> Ready => _core.Ready;
+    public Task<ServedModel> Ready => _loop.Ready;
 
-    public EngineStatistics Statistics => _core.Statistics;
+    public EngineStatistics Statistics => _loop.Statistics;
 
-    public ServedModelCatalog Models => _core.Catalog;
+    public ServedModelCatalog Models => _loop.Catalog;
 
     public Task<ServedModel> LoadModelAsync(string name, string path, string? baseName = null) =>
         InvokeAsync(registry => registry.Load(name, path, baseName));
@@ -106,19 +107,19 @@ public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IA
 
     public async Task RunBackgroundAsync(Func<IEngineModelAccess, IEngineBackgroundWork> create, CancellationToken cancellationToken)
     {
-        await _core.Ready.ConfigureAwait(false);
+        await _loop.Ready.ConfigureAwait(false);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _core.Post(new EngineCommand.StartBackground(create, done, cancellationToken));
+        _loop.Post(new EngineCommand.StartBackground(create, done, cancellationToken));
         // Wake the loop when cancelled, so an idle engine notices at once.
-        await using CancellationTokenRegistration wake = cancellationToken.Register(() => _core.Wake());
+        await using CancellationTokenRegistration wake = cancellationToken.Register(() => _loop.Wake());
         await done.Task.ConfigureAwait(false);
     }
 
     private async Task<T> InvokeAsync<T>(Func<ModelRegistry, T> action)
     {
-        await _core.Ready.ConfigureAwait(false);
+        await _loop.Ready.ConfigureAwait(false);
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _core.Post(new EngineCommand.Invoke(registry =>
+        _loop.Post(new EngineCommand.Invoke(registry =>
         {
             if (registry is null)
             {
@@ -158,9 +159,9 @@ public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IA
     public async IAsyncEnumerable<GenerationEvent> GenerateAsync(EngineSubmission submission,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await _core.Ready.ConfigureAwait(false);
+        await _loop.Ready.ConfigureAwait(false);
         var events = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
-        _core.Post(new EngineCommand.Add(submission.RequestId, submission.PromptTokenIds, submission.Sampling, events.Writer, submission.WeightsId));
+        _loop.Post(new EngineCommand.Add(submission.RequestId, submission.PromptTokenIds, submission.Sampling, events.Writer, submission.WeightsId));
         bool finished = false;
         try
         {
@@ -177,7 +178,7 @@ public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IA
         {
             if (!finished)
             {
-                _core.Post(new EngineCommand.Abort(submission.RequestId));
+                _loop.Post(new EngineCommand.Abort(submission.RequestId));
             }
         }
     }
@@ -187,11 +188,11 @@ public sealed class EngineClient : IEngineClient, IEngineModelAdministration, IA
         // Registered under several service types, so the container may dispose it more than once.
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
-            await _core.Stopped.ConfigureAwait(false);
+            await _loop.Stopped.ConfigureAwait(false);
             return;
         }
-        _core.RequestStop();
-        await _core.Stopped.ConfigureAwait(false);
-        _core.Metrics.Dispose();
+        _loop.RequestStop();
+        await _loop.Stopped.ConfigureAwait(false);
+        _loop.Metrics.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LlmServer.Inference.Scheduling;
 
 namespace LlmServer.Inference.Engine;
 
@@ -61,15 +62,25 @@ public sealed class EngineMetrics : IDisposable
         ["llmserver.e2e_request_latency"] = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920],
     };
 
-    public void RecordQueueTime(TimeSpan waited) => _queueTime.Record(waited.TotalSeconds);
+    /// <summary>Records the time in the queue of a request just scheduled for the first time.</summary>
+    public void RecordQueueTime(RequestTimings timings) => _queueTime.Record(timings.QueueTime.TotalSeconds);
 
-    public void RecordFirstToken(TimeSpan sinceArrival) => _timeToFirstToken.Record(sinceArrival.TotalSeconds);
-
-    public void RecordInterTokenLatency(TimeSpan gap) => _interTokenLatency.Record(gap.TotalSeconds);
-
-    public void RecordFinished(FinishReason reason, TimeSpan sinceArrival)
+    /// <summary>Records the latency of a request's token just generated: time to first token, or the gap since the previous one.</summary>
+    public void RecordToken(RequestTimings timings)
     {
-        _requestLatency.Record(sinceArrival.TotalSeconds);
+        if (timings.LastInterTokenLatency is TimeSpan gap)
+        {
+            _interTokenLatency.Record(gap.TotalSeconds);
+        }
+        else
+        {
+            _timeToFirstToken.Record(timings.TimeToFirstToken.TotalSeconds);
+        }
+    }
+
+    public void RecordFinished(FinishReason reason, RequestTimings timings)
+    {
+        _requestLatency.Record(timings.Latency.TotalSeconds);
         _finishedRequests.Add(1, new KeyValuePair<string, object?>("finished_reason", reason.ToString().ToLowerInvariant()));
     }
 

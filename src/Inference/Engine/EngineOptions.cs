@@ -1,3 +1,4 @@
+using LlmServer.Inference.Scheduling;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;

@@ -1,11 +1,7 @@
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
+
 namespace LlmServer.Inference.Engine;
-
-/// <summary>An alternative token at one position and its log-probability.</summary>
-public readonly record struct TokenLogprob(int TokenId, float Logprob);
-
-/// <summary>One sampled token, with its log-probability and the most likely alternatives when asked for.</summary>
-/// <remarks>Logprob is null unless the request asked for logprobs: computing it costs a pass over the vocabulary.</remarks>
-public sealed record GeneratedToken(int TokenId, float? Logprob, IReadOnlyList<TokenLogprob>? TopLogprobs, int TextOffset);
 
 /// <summary>
 /// What one engine step produced for one request. <see cref="TextDelta"/> can be empty while the

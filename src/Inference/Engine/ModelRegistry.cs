@@ -1,8 +1,8 @@
 using System.Text.Json;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Models.Safetensors;
-using LlmServer.Inference.Tokenization;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;
@@ -41,14 +41,12 @@ internal sealed class ModelRegistry
     public ServedModelCatalog Catalog => _catalog;
 
     /// <summary>Serves an already loaded full model under <paramref name="name"/> (the model given at start).</summary>
-    public ServedModel AddFull(string name, string directory, Gpt2Model model, Gpt2Tokenizer tokenizer, ChatPromptFormatter formatter,
-        DateTimeOffset loadedAt)
+    public ServedModel AddFull(string name, string directory, ServingCheckpoint checkpoint, DateTimeOffset loadedAt)
     {
-        var served = new ServedModel(name, directory, model.Config, tokenizer, formatter, Math.Min(_maxModelLen, model.Config.MaxPositions),
-            loadedAt) { WeightsId = _nextWeightsId++ };
-        Register(name, new LoadedWeights(served, model, adapter: null, baseWeights: null));
+        LoadedWeights weights = FullWeights(name, directory, checkpoint, loadedAt, forAlias: false);
+        Register(name, weights);
         Publish();
-        return served;
+        return weights.Served;
     }
 
     /// <summary>
@@ -172,6 +170,9 @@ internal sealed class ModelRegistry
         return weights;
     }
 
+    /// <summary>The weights a running request was bound to: it holds them, so they are still live.</summary>
+    public LoadedWeights Live(int weightsId) => _live[weightsId];
+
     public void Release(LoadedWeights weights)
     {
         weights.Release();
@@ -213,34 +214,27 @@ internal sealed class ModelRegistry
 
     private LoadedWeights LoadFull(string name, string directory, bool forAlias)
     {
-        Gpt2Model model = CheckpointLoader.Load(directory, _dtype, _device);
-        try
+        ServingCheckpoint checkpoint = EngineLoader.LoadCheckpoint(directory, _dtype, _device, config => CheckSharesTheCache(directory, config));
+        return FullWeights(name, directory, checkpoint, DateTimeOffset.UtcNow, forAlias);
+    }
+
+    private LoadedWeights FullWeights(string name, string directory, ServingCheckpoint checkpoint, DateTimeOffset loadedAt, bool forAlias)
+    {
+        Gpt2Config config = checkpoint.Model.Config;
+        var served = new ServedModel(name, directory, config, checkpoint.Tokenizer, checkpoint.ChatFormatter, Math.Min(_maxModelLen, config.MaxPositions),
+            loadedAt) { WeightsId = _nextWeightsId++ };
+        return new LoadedWeights(served, checkpoint.Model, adapter: null, baseWeights: null) { LoadedForAlias = forAlias };
+    }
+
+    private void CheckSharesTheCache(string directory, Gpt2Config config)
+    {
+        if (config.LayerCount != _shape.LayerCount || config.HeadCount != _shape.HeadCount
+            || config.EmbeddingSize != _shape.EmbeddingSize || config.VocabSize != _shape.VocabSize)
         {
-            Gpt2Config config = model.Config;
-            if (config.LayerCount != _shape.LayerCount || config.HeadCount != _shape.HeadCount
-                || config.EmbeddingSize != _shape.EmbeddingSize || config.VocabSize != _shape.VocabSize)
-            {
-                throw new ModelAdministrationException(ModelAdministrationError.Invalid,
-                    $"{directory} has n_layer={config.LayerCount}, n_head={config.HeadCount}, n_embd={config.EmbeddingSize}, vocab_size={config.VocabSize}; " +
-                    $"models served together share one KV cache, so they must match the served n_layer={_shape.LayerCount}, " +
-                    $"n_head={_shape.HeadCount}, n_embd={_shape.EmbeddingSize}, vocab_size={_shape.VocabSize}.", "path");
-            }
-            Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(directory);
-            if (tokenizer.VocabSize > config.VocabSize)
-            {
-                throw new ModelAdministrationException(ModelAdministrationError.Invalid,
-                    $"{directory}: the tokenizer has {tokenizer.VocabSize} tokens but config.json's vocab_size is {config.VocabSize}.", "path");
-            }
-            ChatPromptFormatter formatter = ChatPromptFormatter.Load(directory, tokenizer);
-            model.PrepareForServing();
-            var served = new ServedModel(name, directory, config, tokenizer, formatter, Math.Min(_maxModelLen, config.MaxPositions),
-                DateTimeOffset.UtcNow) { WeightsId = _nextWeightsId++ };
-            return new LoadedWeights(served, model, adapter: null, baseWeights: null) { LoadedForAlias = forAlias };
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
+            throw new ModelAdministrationException(ModelAdministrationError.Invalid,
+                $"{directory} has n_layer={config.LayerCount}, n_head={config.HeadCount}, n_embd={config.EmbeddingSize}, vocab_size={config.VocabSize}; " +
+                $"models served together share one KV cache, so they must match the served n_layer={_shape.LayerCount}, " +
+                $"n_head={_shape.HeadCount}, n_embd={_shape.EmbeddingSize}, vocab_size={_shape.VocabSize}.", "path");
         }
     }
 

@@ -1,6 +1,10 @@
+using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Scheduling;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;
@@ -89,7 +93,7 @@ public sealed class ModelRunner : IDisposable
         };
         using AdapterRouting? adapters = layout.AdapterRows.Count == 0 ? null : AdapterRouting.ForRows(layout.AdapterRows
             .Select(pair => new AdapterSegment(pair.Key, tensor(pair.Value.ToArray(), ScalarType.Int64, device))).ToList()); // rows (n_a)
-        Tensor hidden = model.Forward(tokenIds, positions, metadata, _cache, adapters);          // (N, C)
+        Tensor hidden = model.Forward(tokenIds, positions, new PagedAttention(metadata, _cache), adapters); // (N, C)
         if (layout.SampleRows.Count == 0)
         {
             return;

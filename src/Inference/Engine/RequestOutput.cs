@@ -1,3 +1,5 @@
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Engine;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;

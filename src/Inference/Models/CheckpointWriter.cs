@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using static TorchSharp.torch;
 

@@ -20,7 +20,7 @@ namespace LlmServer.Inference.Runtime;
 /// and callers keep their torch products.
 /// </para>
 /// </remarks>
-internal sealed unsafe class MklPackedMatrix : IDisposable
+public sealed unsafe class MklPackedMatrix : IDisposable
 {
     private const int PackedForRows = 256;
     private static readonly Api? Mkl = Api.Load();

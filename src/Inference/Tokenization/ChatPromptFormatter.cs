@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 
 namespace LlmServer.Inference.Tokenization;
 

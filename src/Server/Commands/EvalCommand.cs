@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmServer.ChatTemplates;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Commands;

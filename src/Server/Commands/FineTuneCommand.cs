@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 
 namespace LlmServer.Commands;
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using LlmServer.Benchmarks;
+using LlmServer.Bench.Progress;
 using LlmServer.Hosting;
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Pretraining;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 using LlmServer.Contracts;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;

@@ -21,7 +21,7 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
             logger.LogInformation("Serving {Model} from {Directory}: {Layers} layers, {Embedding} wide, {Parameters:N0} parameters, max model length {MaxModelLen}, loaded in {Seconds:F2}s",
                 model.Name, model.Directory, model.Config.LayerCount, model.Config.EmbeddingSize, model.Config.ParameterCount(),
                 model.MaxModelLen, (DateTimeOffset.UtcNow - model.LoadedAt).TotalSeconds);
-            logger.LogInformation("CPU matrix products: MKL dispatch {MklDispatch}", MklCpuDispatch.EnsureApplied());
+            logger.LogInformation("CPU matrix products: MKL dispatch {MklDispatch}", MklCpuDispatch.Describe());
         }
         catch (OperationCanceledException)
         {

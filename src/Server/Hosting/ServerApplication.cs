@@ -3,6 +3,7 @@ using LlmServer.Endpoints;
 using LlmServer.Files;
 using LlmServer.FineTuning.Storage;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Jobs;
 using LlmServer.Serving;
 using Microsoft.Extensions.Options;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using LlmServer.Inference.Engine;
+using LlmServer.Inference.Scheduling;
 
 namespace LlmServer.Hosting;
 

@@ -1,7 +1,9 @@
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 using LlmServer.Contracts;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;

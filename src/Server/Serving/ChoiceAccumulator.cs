@@ -1,5 +1,6 @@
 using System.Text;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 
 namespace LlmServer.Serving;
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using LlmServer.Contracts;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Serving;

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 
 namespace LlmServer.Serving;
 

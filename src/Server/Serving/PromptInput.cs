@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 using LlmServer.Contracts;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;

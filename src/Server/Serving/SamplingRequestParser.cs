@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LlmServer.Contracts;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 
 namespace LlmServer.Serving;
 

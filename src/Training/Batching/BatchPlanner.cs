@@ -1,4 +1,4 @@
-using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
 using LlmServer.Training.Data;
 
 namespace LlmServer.Training.Batching;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Training.Data;

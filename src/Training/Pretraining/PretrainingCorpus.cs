@@ -1,6 +1,6 @@
 using System.Text.Json;
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
-using LlmServer.Inference.Tokenization.ChatTemplates;
 using LlmServer.Training.Data;
 
 namespace LlmServer.Training.Pretraining;

@@ -1,4 +1,5 @@
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Scheduling;
 
 namespace LlmServer.Inference.Tests.Engine;
 

@@ -1,4 +1,6 @@
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tests.Models;
 
 namespace LlmServer.Inference.Tests.Engine;
@@ -138,7 +140,8 @@ public sealed class EngineGenerationTests : IAsyncLifetime
                 }
             }
         });
-        await WaitUntilAsync(() => _engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks);
+        await Poll.UntilAsync(() => _engine.Statistics is { RunningRequests: 0, WaitingRequests: 0 } s && s.FreeBlocks == s.TotalBlocks,
+            TimeSpan.FromSeconds(10), "the engine to be idle with every block free", () => $"{_engine.Statistics}");
     }
 
     [Fact]
@@ -199,15 +202,5 @@ public sealed class EngineGenerationTests : IAsyncLifetime
             events.Add(generated);
         }
         Assert.Equal(FinishReason.Aborted, Assert.Single(events).FinishReason);
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 10 s");
-            await Task.Delay(10);
-        }
     }
 }

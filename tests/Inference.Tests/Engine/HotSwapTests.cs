@@ -1,6 +1,8 @@
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tests.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -258,12 +260,13 @@ public sealed class HotSwapTests : IAsyncLifetime, IDisposable
 
         // Serving goes on meanwhile, and answers exactly as before.
         Assert.Equal(Reference.GreedyIds[..12], (await RunAsync(_engine, null)).Ids);
-        await WaitUntilAsync(() => work.Slices > 10);
+        await Poll.UntilAsync(() => work.Slices > 10, TimeSpan.FromSeconds(30), "more than 10 background slices");
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
 
         int slicesAtCancel = work.Slices;
-        await Task.Delay(100);
+        // The engine thread has gone round its loop since: a slice it still owed the work would have run.
+        await RunAsync(_engine, null);
         Assert.True(work.Disposed);
         Assert.Equal(slicesAtCancel, work.Slices);
         Assert.Equal("gpt2-random-2l-64d", work.Model!.Name);
@@ -286,16 +289,6 @@ public sealed class HotSwapTests : IAsyncLifetime, IDisposable
             _engine.RunBackgroundAsync(access => { access.UseFullModel("missing"); return finite; }, CancellationToken.None));
         // The engine is unharmed by either.
         Assert.Equal(Reference.GreedyIds[..12], (await RunAsync(_engine, null)).Ids);
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out");
-            await Task.Delay(5);
-        }
     }
 
     private sealed class CountingWork(int slices, int failAt = -1) : IEngineBackgroundWork

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tests.Models;
 
 namespace LlmServer.Inference.Tests.Engine;

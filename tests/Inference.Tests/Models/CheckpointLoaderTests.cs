@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -125,12 +126,12 @@ public sealed class CheckpointLoaderTests : IDisposable
 
         await using var engine = LlmServer.Inference.Tests.Engine.EngineFactory.StartFromDirectory(variant);
         // A huge bias on a padding row would win every greedy step if padding could be sampled.
-        var sampling = new LlmServer.Inference.Engine.SamplingParameters
+        var sampling = new LlmServer.Inference.Sampling.SamplingParameters
         {
             Temperature = 0, MaxTokens = reference.GreedyIds.Length, IgnoreEos = true, Logprobs = 5,
             LogitBias = new Dictionary<int, double> { [padded - 4] = 1000 },
         };
-        var tokens = new List<LlmServer.Inference.Engine.GeneratedToken>();
+        var tokens = new List<LlmServer.Inference.Sampling.GeneratedToken>();
         await foreach (var generated in engine.GenerateAsync(new LlmServer.Inference.Engine.EngineSubmission("padded", reference.PromptIds, sampling)))
         {
             Assert.Null(generated.ErrorMessage);

@@ -1,5 +1,7 @@
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Tests.Engine;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,4 +1,6 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models.Layers;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Tests.Models;

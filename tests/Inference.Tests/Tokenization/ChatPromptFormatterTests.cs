@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Tests.Tokenization;

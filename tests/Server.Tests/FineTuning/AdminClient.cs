@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests.FineTuning;
 
@@ -46,19 +47,20 @@ public sealed class AdminClient(RunningServer server, string adminKey, string in
     /// <summary>Polls the job until its status is one of <paramref name="statuses"/> (failing fast on an unexpected end).</summary>
     public async Task<JsonElement> WaitForJobAsync(string id, TimeSpan timeout, params string[] statuses)
     {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (true)
+        JsonElement job = default;
+        string status = "";
+        await Poll.UntilAsync(async () =>
         {
-            JsonElement job = await GetAsync($"/v1/fine_tuning/jobs/{id}");
-            string status = job.GetProperty("status").GetString()!;
+            job = await GetAsync($"/v1/fine_tuning/jobs/{id}");
+            status = job.GetProperty("status").GetString()!;
             if (statuses.Contains(status))
             {
-                return job;
+                return true;
             }
             Assert.False(status is "succeeded" or "failed" or "cancelled", $"job {id} ended {status}: {job}");
-            Assert.True(DateTime.UtcNow < deadline, $"job {id} still {status} after {timeout}");
-            await Task.Delay(50);
-        }
+            return false;
+        }, timeout, $"job {id} to be {string.Join(" or ", statuses)}", () => $"still {status}");
+        return job;
     }
 
     /// <summary>Every event of a job, newest first, following has_more page by page.</summary>

@@ -68,28 +68,25 @@ public sealed class HotSwapUnderLoadTests(ITestOutputHelper output) : IDisposabl
             }
         }
 
-        async Task SwapWhenTrainedAsync()
+        Task SwapWhenTrainedAsync() => Poll.UntilAsync(async () =>
         {
-            while (true)
+            JsonElement job = await admin.GetAsync($"/v1/fine_tuning/jobs/{jobId}");
+            string status = job.GetProperty("status").GetString()!;
+            if (status == "running")
             {
-                JsonElement job = await admin.GetAsync($"/v1/fine_tuning/jobs/{jobId}");
-                string status = job.GetProperty("status").GetString()!;
-                if (status == "running")
-                {
-                    duringTraining = responses.Count;
-                }
-                if (status == "succeeded")
-                {
-                    fineTuned = job.GetProperty("fine_tuned_model").GetString()!;
-                    (HttpStatusCode aliased, JsonElement body) = await admin.SendAsync(HttpMethod.Post, "/admin/aliases", new { alias = Model, model = fineTuned });
-                    Assert.True(aliased == HttpStatusCode.OK, body.ToString());
-                    Volatile.Write(ref swapped, true);
-                    return;
-                }
-                Assert.True(status is "validating_files" or "queued" or "running", $"job ended {status}: {job}");
-                await Task.Delay(20);
+                duringTraining = responses.Count;
             }
-        }
+            if (status == "succeeded")
+            {
+                fineTuned = job.GetProperty("fine_tuned_model").GetString()!;
+                (HttpStatusCode aliased, JsonElement body) = await admin.SendAsync(HttpMethod.Post, "/admin/aliases", new { alias = Model, model = fineTuned });
+                Assert.True(aliased == HttpStatusCode.OK, body.ToString());
+                Volatile.Write(ref swapped, true);
+                return true;
+            }
+            Assert.True(status is "validating_files" or "queued" or "running", $"job ended {status}: {job}");
+            return false;
+        }, Timeout.InfiniteTimeSpan, "the job to succeed");
 
         await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(ClientAsync).Append(SwapWhenTrainedAsync()));
 

@@ -37,13 +37,9 @@ public sealed class RestartMidJobTests : IDisposable
                 """)).GetProperty("id").GetString()!;
 
             // Stop as soon as the first checkpoint is recorded, well before the last epoch.
-            DateTime deadline = DateTime.UtcNow.AddMinutes(2);
-            JsonElement checkpoints;
-            while ((checkpoints = await admin.GetAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).GetProperty("data").GetArrayLength() == 0)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "no checkpoint");
-                await Task.Delay(10);
-            }
+            JsonElement checkpoints = default;
+            await Poll.UntilAsync(async () => (checkpoints = await admin.GetAsync($"/v1/fine_tuning/jobs/{jobId}/checkpoints")).GetProperty("data").GetArrayLength() > 0,
+                TimeSpan.FromMinutes(2), "a checkpoint");
             checkpointStep = checkpoints.GetProperty("data")[0].GetProperty("step_number").GetInt32();
             eventsBefore = (await admin.AllEventsAsync(jobId)).Select(e => e.GetProperty("id").GetString()!).ToArray();
         }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -22,17 +23,10 @@ public sealed class RequestLogTests
         /// <summary>The request's log line: it is written just after the response, so it may take a moment.</summary>
         public async Task<string> LineContainingAsync(string text)
         {
-            DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-            while (true)
-            {
-                string? line = Lines().FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
-                if (line is not null)
-                {
-                    return line;
-                }
-                Assert.True(DateTime.UtcNow < deadline, $"no log line contains {text}; the log was:\n{All}");
-                await Task.Delay(20);
-            }
+            string? line = null;
+            await Poll.UntilAsync(() => (line = Lines().FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal))) is not null,
+                TimeSpan.FromSeconds(10), $"a log line that contains {text}", () => $"the log was:\n{All}");
+            return line!;
         }
 
         public string All
@@ -78,6 +72,35 @@ public sealed class RequestLogTests
     }
 
     private static string RequestIdOf(HttpResponseMessage response) => Assert.Single(response.Headers.GetValues("x-request-id"));
+
+    /// <summary>Completes when ASP.NET Core has stopped the span of each request id given (any server in the process).</summary>
+    private sealed class RequestsFinished : IDisposable
+    {
+        private readonly Dictionary<string, TaskCompletionSource> _finished;
+        private readonly ActivityListener _listener;
+
+        public RequestsFinished(params string[] requestIds)
+        {
+            _finished = requestIds.ToDictionary(id => id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            _listener = new ActivityListener
+            {
+                ShouldListenTo = source => source.Name == "Microsoft.AspNetCore",
+                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                ActivityStopped = activity =>
+                {
+                    if (activity.GetTagItem(RequestIdMiddleware.TagName) is string id && _finished.TryGetValue(id, out TaskCompletionSource? done))
+                    {
+                        done.TrySetResult();
+                    }
+                },
+            };
+            ActivitySource.AddActivityListener(_listener);
+        }
+
+        public Task AllAsync(TimeSpan timeout) => Task.WhenAll(_finished.Values.Select(f => f.Task)).WaitAsync(timeout);
+
+        public void Dispose() => _listener.Dispose();
+    }
 
     [Fact]
     public async Task X_request_id_is_returned_kept_when_sane_and_generated_otherwise()
@@ -188,6 +211,9 @@ public sealed class RequestLogTests
     public async Task Configured_minimum_level_wins_over_the_built_in_default()
     {
         await using CapturedServer captured = await StartAsync([], new Dictionary<string, string?> { ["Serilog:MinimumLevel:Default"] = "Warning" });
+        // A request's line would be written inside the pipeline that ASP.NET Core's span for it encloses:
+        // once both spans have stopped, every line these requests could log is in.
+        using RequestsFinished finished = new("quiet-1", "after-quiet-1");
         using (await ChatAsync(captured.Server.Http, "quiet-1"))
         {
         }
@@ -196,7 +222,7 @@ public sealed class RequestLogTests
         using (await captured.Server.Http.SendAsync(missing))
         {
         }
-        await Task.Delay(300);
+        await finished.AllAsync(TimeSpan.FromSeconds(10));
         Assert.DoesNotContain("quiet-1", captured.All);
         Assert.DoesNotContain("INF", captured.All);
     }

@@ -36,16 +36,9 @@ public sealed class TracingTests : IDisposable
 
     private async Task<Activity> WaitForAsync(Func<Activity, bool> match, TimeSpan timeout)
     {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            if (_stopped.FirstOrDefault(match) is { } found)
-            {
-                return found;
-            }
-            Assert.True(DateTime.UtcNow < deadline, "the span was never stopped");
-            await Task.Delay(20);
-        }
+        Activity? found = null;
+        await Poll.UntilAsync(() => (found = _stopped.FirstOrDefault(match)) is not null, timeout, "the span to stop");
+        return found!;
     }
 
     [Theory]

@@ -1,3 +1,4 @@
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Data;
 

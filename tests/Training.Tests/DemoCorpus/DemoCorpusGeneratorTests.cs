@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tests;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Data;

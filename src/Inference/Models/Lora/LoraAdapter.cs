@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models.Gpt2;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;

@@ -1,6 +1,6 @@
+using LlmServer.Inference.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -12,26 +12,26 @@ namespace LlmServer.Inference.Models.Lora;
 /// </summary>
 public sealed class LoraLayer : Module
 {
-    [ComponentName(Name = "lora_A")] private readonly Conv1D _down;
-    [ComponentName(Name = "lora_B")] private readonly Conv1D _up;
+    private readonly Conv1D lora_A;
+    private readonly Conv1D lora_B;
 
     public LoraLayer(int inputs, int outputs, int rank, ScalarType dtype, Device device) : base("lora")
     {
-        _down = Conv1D.LinearWithoutBias(inputs, rank, dtype, device);
-        _up = Conv1D.LinearWithoutBias(rank, outputs, dtype, device);
+        lora_A = Conv1D.LinearWithoutBias(inputs, rank, dtype, device);
+        lora_B = Conv1D.LinearWithoutBias(rank, outputs, dtype, device);
         RegisterComponents();
     }
 
     /// <summary>lora_A.weight, (r, in).</summary>
-    public Parameter A => _down.Weight;
+    public Parameter A => lora_A.Weight;
 
     /// <summary>lora_B.weight, (out, r).</summary>
-    public Parameter B => _up.Weight;
+    public Parameter B => lora_B.Weight;
 
     /// <summary>x Aᵀ Bᵀ, unscaled: (..., in) in, (..., out) out.</summary>
     public Tensor Update(Tensor x)
     {
-        using Tensor down = _down.Forward(x);                                            // (..., r)
-        return _up.Forward(down);                                                        // (..., out)
+        using Tensor down = lora_A.Forward(x);                                           // (..., r)
+        return lora_B.Forward(down);                                                     // (..., out)
     }
 }

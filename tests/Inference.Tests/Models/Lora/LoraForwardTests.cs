@@ -1,4 +1,6 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;

@@ -1,4 +1,5 @@
-using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using static TorchSharp.torch;
 
@@ -50,7 +51,7 @@ internal static class ServingBatch
         using Tensor tokenIds = tensor(ids.ToArray(), ScalarType.Int64);                 // (N)
         using Tensor tokenPositions = tensor(positions.ToArray(), ScalarType.Int64);     // (N)
         using AdapterRouting? routing = route(spans);
-        using Tensor hidden = model.Forward(tokenIds, tokenPositions, metadata, cache, routing); // (N, C)
+        using Tensor hidden = model.Forward(tokenIds, tokenPositions, new PagedAttention(metadata, cache), routing); // (N, C)
         using Tensor logits = model.Logits(hidden);                                     // (N, V)
         return spans.Select(span => logits.narrow(0, span.FirstRow, span.RowCount).clone()).ToList();
     }

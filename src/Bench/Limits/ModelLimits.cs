@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.KvCache;
+using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmServer.Bench.Limits;
+
+/// <summary>
+/// What the hardware allows for one model, measured in-process so a serving benchmark can be
+/// judged against limits taken on the same machine in the same run:
+/// the float GEMM rate over the model's own weight shapes, the time to read every weight once
+/// (the floor of a batch-1 decode step), and the bare model's decode step without any serving.
+/// </summary>
+/// <param name="GemmGflops1Row">The products serving runs (packed for MKL where it can), at 1 row.</param>
+/// <param name="GemmGflops32Rows">The same at 32 rows, a batch of decoding sequences.</param>
+/// <param name="GemmGflops256Rows">The same at 256 rows.</param>
+/// <param name="TorchGemmGflops256Rows">TorchSharp's torch.mm at 256 rows as x W, the checkpoint's orientation.</param>
+/// <param name="TorchGemmGflops256RowsWeightOnTheLeft">torch.mm at 256 rows as W^T x^T with an (out, in) copy.</param>
+public sealed record ModelLimits(
+    long Parameters,
+    long BodyParameters,
+    long HeadParameters,
+    int ContextLength,
+    double WeightReadMs,
+    double GemmGflops1Row,
+    double GemmGflops32Rows,
+    double GemmGflops256Rows,
+    double TorchGemmGflops256Rows,
+    double TorchGemmGflops256RowsWeightOnTheLeft,
+    double BareDecodeStepMs,
+    double BareDecodeStep32Ms,
+    int CpuThreads,
+    MklDispatchOutcome MklDispatch)
+{
+    public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
+    {
+        MklDispatchOutcome mklDispatch = MklCpuDispatch.EnsureApplied();
+        NativeMemoryTuning.KeepFreedMemoryForReuse();
+        using Gpt2Model model = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, CPU);
+        model.PrepareForServing();
+        using var inference = inference_mode();
+        List<Tensor> weights = model.parameters().Select(p => (Tensor)p).ToList();
+
+        double weightRead = MedianMs(repetitions, () =>
+        {
+            using var scope = NewDisposeScope();
+            foreach (Tensor weight in weights)
+            {
+                weight.sum();
+            }
+        });
+
+        // The matmuls the model runs per token: every 2-D weight plus the LM head. Serving multiplies
+        // by them packed for MKL where it can (see MklPackedMatrix); torch.mm is measured beside it in
+        // both orientations, x W with W (in, out) and W^T x^T with W^T (out, in) contiguous, as the
+        // yardstick the issue defines (TorchSharp matmuls of the model's weight shapes).
+        var matrices = model.named_parameters()
+            .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
+            .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
+            .Select(m =>
+            {
+                Tensor transposed = m.Weight.t().contiguous();   // the other orientation, a copy freed below
+                return m.IsHead
+                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true))
+                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false));
+            })
+            .ToList();
+        long matmulParameters = matrices.Sum(m => m.InByOut.numel());
+        double Gemm(int rows, Func<Tensor, Tensor, Tensor, MklPackedMatrix?, Tensor> product)
+        {
+            Dictionary<long, Tensor> inputs = matrices
+                .Select(m => m.InByOut.shape[0]).Distinct()
+                .ToDictionary(width => width, width => randn(rows, width));
+            double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
+            {
+                using var scope = NewDisposeScope();
+                foreach ((Tensor inByOut, Tensor outByIn, _, MklPackedMatrix? packed) in matrices)
+                {
+                    product(inputs[inByOut.shape[0]], inByOut, outByIn, packed);
+                }
+            });
+            foreach (Tensor input in inputs.Values)
+            {
+                input.Dispose();
+            }
+            return 2.0 * rows * matmulParameters / (ms / 1000) / 1e9;
+        }
+        static Tensor Served(Tensor x, Tensor inByOut, Tensor outByIn, MklPackedMatrix? packed) =>
+            packed is not null ? packed.Multiply(x, bias: null) : x.matmul(inByOut);            // (rows, out)
+
+        double gemm1 = Gemm(1, Served), gemm32 = Gemm(32, Served), gemm256 = Gemm(256, Served);
+        double torch256 = Gemm(256, (x, inByOut, _, _) => x.matmul(inByOut));                   // (rows, out)
+        double torch256Left = Gemm(256, (x, _, outByIn, _) => outByIn.mm(x.t()));               // (out, rows)
+        // Freed before the bare decode steps, which should run with the memory serving has, no more.
+        foreach (var matrix in matrices)
+        {
+            matrix.Copy.Dispose();
+            matrix.Packed?.Dispose();
+        }
+        // A model with a short context (the test fixtures have 128 positions) is measured at the
+        // longest context its position table allows for the prompt plus every decode step.
+        contextLength = Math.Min(contextLength, model.Config.MaxPositions - repetitions - 2);
+        if (contextLength < 1)
+        {
+            throw new ArgumentException($"the model's {model.Config.MaxPositions} positions leave no room for a prompt and {repetitions} decode steps");
+        }
+        double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
+        double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
+        Gpt2Config config = model.Config;
+        long head = (long)config.VocabSize * config.EmbeddingSize;
+        long body = config.ParameterCount() - head - (long)config.MaxPositions * config.EmbeddingSize;
+        return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
+            decode1, decode32, torch.get_num_threads(), mklDispatch);
+    }
+
+    /// <summary>
+    /// One decode step of <paramref name="sequences"/> requests at the given context, through the
+    /// same runner and paged cache the engine uses, but with no scheduler loop, sampling or HTTP.
+    /// </summary>
+    private static double BareDecodeMs(Gpt2Model model, int sequences, int contextLength, int repetitions)
+    {
+        const int blockSize = 16;
+        int blocksPerSequence = (contextLength + repetitions + 8 + blockSize) / blockSize;
+        int blockCount = sequences * blocksPerSequence;
+        var cache = new PagedKvCache(model.Config, blockCount, blockSize, ScalarType.Float32, CPU);
+        var blocks = new KvCacheManager(new BlockPool(blockCount), blockSize, enablePrefixCaching: false);
+        var scheduler = new Scheduler(new SchedulerOptions { MaxNumSeqs = sequences, MaxNumBatchedTokens = sequences * contextLength }, blocks);
+        var runner = new ModelRunner(model, cache, blocks, ownsModel: false);
+        try
+        {
+            var random = new Random(0);
+            for (int s = 0; s < sequences; s++)
+            {
+                int[] prompt = Enumerable.Range(0, contextLength).Select(_ => random.Next(0, model.Config.VocabSize)).ToArray();
+                scheduler.Add(new Request($"bench-{s}", prompt, new SamplingParameters { MaxTokens = repetitions + 8 }, s));
+            }
+            void Step()
+            {
+                SchedulerOutput output = scheduler.Schedule();
+                (IReadOnlyList<Request> sampled, _) = runner.Execute(output);
+                scheduler.CommitStep(output);
+                foreach (Request request in sampled)
+                {
+                    request.AppendOutputToken(random.Next(0, model.Config.VocabSize));
+                }
+            }
+            Step();   // prefill
+            return MedianMs(repetitions, Step);
+        }
+        finally
+        {
+            runner.Dispose();
+            cache.Dispose();
+        }
+    }
+
+    private static double MedianMs(int repetitions, Action action)
+    {
+        action();
+        var samples = new double[repetitions];
+        for (int i = 0; i < repetitions; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            action();
+            samples[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(samples);
+        return samples[repetitions / 2];
+    }
+}

@@ -1,0 +1,28 @@
+using System.Threading.Channels;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Scheduling;
+
+namespace LlmServer.Inference.Engine;
+
+/// <summary>A request the engine is running: the scheduler's view of it, its output so far, where its events go, and the weights it is bound to.</summary>
+internal sealed class ActiveRequest(Request request, RequestOutput output, ChannelWriter<GenerationEvent> events, LoadedWeights weights)
+{
+    public Request Request { get; } = request;
+    public RequestOutput Output { get; } = output;
+    public ChannelWriter<GenerationEvent> Events { get; } = events;
+    public LoadedWeights Weights { get; } = weights;
+
+    /// <summary>Picks the request's next token from its row of logits and turns it into the event its client sees.</summary>
+    public GenerationEvent Sample(Sampler sampler, ReadOnlySpan<float> logits)
+    {
+        try
+        {
+            return Output.Append(sampler.Sample(logits, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // One request's bad row (NaN logits, say) fails that request alone, not the batch.
+            return Output.Finish(FinishReason.Error, e.Message);
+        }
+    }
+}

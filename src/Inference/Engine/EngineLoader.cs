@@ -1,0 +1,113 @@
+using LlmServer.Inference.KvCache;
+using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Scheduling;
+using LlmServer.Inference.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Engine;
+
+/// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer and chat template that go with them.</summary>
+internal sealed record ServingCheckpoint(Gpt2Model Model, Gpt2Tokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
+
+/// <summary>What the engine runs on once started, and the model it serves first.</summary>
+internal sealed record LoadedEngine(Scheduler Scheduler, ModelRunner Runner, PagedKvCache Cache, ModelRegistry Registry, ServedModel Served);
+
+/// <summary>
+/// Loads checkpoints for serving, the same way for the model given at start and for every model
+/// loaded later through <see cref="ModelRegistry"/>; at start it also sizes the paged KV cache
+/// that all of them share. Engine thread only.
+/// </summary>
+internal static class EngineLoader
+{
+    /// <summary>Loads the model the options name, sizes the KV cache for it, and builds the engine's parts around them.</summary>
+    public static LoadedEngine Start(EngineOptions options)
+    {
+        MklCpuDispatch.EnsureApplied();
+        if (options.CpuThreads > 0)
+        {
+            torch.set_num_threads(options.CpuThreads);
+        }
+        NativeMemoryTuning.KeepFreedMemoryForReuse();
+        Device device = torch.device(options.Device);
+        var started = DateTimeOffset.UtcNow;
+        ServingCheckpoint checkpoint = LoadCheckpoint(options.ModelDirectory, options.Dtype, device);
+        try
+        {
+            Gpt2Config config = checkpoint.Model.Config;
+            int maxModelLen = options.MaxModelLen ?? config.MaxPositions;
+            if (maxModelLen > config.MaxPositions)
+            {
+                throw new ArgumentException($"max model length {maxModelLen} exceeds the model's n_positions {config.MaxPositions}");
+            }
+            int blockCount = KvCacheBlockCount(options, config, maxModelLen);
+            var cache = new PagedKvCache(config, blockCount, options.BlockSize, options.Dtype, device);
+            var blocks = new KvCacheManager(new BlockPool(blockCount), options.BlockSize, options.EnablePrefixCaching);
+            var registry = new ModelRegistry(options.ServedModelName, config, options.Dtype, device, maxModelLen);
+            var runner = new ModelRunner(checkpoint.Model, cache, blocks, ownsModel: false,
+                weightsOf: request => registry.Live(request.WeightsId).ForRunner);
+            ServedModel served = registry.AddFull(options.ServedModelName, options.ModelDirectory, checkpoint, started);
+            return new LoadedEngine(new Scheduler(options.Scheduler, blocks), runner, cache, registry, served);
+        }
+        catch
+        {
+            checkpoint.Model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face model directory for serving. A tokenizer with more tokens than the
+    /// weights have rows is refused as a <see cref="CheckpointFormatException"/>: the two do not
+    /// belong together. The weights are freed if anything is refused.
+    /// </summary>
+    /// <param name="checkConfig">Throws to refuse the weights' config before the rest is loaded.</param>
+    public static ServingCheckpoint LoadCheckpoint(string directory, ScalarType dtype, Device device, Action<Gpt2Config>? checkConfig = null)
+    {
+        Gpt2Model model = CheckpointLoader.Load(directory, dtype, device);
+        try
+        {
+            checkConfig?.Invoke(model.Config);
+            var tokenizer = Gpt2Tokenizer.Load(directory);
+            if (tokenizer.VocabSize > model.Config.VocabSize)
+            {
+                throw new CheckpointFormatException(Path.Combine(directory, "config.json"),
+                    $"the tokenizer has {tokenizer.VocabSize} tokens but vocab_size is {model.Config.VocabSize}; they do not belong together");
+            }
+            var formatter = ChatPromptFormatter.Load(directory, tokenizer);
+            model.PrepareForServing();
+            return new ServingCheckpoint(model, tokenizer, formatter);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>How many blocks the KV cache gets: what its memory budget holds, but no more than the sequences can use.</summary>
+    private static int KvCacheBlockCount(EngineOptions options, Gpt2Config config, int maxModelLen)
+    {
+        long bytesPerBlock = PagedKvCache.BytesPerBlock(config, options.BlockSize, options.Dtype);
+        long cacheBytes = options.KvCacheMemoryFraction is double fraction
+            ? (long)(fraction * DeviceMemory.AvailableBytes(options.Device))
+            : options.KvCacheMemoryBytes;
+        int blocksForOneSequence = (maxModelLen + options.BlockSize - 1) / options.BlockSize;
+        // A small model would turn a byte budget meant for a big one into far more blocks than
+        // MaxNumSeqs full-length sequences can use; twice that leaves room for the prefix cache.
+        long usefulBlocks = 2L * options.Scheduler.MaxNumSeqs * blocksForOneSequence;
+        int blockCount = (int)Math.Min(Math.Min(int.MaxValue, usefulBlocks), cacheBytes / bytesPerBlock);
+        if (blockCount < blocksForOneSequence)
+        {
+            throw new ArgumentException(
+                $"the KV cache budget of {cacheBytes} bytes holds {blockCount} blocks, " +
+                $"fewer than the {blocksForOneSequence} one {maxModelLen}-token sequence needs " +
+                $"({bytesPerBlock} bytes per block); raise the KV cache memory or lower the max model length");
+        }
+        return blockCount;
+    }
+}

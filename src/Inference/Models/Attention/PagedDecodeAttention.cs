@@ -1,0 +1,227 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using LlmServer.Inference.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace LlmServer.Inference.Models.Attention;
+
+/// <summary>
+/// Decode attention on the CPU, read where the keys and values lie in the paged cache: one query
+/// token per sequence, its context found through the sequence's block table.
+/// </summary>
+/// <remarks>
+/// The general path gathers every sequence's blocks into a contiguous batch and runs SDPA on it.
+/// For decode that gather writes a copy of the whole context of every sequence, every layer, every
+/// step (at 32 sequences of 192 tokens on the 124M shape: about 5 ms a layer). Here each key and
+/// value is read once, straight from the pool: 1.7-2.3 ms a layer, about one core's read bandwidth.
+/// It runs on the engine thread alone. A second thread was tried: libtorch's OpenMP workers keep
+/// spinning on the other cores for a while after each operator, and a thread-pool worker competing
+/// with them made the whole call slower and far less steady than one thread.
+/// </remarks>
+internal static unsafe class PagedDecodeAttention
+{
+    /// <summary>Float32 caches in host memory; every other cache goes through the gather path.</summary>
+    public static bool Supports(PagedKvCache cache) =>
+        cache.Device.type == DeviceType.CPU && cache.Dtype == ScalarType.Float32;
+
+    /// <summary>
+    /// Attends one query per sequence of <paramref name="group"/> over its cached context, the
+    /// current token included (its key and value must already be in the cache).
+    /// </summary>
+    /// <param name="queries">(B, nh, hs) float32: heads and head elements contiguous, rows at any stride.</param>
+    /// <returns>(B, nh * hs): each sequence's heads side by side, ready for the output projection.</returns>
+    public static Tensor Run(Tensor queries, PagedKvCache cache, int layer, AttentionGroup group)
+    {
+        DecodeContexts contexts = group.DecodeContexts
+            ?? throw new ArgumentException("the group was not laid out for in-place decode", nameof(group));
+        int sequences = group.SequenceCount, heads = (int)queries.shape[1], headSize = (int)queries.shape[2];
+        if (queries.shape[0] != sequences || contexts.KeyCounts.Length != sequences || queries.stride(2) != 1 || queries.stride(1) != headSize
+            || queries.dtype != ScalarType.Float32 || queries.device_type != DeviceType.CPU)
+        {
+            throw new ArgumentException($"queries must be ({sequences}, nh, hs) float32 on the CPU with contiguous heads, one per decode context", nameof(queries));
+        }
+        Tensor output = empty([sequences, heads * headSize], ScalarType.Float32, CPU);              // (B, C)
+        var job = new Job
+        {
+            Queries = (float*)TensorMemory.DataPointer(queries),
+            QueryRowStride = queries.stride(0),
+            Keys = (float*)TensorMemory.DataPointer(cache.Keys(layer)),
+            Values = (float*)TensorMemory.DataPointer(cache.Values(layer)),
+            Output = (float*)TensorMemory.DataPointer(output),
+            HeadCount = heads,
+            HeadSize = headSize,
+            BlockSize = cache.BlockSize,
+            Scale = 1f / MathF.Sqrt(headSize),
+            Contexts = contexts,
+        };
+        job.Attend();
+        return output;
+    }
+
+    private struct Job
+    {
+        public float* Queries;
+        public long QueryRowStride;
+        public float* Keys;      // (slots, nh, hs)
+        public float* Values;    // (slots, nh, hs)
+        public float* Output;    // (B, nh * hs)
+        public int HeadCount;
+        public int HeadSize;
+        public int BlockSize;
+        public float Scale;
+        public DecodeContexts Contexts;
+
+        // Optimized at once: these run a few hundred times a step, and tier-0 code
+        // (before tiering catches up) is several times slower on vector code.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Attend()
+        {
+            int maxKeys = Contexts.KeyCounts.Max();
+            float[] scores = ArrayPool<float>.Shared.Rent(HeadCount * maxKeys);
+            try
+            {
+                for (int sequence = 0; sequence < Contexts.KeyCounts.Length; sequence++)
+                {
+                    AttendOne(sequence, scores);
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scores);
+            }
+        }
+
+        // All heads of a sequence together, a cache row at a time: a row holds every head's key
+        // (or value) of one token side by side, and a block's rows are adjacent, so the context
+        // streams through in address order. Head by head it would be read in 256-byte pieces
+        // a row apart, which the prefetchers follow far worse (measured: 3-4x slower).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void AttendOne(int sequence, float[] scoreBuffer)
+        {
+            int keyCount = Contexts.KeyCounts[sequence];
+            int rowWidth = HeadCount * HeadSize;
+            ReadOnlySpan<int> blocks = Contexts.BlockTables.AsSpan(sequence * Contexts.BlocksPerSequence, Contexts.BlocksPerSequence);
+            float* query = Queries + sequence * QueryRowStride;
+            // scores[h * keyCount + t] = q_h . k_{t,h} / sqrt(hs)
+            Span<float> scores = scoreBuffer.AsSpan(0, HeadCount * keyCount);
+            for (int start = 0, blockIndex = 0; start < keyCount; start += BlockSize, blockIndex++)
+            {
+                float* block = Keys + (long)blocks[blockIndex] * BlockSize * rowWidth;
+                int inBlock = Math.Min(BlockSize, keyCount - start);
+                for (int offset = 0; offset < inBlock; offset++)
+                {
+                    float* key = block + offset * rowWidth;
+                    for (int head = 0; head < HeadCount; head++)
+                    {
+                        scores[head * keyCount + start + offset] = Dot(query + head * HeadSize, key + head * HeadSize, HeadSize) * Scale;
+                    }
+                }
+            }
+
+            // Softmax per head without the division; each head's output is divided by its sum at the end.
+            Span<float> sums = stackalloc float[HeadCount];
+            for (int head = 0; head < HeadCount; head++)
+            {
+                Span<float> headScores = scores.Slice(head * keyCount, keyCount);
+                float max = TensorPrimitives.Max(headScores);
+                TensorPrimitives.Add(headScores, -max, headScores);
+                TensorPrimitives.Exp(headScores, headScores);
+                sums[head] = TensorPrimitives.Sum(headScores);
+            }
+
+            // out_h = sum_t p_{h,t} v_{t,h} / sum_h
+            float* output = Output + (long)sequence * rowWidth;
+            var outputRow = new Span<float>(output, rowWidth);
+            outputRow.Clear();
+            for (int start = 0, blockIndex = 0; start < keyCount; start += BlockSize, blockIndex++)
+            {
+                float* block = Values + (long)blocks[blockIndex] * BlockSize * rowWidth;
+                int inBlock = Math.Min(BlockSize, keyCount - start);
+                for (int offset = 0; offset < inBlock; offset++)
+                {
+                    float* value = block + offset * rowWidth;
+                    for (int head = 0; head < HeadCount; head++)
+                    {
+                        MultiplyAdd(value + head * HeadSize, scores[head * keyCount + start + offset], output + head * HeadSize, HeadSize);
+                    }
+                }
+            }
+            for (int head = 0; head < HeadCount; head++)
+            {
+                Span<float> headOutput = outputRow.Slice(head * HeadSize, HeadSize);
+                TensorPrimitives.Multiply(headOutput, 1f / sums[head], headOutput);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Dot(float* a, float* b, int length)
+    {
+        int i = 0;
+        float result = 0;
+        if (Vector256.IsHardwareAccelerated && length >= Vector256<float>.Count)
+        {
+            Vector256<float> even = Vector256<float>.Zero, odd = Vector256<float>.Zero;
+            for (; i + 2 * Vector256<float>.Count <= length; i += 2 * Vector256<float>.Count)
+            {
+                even = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), even);
+                odd = Vector256.FusedMultiplyAdd(
+                    Vector256.Load(a + i + Vector256<float>.Count), Vector256.Load(b + i + Vector256<float>.Count), odd);
+            }
+            for (; i + Vector256<float>.Count <= length; i += Vector256<float>.Count)
+            {
+                even = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), even);
+            }
+            result = Vector256.Sum(even + odd);
+        }
+        for (; i < length; i++)
+        {
+            result += a[i] * b[i];
+        }
+        return result;
+    }
+
+    /// <summary>destination += x * weight</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyAdd(float* x, float weight, float* destination, int length)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> scale = Vector256.Create(weight);
+            for (; i + Vector256<float>.Count <= length; i += Vector256<float>.Count)
+            {
+                Vector256.FusedMultiplyAdd(Vector256.Load(x + i), scale, Vector256.Load(destination + i)).Store(destination + i);
+            }
+        }
+        for (; i < length; i++)
+        {
+            destination[i] += x[i] * weight;
+        }
+    }
+}
+
+/// <summary>
+/// Host-side description of a decode group for <see cref="PagedDecodeAttention"/>: how many keys each
+/// sequence has and which blocks hold them.
+/// </summary>
+public sealed class DecodeContexts
+{
+    /// <param name="keyCounts">Per sequence: its context length, the current token included.</param>
+    /// <param name="blockTables">Per sequence, <paramref name="blocksPerSequence"/> block ids (unused tail entries are ignored).</param>
+    public DecodeContexts(int[] keyCounts, int[] blockTables, int blocksPerSequence)
+    {
+        Debug.Assert(blockTables.Length == keyCounts.Length * blocksPerSequence);
+        KeyCounts = keyCounts;
+        BlockTables = blockTables;
+        BlocksPerSequence = blocksPerSequence;
+    }
+
+    public int[] KeyCounts { get; }
+    public int[] BlockTables { get; }
+    public int BlocksPerSequence { get; }
+}

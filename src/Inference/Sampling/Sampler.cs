@@ -1,0 +1,201 @@
+using System.Numerics.Tensors;
+
+namespace LlmServer.Inference.Sampling;
+
+/// <summary>A row of logits no token can be drawn from (NaN from an overflow, say).</summary>
+public sealed class SamplingException(string message) : Exception(message);
+
+/// <summary>
+/// Picks the next token of one request from its row of logits, with that request's own parameters.
+/// Runs on plain arrays after one copy of the step's logits off the device: each row costs a few
+/// vectorised passes over the vocabulary, needs no sort, and never depends on the other rows of
+/// the batch, so a request samples the same tokens alone or among others.
+/// </summary>
+public sealed class Sampler
+{
+    private float[] _weights = [];
+    private int[] _candidates = [];
+
+    /// <param name="logits">The request's row of raw logits (V).</param>
+    /// <param name="request">Supplies the parameters and the output so far (for penalties and min_tokens).</param>
+    /// <param name="random">The request's own generator; unused for greedy rows.</param>
+    /// <param name="suppressedTokens">Tokens that may not be picked now (end-of-text before min_tokens).</param>
+    public GeneratedToken Sample(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random,
+        IReadOnlyCollection<int> suppressedTokens, int textOffset)
+    {
+        SamplingParameters sampling = request.Sampling;
+        // IndexOfMax returns the first NaN if there is one, so this also checks the row.
+        int argMax = TensorPrimitives.IndexOfMax(logits);
+        if (float.IsNaN(logits[argMax]))
+        {
+            throw new SamplingException("the model produced NaN logits for this request");
+        }
+
+        bool plainGreedy = sampling.IsGreedy && sampling.LogitBias.Count == 0 && suppressedTokens.Count == 0
+            && sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0;
+        int chosen = plainGreedy ? argMax : SampleAdjusted(logits, request, random, suppressedTokens);
+
+        if (sampling.Logprobs is null)
+        {
+            return new GeneratedToken(chosen, null, null, textOffset);
+        }
+        // Logprobs describe the model's own distribution (before temperature, penalties and
+        // cuts), which is what OpenAI's API reports.
+        double logNormalizer = LogSumExp(logits, logits[argMax]);
+        IReadOnlyList<TokenLogprob>? top = sampling.Logprobs > 0 ? TopLogprobs(logits, sampling.Logprobs.Value, logNormalizer) : null;
+        return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
+    }
+
+    private int SampleAdjusted(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens)
+    {
+        SamplingParameters sampling = request.Sampling;
+        int vocabulary = logits.Length;
+        EnsureCapacity(vocabulary);
+        Span<float> adjusted = _weights.AsSpan(0, vocabulary);
+        logits.CopyTo(adjusted);
+        ApplyBiasAndPenalties(adjusted, request);
+        foreach (int token in suppressedTokens)
+        {
+            if ((uint)token < (uint)vocabulary)
+            {
+                adjusted[token] = float.NegativeInfinity;
+            }
+        }
+        int best = TensorPrimitives.IndexOfMax(adjusted);
+        return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], sampling, random);
+    }
+
+    private static void ApplyBiasAndPenalties(Span<float> adjusted, ISamplingRequest request)
+    {
+        SamplingParameters sampling = request.Sampling;
+        foreach ((int token, double bias) in sampling.LogitBias)
+        {
+            if ((uint)token < (uint)adjusted.Length)
+            {
+                adjusted[token] += (float)bias;
+            }
+        }
+        if (sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0)
+        {
+            return;
+        }
+        // OpenAI's definition: logit -= count * frequency_penalty + (count > 0) * presence_penalty,
+        // counted over the tokens generated so far.
+        foreach ((int token, int count) in request.OutputTokenCounts)
+        {
+            if ((uint)token < (uint)adjusted.Length)
+            {
+                adjusted[token] -= (float)(count * sampling.FrequencyPenalty + sampling.PresencePenalty);
+            }
+        }
+    }
+
+    /// <summary>Turns the adjusted logits into weights at the request's temperature, applies top-k and top-p, and draws.</summary>
+    private int Draw(Span<float> adjusted, float max, SamplingParameters sampling, SeededRandom random)
+    {
+        if (float.IsNegativeInfinity(max))
+        {
+            throw new SamplingException("every token is excluded (logit_bias or penalties left nothing to sample)");
+        }
+        if (float.IsPositiveInfinity(max))
+        {
+            // An overflowed logit dominates any distribution; exp(inf - inf) would be NaN.
+            return TensorPrimitives.IndexOfMax(adjusted);
+        }
+        // w = exp((logit - max) / T), in place and vectorised.
+        TensorPrimitives.Subtract(adjusted, max, adjusted);
+        TensorPrimitives.Multiply(adjusted, (float)(1.0 / sampling.Temperature), adjusted);
+        TensorPrimitives.Exp(adjusted, adjusted);
+
+        int count = 0;
+        Span<int> candidates = _candidates.AsSpan(0, adjusted.Length);
+        for (int i = 0; i < adjusted.Length; i++)
+        {
+            if (adjusted[i] > 0)
+            {
+                candidates[count++] = i;
+            }
+        }
+        if (count == 0)
+        {
+            throw new SamplingException("no token has a positive weight at this temperature");
+        }
+        Span<int> kept = candidates[..count];
+        if (sampling.TopK > 0 && sampling.TopK < kept.Length)
+        {
+            kept = TopSelection.KeepLargest(kept, adjusted, sampling.TopK);
+        }
+        if (sampling.TopP < 1.0)
+        {
+            kept = TopSelection.KeepNucleus(kept, adjusted, sampling.TopP);
+        }
+
+        double total = 0;
+        foreach (int token in kept)
+        {
+            total += adjusted[token];
+        }
+        double target = random.NextDouble() * total;
+        double cumulative = 0;
+        foreach (int token in kept)
+        {
+            cumulative += adjusted[token];
+            if (cumulative > target)
+            {
+                return token;
+            }
+        }
+        return kept[^1];
+    }
+
+    private double LogSumExp(ReadOnlySpan<float> logits, float max)
+    {
+        EnsureCapacity(logits.Length);
+        Span<float> shifted = _weights.AsSpan(0, logits.Length);
+        TensorPrimitives.Subtract(logits, max, shifted);
+        TensorPrimitives.Exp(shifted, shifted);
+        return max + Math.Log(TensorPrimitives.Sum<float>(shifted));
+    }
+
+    /// <summary>The <paramref name="count"/> most likely tokens, most likely first (ties: lower id first).</summary>
+    private static IReadOnlyList<TokenLogprob> TopLogprobs(ReadOnlySpan<float> logits, int count, double logNormalizer)
+    {
+        count = Math.Min(count, logits.Length);
+        var best = new List<int>(count + 1);
+        for (int i = 0; i < logits.Length; i++)
+        {
+            if (best.Count == count && logits[i] <= logits[best[^1]])
+            {
+                continue;
+            }
+            int at = best.Count;
+            while (at > 0 && logits[i] > logits[best[at - 1]])
+            {
+                at--;
+            }
+            best.Insert(at, i);
+            if (best.Count > count)
+            {
+                best.RemoveAt(best.Count - 1);
+            }
+        }
+        var result = new TokenLogprob[best.Count];
+        for (int i = 0; i < best.Count; i++)
+        {
+            result[i] = new TokenLogprob(best[i], FiniteLogprob(logits[best[i]] - logNormalizer));
+        }
+        return result;
+    }
+
+    /// <summary>JSON has no -Infinity; like vLLM, an impossible token reports -9999.</summary>
+    private static float FiniteLogprob(double logprob) => double.IsFinite(logprob) ? (float)logprob : -9999f;
+
+    private void EnsureCapacity(int vocabulary)
+    {
+        if (_weights.Length < vocabulary)
+        {
+            _weights = new float[vocabulary];
+            _candidates = new int[vocabulary];
+        }
+    }
+}
