@@ -19,7 +19,7 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY src/Inference/Inference.csproj src/Inference/packages.lock.json src/Inference/
-COPY src/FineTuning/FineTuning.csproj src/FineTuning/packages.lock.json src/FineTuning/
+COPY src/Storage/Storage.csproj src/Storage/packages.lock.json src/Storage/
 COPY src/Training/Training.csproj src/Training/packages.lock.json src/Training/
 COPY src/Server/Server.csproj src/Server/packages.lock.json src/Server/
 # The cpu image restores exactly the packages the committed lock files record, as CI does. The

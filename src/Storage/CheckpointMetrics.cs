@@ -1,4 +1,4 @@
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>OpenAI's checkpoint metrics; a value the trainer did not measure (no validation file) is null.</summary>
 public sealed record CheckpointMetrics(

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
 
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>
 /// The durable state of files and fine-tuning: rows in one SQLite database under the data

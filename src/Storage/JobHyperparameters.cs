@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>
 /// OpenAI's supervised hyperparameters. Null means "auto": the worker resolves it from the data

@@ -1,4 +1,4 @@
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>A fine-tuning job's place in its life, as OpenAI names it on the wire.</summary>
 public enum JobStatus

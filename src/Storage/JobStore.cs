@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using LlmServer.Inference.Models.Lora;
 using Microsoft.Data.Sqlite;
 
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>
 /// Fine-tuning jobs, their events and checkpoints, in the files' SQLite database. The API and the

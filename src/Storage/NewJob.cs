@@ -1,4 +1,6 @@
-namespace LlmServer.FineTuning.Storage;
+using LlmServer.Inference.Models.Lora;
+
+namespace LlmServer.Storage;
 
 /// <summary>
 /// A validated request to fine-tune, as the store records it. <paramref name="Seed"/> null lets

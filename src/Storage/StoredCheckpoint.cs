@@ -1,4 +1,4 @@
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 /// <summary>
 /// A checkpoint a job wrote: <paramref name="FineTunedModelCheckpoint"/> is the name clients

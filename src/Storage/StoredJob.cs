@@ -1,4 +1,6 @@
-namespace LlmServer.FineTuning.Storage;
+using LlmServer.Inference.Models.Lora;
+
+namespace LlmServer.Storage;
 
 /// <summary>
 /// A fine-tuning job as the store records it. <see cref="ResolvedHyperparameters"/> is null until

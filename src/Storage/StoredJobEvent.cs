@@ -1,4 +1,4 @@
-namespace LlmServer.FineTuning.Storage;
+namespace LlmServer.Storage;
 
 public enum JobEventLevel
 {

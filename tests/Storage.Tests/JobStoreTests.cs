@@ -1,7 +1,7 @@
-using LlmServer.FineTuning.Storage;
+using LlmServer.Inference.Models.Lora;
 using Microsoft.Data.Sqlite;
 
-namespace LlmServer.FineTuning.Tests.Storage;
+namespace LlmServer.Storage.Tests;
 
 /// <summary>The job store on a real SQLite database in a temporary data directory.</summary>
 public sealed class JobStoreTests : IDisposable
@@ -408,5 +408,30 @@ public sealed class JobStoreTests : IDisposable
         Assert.True(after.CancelRequested);
         Assert.Equal(events, reopened.ListEvents(job.Id, null, 100).Page.Select(e => e.Message));
         Assert.Equal("/ckpt/3", reopened.GetCheckpointByName("ft:gpt2:personal::" + job.Id + ":ckpt-step-3")?.Path);
+    }
+
+    [Fact]
+    public void A_jobs_lora_settings_are_stored_as_their_fields_alone_and_rows_written_that_way_load()
+    {
+        StoredJob lora = Create();
+        StoredJob full = _store.CreateJob(new NewJob("gpt2", "personal", "file-train", null, null, null, JobHyperparameters.Auto,
+            new LoraSettings(0, 0, []), null));
+
+        Assert.Equal("""{"rank":8,"alpha":16,"target_modules":["c_attn","c_proj","c_fc"]}""", StoredLoraJson(lora.Id));
+        Assert.Equal("""{"rank":0,"alpha":0,"target_modules":[]}""", StoredLoraJson(full.Id));
+        Assert.False(_store.GetJob(lora.Id)!.Lora.IsFullFineTune);
+        StoredJob reloaded = _store.GetJob(full.Id)!;
+        Assert.True(reloaded.Lora.IsFullFineTune);
+        Assert.False(reloaded.Lora.UseRsLora);
+    }
+
+    private string StoredLoraJson(string jobId)
+    {
+        using var connection = new SqliteConnection($"Data Source={Path.Combine(_dataDirectory, FineTuningStore.DatabaseFileName)}");
+        connection.Open();
+        using SqliteCommand query = connection.CreateCommand();
+        query.CommandText = "SELECT lora FROM jobs WHERE id = $id";
+        query.Parameters.AddWithValue("$id", jobId);
+        return (string)query.ExecuteScalar()!;
     }
 }

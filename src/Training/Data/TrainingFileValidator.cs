@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace LlmServer.FineTuning.Files;
+namespace LlmServer.Training.Data;
 
 /// <summary>The two example formats OpenAI accepts in a fine-tuning training file.</summary>
 public enum TrainingFileFormat

@@ -1,7 +1,7 @@
 using System.Text;
-using LlmServer.FineTuning.Files;
+using LlmServer.Training.Data;
 
-namespace LlmServer.FineTuning.Tests.Files;
+namespace LlmServer.Training.Tests.Data;
 
 public sealed class TrainingFileValidatorTests
 {
