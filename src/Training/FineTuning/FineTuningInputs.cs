@@ -1,7 +1,7 @@
 using LlmServer.Inference.Models;
 using LlmServer.Training.Data;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>Everything a <see cref="FineTuningRun"/> trains from and writes to.</summary>
 /// <param name="BaseModel">The serving model. A LoRA run trains an adapter on it without changing it; a full run trains a copy loaded from <paramref name="BaseModelDirectory"/>.</param>

@@ -6,7 +6,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>
 /// A fine-tuning run cut into slices, so that the engine thread can interleave it with serving
@@ -21,9 +21,6 @@ namespace LlmServer.Training;
 /// </summary>
 public sealed class FineTuningRun : IDisposable
 {
-    /// <summary>AdamW's moments and step counts, saved in each checkpoint for a resume.</summary>
-    public const string OptimizerStateFileName = "optimizer.bin";
-
     private enum Phase { Training, Stepping, Validating, Checkpointing, Finishing, Completed }
 
     private readonly FineTuningInputs _inputs;
@@ -62,7 +59,7 @@ public sealed class FineTuningRun : IDisposable
         _validationExamples = inputs.Validation?.Examples ?? [];
         StepsPerEpoch = BatchPlanner.BatchesPerEpoch(_examples.Count, _settings.BatchSize);
         TotalSteps = StepsPerEpoch * _settings.Epochs;
-        _schedule = LearningRateSchedule.For(_settings, TotalSteps);
+        _schedule = _settings.Schedule(TotalSteps);
         _optimizer = TrainingOptimizer.Create(weights.Parameters, _settings.LearningRate, _settings.WeightDecay);
         _history = resumed?.LogHistory.ToList() ?? [];
         Step = resumed?.OptimizerStep ?? 0;
@@ -106,7 +103,7 @@ public sealed class FineTuningRun : IDisposable
         TrainedWeights weights = inputs.Settings.Lora is not null
             ? LoraWeights.Load(inputs.BaseModel, checkpointDirectory, BaseModelName(inputs))
             : FullWeights.Load(checkpointDirectory, inputs.BaseModel.Device, inputs.BaseModelDirectory);
-        string optimizerState = Path.Combine(checkpointDirectory, OptimizerStateFileName);
+        string optimizerState = Path.Combine(checkpointDirectory, TrainingOptimizer.StateFileName);
         // Without a saved optimizer state (a checkpoint from elsewhere) AdamW's moments start again from zero.
         return Construct(inputs, weights, state, checkpointDirectory, File.Exists(optimizerState) ? optimizerState : null);
     }
@@ -301,7 +298,7 @@ public sealed class FineTuningRun : IDisposable
         {
             _weights.SaveModel(staging);
             CurrentState().Write(staging);
-            _optimizer.save_state_dict(Path.Combine(staging, OptimizerStateFileName));
+            _optimizer.save_state_dict(Path.Combine(staging, TrainingOptimizer.StateFileName));
         });
         LatestCheckpoint = target;
 
@@ -322,7 +319,7 @@ public sealed class FineTuningRun : IDisposable
         string source = LatestCheckpoint!;
         WholeDirectory.Write(FinalDirectory, staging =>
         {
-            foreach (string file in Directory.GetFiles(source).Where(f => Path.GetFileName(f) != OptimizerStateFileName))
+            foreach (string file in Directory.GetFiles(source).Where(f => Path.GetFileName(f) != TrainingOptimizer.StateFileName))
             {
                 File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
             }

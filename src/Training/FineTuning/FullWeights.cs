@@ -2,7 +2,7 @@ using LlmServer.Inference.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>
 /// Every weight of a float32 copy of the base, loaded again from its directory: the serving model

@@ -3,7 +3,7 @@ using LlmServer.Inference.Models.Lora;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>
 /// A LoRA adapter over the serving base. The base's parameters are set not to require gradients:

@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>What a run trains: a LoRA adapter on the frozen base, or a whole copy of the base.</summary>
 internal abstract class TrainedWeights : IDisposable

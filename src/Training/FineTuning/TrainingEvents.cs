@@ -1,4 +1,4 @@
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>Something a <see cref="FineTuningRun"/> slice finished, for the job's event log and metrics.</summary>
 public abstract record TrainingEvent;

@@ -1,7 +1,7 @@
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 
-namespace LlmServer.Training;
+namespace LlmServer.Training.FineTuning;
 
 /// <summary>The hyperparameters of a fine-tuning run.</summary>
 public sealed record TrainingSettings
@@ -42,6 +42,13 @@ public sealed record TrainingSettings
     /// example each), which bounds the memory and the time of one <see cref="FineTuningRun.RunSlice"/>.
     /// </summary>
     public int MicroBatchTokens { get; init; } = 4096;
+
+    /// <summary>This run's learning rates over <paramref name="totalSteps"/> optimizer steps.</summary>
+    public LearningRateSchedule Schedule(int totalSteps)
+    {
+        int warmup = WarmupSteps ?? (int)Math.Ceiling(WarmupFraction * totalSteps);
+        return new LearningRateSchedule(LearningRate, MinLearningRateFraction, warmup, totalSteps);
+    }
 
     /// <summary>The longest example this run accepts for a model with <paramref name="config"/>.</summary>
     public int EffectiveMaxLength(Gpt2Config config) => Math.Min(MaxLength ?? config.MaxPositions, config.MaxPositions);

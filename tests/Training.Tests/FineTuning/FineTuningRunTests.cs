@@ -2,10 +2,11 @@ using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Data;
+using LlmServer.Training.FineTuning;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training.Tests;
+namespace LlmServer.Training.Tests.FineTuning;
 
 /// <summary>
 /// End to end on the random fixture model: a LoRA and a full fine-tune each learn the animal-sound
@@ -117,8 +118,8 @@ public sealed class FineTuningRunTests : IDisposable
         Assert.IsType<TrainingCompleted>(events[^1]);
 
         string last = saved[^1].Directory;
-        Assert.True(File.Exists(Path.Combine(last, FineTuningRun.OptimizerStateFileName)));
-        Assert.False(File.Exists(Path.Combine(run.FinalDirectory, FineTuningRun.OptimizerStateFileName)));
+        Assert.True(File.Exists(Path.Combine(last, TrainingOptimizer.StateFileName)));
+        Assert.False(File.Exists(Path.Combine(run.FinalDirectory, TrainingOptimizer.StateFileName)));
         foreach (string file in Directory.GetFiles(run.FinalDirectory))
         {
             Assert.Equal(File.ReadAllBytes(Path.Combine(last, Path.GetFileName(file))), File.ReadAllBytes(file));

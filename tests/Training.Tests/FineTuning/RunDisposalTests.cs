@@ -1,9 +1,10 @@
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Training.Data;
+using LlmServer.Training.FineTuning;
 using static TorchSharp.torch;
 
-namespace LlmServer.Training.Tests;
+namespace LlmServer.Training.Tests.FineTuning;
 
 /// <summary>Tensor.TotalCount is process-wide, so nothing else may make tensors while it is compared.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]

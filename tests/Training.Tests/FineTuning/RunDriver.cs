@@ -1,4 +1,6 @@
-namespace LlmServer.Training.Tests;
+using LlmServer.Training.FineTuning;
+
+namespace LlmServer.Training.Tests.FineTuning;
 
 /// <summary>Drives a run the way the engine thread does: one slice at a time until it completes.</summary>
 internal static class RunDriver
