@@ -1,14 +1,14 @@
-using LlmServer.Administration;
-using LlmServer.Contracts;
-using LlmServer.Hosting;
-using LlmServer.Serving;
+using LlmServer.OpenAi;
+using LlmServer.OpenAi.Models;
 
-namespace LlmServer.Endpoints;
+namespace LlmServer.Admin;
 
 /// <summary>Hot-swap: load and unload models and adapters, and point aliases, while serving; admin key only.</summary>
-public static class AdminEndpoints
+public static class AdminApi
 {
-    public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
+    public static IServiceCollection AddAdmin(this IServiceCollection services) => services.AddSingleton<ModelAdministrationService>();
+
+    public static IEndpointRouteBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
         RouteGroupBuilder admin = app.MapGroup("/admin").RequireKey(KeyScope.Admin).WithTags("Admin")
             .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden,

@@ -1,8 +1,8 @@
-using LlmServer.Contracts;
 using LlmServer.Inference.Engine;
-using LlmServer.Serving;
+using LlmServer.OpenAi;
+using LlmServer.OpenAi.Models;
 
-namespace LlmServer.Administration;
+namespace LlmServer.Admin;
 
 /// <summary>
 /// The admin API over the engine's served models: load and unload models and adapters, and point

@@ -1,13 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LlmServer.Serving;
+using LlmServer.FineTuning;
+using LlmServer.OpenAi;
+using LlmServer.OpenAi.Chat;
+using LlmServer.OpenAi.Completions;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
-namespace LlmServer.Hosting;
-
-/// <summary>Marks which key a route needs, so the OpenAPI document can say so (set by <see cref="ApiKeys.RequireKey"/>).</summary>
-public sealed record RequiredKeyMetadata(KeyScope Scope);
+namespace LlmServer.ApiDocumentation;
 
 /// <summary>
 /// The OpenAPI document at /swagger/v1/swagger.json and its UI at /swagger: every route with its
@@ -52,7 +52,7 @@ public static class OpenApiDocumentation
             swagger.MapType<JsonElement>(() => new OpenApiSchema());
             swagger.MapType<Stream>(() => new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" });
             swagger.SchemaFilter<RequiredFieldsSchemaFilter>();
-            swagger.CustomSchemaIds(type => type.FullName!.Replace("LlmServer.", "", StringComparison.Ordinal).Replace("Contracts.", "", StringComparison.Ordinal).Replace('+', '.'));
+            swagger.CustomSchemaIds(SchemaId);
             swagger.OperationFilter<KeyAndExampleOperationFilter>();
             swagger.DocumentFilter<MetricsDocumentFilter>();
         });
@@ -69,6 +69,9 @@ public static class OpenApiDocumentation
         });
         return app;
     }
+
+    /// <summary>A schema is named for its type alone (a nested type after its outer one): C# namespaces are no part of the wire.</summary>
+    private static string SchemaId(Type type) => type.FullName![(type.Namespace is { Length: > 0 } ns ? ns.Length + 1 : 0)..].Replace('+', '.');
 
     /// <summary>Names the key each operation needs and gives the generation requests an example body.</summary>
     private sealed class KeyAndExampleOperationFilter : IOperationFilter
@@ -102,8 +105,8 @@ public static class OpenApiDocumentation
             // A streamed answer is SSE: "data: {chunk}" events, then "data: [DONE]".
             Type? chunk = path switch
             {
-                "/v1/chat/completions" => typeof(Contracts.ChatCompletionChunk),
-                "/v1/completions" => typeof(Contracts.CompletionChunk),
+                "/v1/chat/completions" => typeof(ChatCompletionChunk),
+                "/v1/completions" => typeof(CompletionChunk),
                 _ => null,
             };
             if (chunk is not null && operation.Responses?.TryGetValue("200", out IOpenApiResponse? ok) == true && ok is OpenApiResponse okResponse)
@@ -127,9 +130,9 @@ public static class OpenApiDocumentation
     {
         public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
         {
-            string[] required = context.Type == typeof(Contracts.ChatCompletionRequest) ? ["model", "messages"]
-                : context.Type == typeof(Contracts.CompletionRequest) ? ["model", "prompt"]
-                : context.Type == typeof(Contracts.CreateFineTuningJobRequest) ? ["model", "training_file"]
+            string[] required = context.Type == typeof(ChatCompletionRequest) ? ["model", "messages"]
+                : context.Type == typeof(CompletionRequest) ? ["model", "prompt"]
+                : context.Type == typeof(CreateFineTuningJobRequest) ? ["model", "training_file"]
                 : [];
             if (required.Length > 0 && schema is OpenApiSchema concrete)
             {
@@ -167,18 +170,5 @@ public static class OpenApiDocumentation
                 },
             };
         }
-    }
-}
-
-/// <summary>Declares, for the OpenAPI document, the OpenAI error bodies a group of routes can answer with.</summary>
-public static class OpenAiErrorResponses
-{
-    public static TBuilder ProducesOpenAiErrors<TBuilder>(this TBuilder builder, params int[] statusCodes) where TBuilder : IEndpointConventionBuilder
-    {
-        foreach (int status in statusCodes)
-        {
-            builder.WithMetadata(new ProducesResponseTypeMetadata(status, typeof(Contracts.ErrorResponse), ["application/json"]));
-        }
-        return builder;
     }
 }

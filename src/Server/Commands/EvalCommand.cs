@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
 

@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
 using LlmServer.Benchmarks;
-using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
-using LlmServer.Training;
 using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Data;
+using LlmServer.Training.FineTuning;
 using LlmServer.Training.Reports;
 using static TorchSharp.torch;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LlmServer.Benchmarks;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Tokenization;

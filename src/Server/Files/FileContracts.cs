@@ -1,6 +1,6 @@
-using LlmServer.FineTuning.Storage;
+using LlmServer.Storage;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.Files;
 
 /// <summary>OpenAI's File object.</summary>
 public sealed record FileObject(string Id, long Bytes, long CreatedAt, string Filename, string Purpose)

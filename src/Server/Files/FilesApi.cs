@@ -1,13 +1,22 @@
-using LlmServer.Contracts;
-using LlmServer.Files;
-using LlmServer.Hosting;
+using LlmServer.Host;
+using LlmServer.OpenAi;
+using LlmServer.Storage;
+using Microsoft.Extensions.Options;
 
-namespace LlmServer.Endpoints;
+namespace LlmServer.Files;
 
 /// <summary>OpenAI's Files API (/v1/files), for fine-tuning data; admin key only.</summary>
-public static class FilesEndpoints
+public static class FilesApi
 {
-    public static IEndpointRouteBuilder MapFilesEndpoints(this IEndpointRouteBuilder app)
+    public static IServiceCollection AddFiles(this IServiceCollection services)
+    {
+        // Created on first use, so a server whose admin routes are never called writes no data directory.
+        services.AddSingleton(provider => new FineTuningStore(provider.GetRequiredService<IOptions<ServerOptions>>().Value.DataDir));
+        services.AddSingleton<FileService>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapFiles(this IEndpointRouteBuilder app)
     {
         RouteGroupBuilder files = app.MapGroup("/v1/files").RequireKey(KeyScope.Admin).WithTags("Files")
             .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound);

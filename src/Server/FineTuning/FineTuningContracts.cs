@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using LlmServer.FineTuning.Storage;
+using LlmServer.Storage;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.FineTuning;
 
 /// <summary>POST /v1/fine_tuning/jobs. Field values are checked by the service, which names the field it refuses; a field OpenAI's request does not have is refused too.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]

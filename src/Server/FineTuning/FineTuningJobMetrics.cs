@@ -1,9 +1,9 @@
 using System.Diagnostics.Metrics;
-using LlmServer.FineTuning.Storage;
-using LlmServer.Hosting;
+using LlmServer.Host;
+using LlmServer.Storage;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>
 /// Fine-tuning jobs by status as a gauge, read from the job store at each scrape; Prometheus shows

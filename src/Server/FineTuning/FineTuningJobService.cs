@@ -1,14 +1,13 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using LlmServer.Contracts;
 using LlmServer.Files;
-using LlmServer.FineTuning.Storage;
-using LlmServer.Hosting;
-using LlmServer.Serving;
+using LlmServer.Host;
+using LlmServer.OpenAi;
+using LlmServer.Storage;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>
 /// OpenAI's fine-tuning jobs API over the job store: checks a create request field by field (a

@@ -2,16 +2,15 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
-using LlmServer.FineTuning;
-using LlmServer.FineTuning.Storage;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Engine;
-using LlmServer.Training;
+using LlmServer.Observability;
+using LlmServer.Storage;
 using LlmServer.Training.Data;
+using LlmServer.Training.FineTuning;
 using Microsoft.Extensions.Options;
-using InferenceLora = LlmServer.Inference.Models.Lora.LoraSettings;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>
 /// Runs fine-tuning jobs, one at a time, from the durable queue in the job store: validates a new
@@ -204,7 +203,7 @@ public sealed class FineTuningWorker(
                 BatchSize = hyperparameters.BatchSize!.Value,
                 LearningRate = (lora ? LoraBaseLearningRate : FullBaseLearningRate) * hyperparameters.LearningRateMultiplier!.Value,
                 Seed = job.Seed,
-                Lora = lora ? new InferenceLora(job.Lora.Rank, job.Lora.Alpha, job.Lora.TargetModules) : null,
+                Lora = lora ? job.Lora : null,
             };
             string outputDirectory = Path.Combine(Path.GetFullPath(options.Value.DataDir), "models", job.Id);
             string fineTunedModel = FineTunedModelName.For(job.Model, job.Organization, job.Suffix, job.Id);

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.FineTuning;
 
 /// <summary>
 /// A hyperparameter as OpenAI writes it: the string "auto" (the server chooses) or a number.

@@ -1,4 +1,4 @@
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>A base model a job may fine-tune: the name clients give as "model", and its Hugging Face directory.</summary>
 public sealed record FineTunableModel(string Name, string Directory);

@@ -1,7 +1,7 @@
-using LlmServer.Administration;
-using LlmServer.FineTuning.Storage;
+using LlmServer.Admin;
+using LlmServer.Storage;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>Fine-tuning checkpoints by their ft:...:ckpt-step-N names, so an alias can point at one.</summary>
 public sealed class JobCheckpointCatalog(JobStore jobs) : ICheckpointCatalog

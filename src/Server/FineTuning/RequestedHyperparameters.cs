@@ -1,9 +1,9 @@
 using System.Text.Json;
-using LlmServer.Contracts;
-using LlmServer.FineTuning.Storage;
-using LlmServer.Serving;
+using LlmServer.Inference.Models.Lora;
+using LlmServer.OpenAi;
+using LlmServer.Storage;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>A hyperparameter as given, and the request field it came from (for the error that names it).</summary>
 public sealed record Given<T>(T Value, string Param);

@@ -1,7 +1,7 @@
 using LlmServer.Inference.Engine;
-using LlmServer.Serving;
+using LlmServer.OpenAi;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>Any full model the engine serves can be fine-tuned (by its name or an alias); an adapter cannot.</summary>
 public sealed class ServedFineTunableModels(IEngineClient engine) : IFineTunableModels

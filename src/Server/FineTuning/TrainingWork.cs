@@ -1,8 +1,8 @@
 using System.Threading.Channels;
 using LlmServer.Inference.Engine;
-using LlmServer.Training;
+using LlmServer.Training.FineTuning;
 
-namespace LlmServer.Jobs;
+namespace LlmServer.FineTuning;
 
 /// <summary>
 /// A fine-tuning run as engine background work: each slice is at most one micro-batch or one

@@ -1,4 +1,4 @@
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>
 /// The small demo model committed under models/demo (docs/demo-model.md), which <c>serve</c>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>Parses sizes such as "1073741824", "512MB", "2GiB" (decimal and binary units).</summary>
 public static partial class ByteSize

@@ -1,4 +1,7 @@
-namespace LlmServer.Hosting;
+using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace LlmServer.Host;
 
 /// <summary>
 /// CORS, so that a web app served from another origin can call the API from the browser, as
@@ -25,24 +28,30 @@ public static class CrossOriginRequests
     public static IReadOnlyList<string> List(string? setting) =>
         setting is null ? [] : setting.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
-    public static IServiceCollection AddCrossOriginRequests(this IServiceCollection services, ServerOptions options)
+    public static IServiceCollection AddCrossOriginRequests(this IServiceCollection services)
     {
-        if (!IsEnabled(options))
+        services.AddCors();
+        services.AddOptions<CorsOptions>().Configure<IOptions<ServerOptions>>((cors, server) =>
         {
-            return services;
-        }
-        return services.AddCors(cors => cors.AddDefaultPolicy(policy =>
-        {
-            IReadOnlyList<string> origins = List(options.AllowedOrigins), methods = List(options.AllowedMethods), headers = List(options.AllowedHeaders);
-            _ = origins.Contains(Any) ? policy.AllowAnyOrigin() : policy.WithOrigins([.. origins]);
-            // Any method or header: the preflight answer names the ones the browser asked for,
-            // which covers Authorization (a literal "*" would not) and the headers the OpenAI
-            // JavaScript SDK adds (x-stainless-*, OpenAI-Organization, OpenAI-Project).
-            _ = methods.Contains(Any) ? policy.AllowAnyMethod() : policy.WithMethods([.. methods]);
-            _ = headers.Contains(Any) ? policy.AllowAnyHeader() : policy.WithHeaders([.. headers]);
-            // No credentials mode: keys travel in the Authorization header, not in cookies.
-            policy.WithExposedHeaders(ExposedHeaders).SetPreflightMaxAge(PreflightMaxAge);
-        }));
+            if (IsEnabled(server.Value))
+            {
+                cors.AddDefaultPolicy(policy => ConfigurePolicy(policy, server.Value));
+            }
+        });
+        return services;
+    }
+
+    private static void ConfigurePolicy(CorsPolicyBuilder policy, ServerOptions options)
+    {
+        IReadOnlyList<string> origins = List(options.AllowedOrigins), methods = List(options.AllowedMethods), headers = List(options.AllowedHeaders);
+        _ = origins.Contains(Any) ? policy.AllowAnyOrigin() : policy.WithOrigins([.. origins]);
+        // Any method or header: the preflight answer names the ones the browser asked for,
+        // which covers Authorization (a literal "*" would not) and the headers the OpenAI
+        // JavaScript SDK adds (x-stainless-*, OpenAI-Organization, OpenAI-Project).
+        _ = methods.Contains(Any) ? policy.AllowAnyMethod() : policy.WithMethods([.. methods]);
+        _ = headers.Contains(Any) ? policy.AllowAnyHeader() : policy.WithHeaders([.. headers]);
+        // No credentials mode: keys travel in the Authorization header, not in cookies.
+        policy.WithExposedHeaders(ExposedHeaders).SetPreflightMaxAge(PreflightMaxAge);
     }
 
     /// <summary>
@@ -51,9 +60,9 @@ public static class CrossOriginRequests
     /// response starts, so refusals (401, 400, 429) carry them too and a browser app can read
     /// OpenAI's error body.
     /// </summary>
-    public static WebApplication UseCrossOriginRequests(this WebApplication app, ServerOptions options)
+    public static WebApplication UseCrossOriginRequests(this WebApplication app)
     {
-        if (IsEnabled(options))
+        if (IsEnabled(app.Services.GetRequiredService<IOptions<ServerOptions>>().Value))
         {
             app.UseCors();
         }

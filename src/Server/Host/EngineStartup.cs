@@ -2,7 +2,7 @@ using LlmServer.Inference.Engine;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Models.Safetensors;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>
 /// Starts the engine with the host and watches the model load: /health turns 200 when it is done;

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>--kv-cache-memory: a size ("2GiB", "512MB", bytes) or a fraction in (0, 1] of the memory left after the weights.</summary>
 public readonly record struct KvCacheBudget(long Bytes, double? Fraction)

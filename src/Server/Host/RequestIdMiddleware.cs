@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Serilog.Context;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>
 /// Gives every request an id: the client's <c>x-request-id</c> when it is a sane token, else a new

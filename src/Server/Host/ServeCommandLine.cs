@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 public sealed class CommandLineException(string message) : Exception(message);
 

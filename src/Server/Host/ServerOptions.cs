@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>
 /// Everything an operator can set, bound from appsettings.json, LLMSERVER_* environment variables
@@ -120,6 +120,10 @@ public sealed class ServerOptions
     public long MaxUploadBytes => ByteSize.TryParse(MaxUploadSize, out long bytes) ? bytes : 0;
 
     public long MaxRequestBodyBytes => ByteSize.TryParse(MaxRequestBody, out long bytes) ? bytes : 0;
+
+    /// <summary>--otlp-endpoint as a URL; null when none is set, or when it is not an http(s) URL (validation refuses that).</summary>
+    public Uri? OtlpEndpointUri =>
+        !string.IsNullOrWhiteSpace(OtlpEndpoint) && Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https" ? uri : null;
 
     public string ResolvedServedModelName =>
         !string.IsNullOrWhiteSpace(ServedModelName) ? ServedModelName

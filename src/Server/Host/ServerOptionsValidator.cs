@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host;
 
 /// <summary>
 /// Checks <see cref="ServerOptions"/> at start, whichever source set them (appsettings.json,
@@ -42,7 +42,7 @@ public sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         Check(o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key", "must not be empty");
         Check(o.AdminKey is null || o.AdminKey.Trim().Length > 0, "--admin-key", "must not be empty");
         Check(o.ApiKey is null || o.ApiKey != o.AdminKey, "--api-key", "--api-key and --admin-key must differ: an inference key must not open admin endpoints");
-        Check(TracingExport.IsValidEndpoint(o.OtlpEndpoint), "--otlp-endpoint", $"must be an http:// or https:// URL such as http://localhost:4317 (got '{o.OtlpEndpoint}')");
+        Check(string.IsNullOrWhiteSpace(o.OtlpEndpoint) || o.OtlpEndpointUri is not null, "--otlp-endpoint", $"must be an http:// or https:// URL such as http://localhost:4317 (got '{o.OtlpEndpoint}')");
         failures.AddRange(CrossOriginRequests.Problems(o));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -1,7 +1,7 @@
-using LlmServer.Hosting;
+using LlmServer.Host.Drain;
 using LlmServer.Inference.Engine;
 
-namespace LlmServer.Endpoints;
+namespace LlmServer.Observability;
 
 public static class HealthEndpoints
 {

@@ -2,7 +2,7 @@ using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Observability;
 
 /// <summary>
 /// Where the server writes its log lines instead of the console, in the format --log-format

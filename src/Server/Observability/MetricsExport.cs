@@ -1,14 +1,14 @@
 using System.Diagnostics.Metrics;
 using LlmServer.Inference.Engine;
-using LlmServer.Jobs;
 using OpenTelemetry.Metrics;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Observability;
 
 /// <summary>
 /// Metrics through OpenTelemetry, scraped by Prometheus at GET /metrics: the engine's meter
 /// (requests, KV cache, prefix cache, tokens, latency histograms), HTTP server metrics, .NET
-/// runtime metrics, the process's resident memory, and fine-tuning jobs by status.
+/// runtime metrics and the process's resident memory. Features add meters of their own (fine-tuning
+/// jobs by status).
 /// </summary>
 public static class MetricsExport
 {
@@ -25,7 +25,7 @@ public static class MetricsExport
     {
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
-            metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName, FineTuningJobMetrics.MeterName)
+            metrics.AddMeter(EngineMetrics.MeterName, ProcessMeterName)
                 .AddAspNetCoreInstrumentation()
                 .AddRuntimeInstrumentation()
                 // Samples carry no timestamps: Prometheus stamps each sample with the time of the

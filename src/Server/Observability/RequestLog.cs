@@ -1,11 +1,12 @@
 using System.Diagnostics;
+using LlmServer.Host;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.AspNetCore;
 using Serilog.Events;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Observability;
 
 /// <summary>
 /// The one log line per HTTP request: method, route pattern, status, duration, request id and, for

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using LlmServer.Inference.Engine;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Observability;
 
 /// <summary>
 /// The server's own spans: the engine phases of each generation (children of the HTTP request's

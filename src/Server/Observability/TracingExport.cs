@@ -1,8 +1,12 @@
+using LlmServer.Host;
+using Microsoft.Extensions.Options;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Observability;
 
 /// <summary>
 /// Traces through OpenTelemetry: ASP.NET Core's span per HTTP request, and ours (engine phases,
@@ -11,10 +15,9 @@ namespace LlmServer.Hosting;
 /// </summary>
 public static class TracingExport
 {
-    public static IServiceCollection AddTracingExport(this IServiceCollection services, string? otlpEndpoint)
+    public static IServiceCollection AddTracingExport(this IServiceCollection services)
     {
-        Uri? endpoint = string.IsNullOrWhiteSpace(otlpEndpoint) ? null : new Uri(otlpEndpoint);
-        OpenTelemetry.OpenTelemetryBuilder telemetry = services.AddOpenTelemetry()
+        services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
                 if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME")))
@@ -22,23 +25,31 @@ public static class TracingExport
                     resource.AddService("llmserver");
                 }
             })
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(ServerTelemetry.SourceName)
-                    .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context =>
-                        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"));
-                if (endpoint is not null)
-                {
-                    tracing.AddOtlpExporter(otlp => otlp.Endpoint = endpoint);
-                }
-            });
-        if (endpoint is not null)
+            .WithTracing(tracing => tracing.AddSource(ServerTelemetry.SourceName)
+                .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context =>
+                    !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health")));
+        // The collector is an option, known once the providers are built: the exporters join them
+        // then, built as AddOtlpExporter builds them (gRPC, batches, OTEL_* settings from the environment).
+        services.ConfigureOpenTelemetryTracerProvider((provider, tracing) =>
         {
-            telemetry.WithMetrics(metrics => metrics.AddOtlpExporter(otlp => otlp.Endpoint = endpoint));
-        }
+            if (CollectorOf(provider) is { } endpoint)
+            {
+                var batch = new BatchExportActivityProcessorOptions();
+                tracing.AddProcessor(new BatchActivityExportProcessor(new OtlpTraceExporter(new OtlpExporterOptions { Endpoint = endpoint }),
+                    batch.MaxQueueSize, batch.ScheduledDelayMilliseconds, batch.ExporterTimeoutMilliseconds, batch.MaxExportBatchSize));
+            }
+        });
+        services.ConfigureOpenTelemetryMeterProvider((provider, metrics) =>
+        {
+            if (CollectorOf(provider) is { } endpoint)
+            {
+                var periodic = new PeriodicExportingMetricReaderOptions();
+                metrics.AddReader(new PeriodicExportingMetricReader(new OtlpMetricExporter(new OtlpExporterOptions { Endpoint = endpoint }),
+                    periodic.ExportIntervalMilliseconds ?? 60_000, periodic.ExportTimeoutMilliseconds ?? 30_000));
+            }
+        });
         return services;
     }
 
-    public static bool IsValidEndpoint(string? value) =>
-        string.IsNullOrWhiteSpace(value) || (Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https");
+    private static Uri? CollectorOf(IServiceProvider provider) => provider.GetRequiredService<IOptions<ServerOptions>>().Value.OtlpEndpointUri;
 }

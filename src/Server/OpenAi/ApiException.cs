@@ -1,6 +1,5 @@
-using LlmServer.Contracts;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>A request the server refuses, carrying what OpenAI's error body needs.</summary>
 public sealed class ApiException(int statusCode, string message, string type = "invalid_request_error", string? param = null, string? code = null)

@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
-using LlmServer.Serving;
+using LlmServer.Host;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.OpenAi;
 
 /// <summary>Which key a route needs.</summary>
 public enum KeyScope
@@ -13,6 +13,9 @@ public enum KeyScope
     /// <summary>Files, fine-tuning and admin routes: only --admin-key; closed when none is set.</summary>
     Admin,
 }
+
+/// <summary>Marks which key a route needs, so the OpenAPI document can say so (set by <see cref="ApiKeys.RequireKey"/>).</summary>
+public sealed record RequiredKeyMetadata(KeyScope Scope);
 
 /// <summary>
 /// Bearer keys as OpenAI's API takes them (<c>Authorization: Bearer KEY</c>), checked per route

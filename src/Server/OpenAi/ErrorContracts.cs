@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi;
 
 /// <summary>OpenAI's error body: <c>{"error":{"message","type","param","code"}}</c>.</summary>
 public sealed record ErrorResponse(ErrorDetail Error);

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// Turns what System.Text.Json says about a request body into OpenAI's 400: the parameter in

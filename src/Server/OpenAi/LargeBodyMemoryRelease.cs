@@ -1,6 +1,6 @@
 using System.Runtime;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// Gives memory back to the operating system once large request bodies have come and gone.

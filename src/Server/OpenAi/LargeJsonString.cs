@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// Reads long JSON strings (prompts, message contents) into .NET strings without renting from

@@ -1,11 +1,11 @@
-using LlmServer.Serving;
+using LlmServer.Host;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Routing.Template;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// Every failure reaches the client in OpenAI's error shape, and none takes the server down:

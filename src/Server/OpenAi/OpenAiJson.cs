@@ -1,15 +1,19 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>The wire format: snake_case names, nulls left out unless a contract insists on them.</summary>
 public static class OpenAiJson
 {
     public static readonly JsonSerializerOptions Options = Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
+
+    /// <summary>Every route's TypedResults are written in the wire format too, not in ASP.NET Core's default one.</summary>
+    public static IServiceCollection AddOpenAiJson(this IServiceCollection services) =>
+        services.ConfigureHttpJsonOptions(json => Configure(json.SerializerOptions));
 
     public static JsonSerializerOptions Configure(JsonSerializerOptions options)
     {

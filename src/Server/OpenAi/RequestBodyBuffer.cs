@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// A request body read whole into 64 KiB chunks, to be parsed where it lies as one

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>Writes OpenAI-style SSE: one <c>data: {json}</c> event per chunk, then <c>data: [DONE]</c>.</summary>
 public sealed class ServerSentEvents(HttpResponse response)

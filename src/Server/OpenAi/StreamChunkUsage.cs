@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// <c>usage</c> on a stream chunk, as OpenAI sends it: the key is left out unless the client asked

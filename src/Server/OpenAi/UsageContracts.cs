@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi;
 
 public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens, PromptTokensDetails? PromptTokensDetails = null);
 

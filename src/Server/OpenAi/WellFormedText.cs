@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Unicode;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi;
 
 /// <summary>
 /// A request string that is not Unicode text: a lone surrogate escape (<c>"\ud800"</c>, what a

@@ -1,13 +1,13 @@
 using Microsoft.Extensions.FileProviders;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Playground;
 
 /// <summary>
 /// The browser playground: plain files from wwwroot, index.html at <c>/</c>. They are read from the
 /// build output (AppContext.BaseDirectory), not from the working directory: <c>dotnet run</c> starts
 /// in the user's shell directory, and the test host and the published image have no source tree.
 /// </summary>
-public static class Playground
+public static class PlaygroundFiles
 {
     public static string Directory => Path.Combine(AppContext.BaseDirectory, "wwwroot");
 

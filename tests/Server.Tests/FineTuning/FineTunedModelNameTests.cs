@@ -1,4 +1,6 @@
-namespace LlmServer.FineTuning.Tests;
+using LlmServer.FineTuning;
+
+namespace LlmServer.Tests.FineTuning;
 
 public sealed class FineTunedModelNameTests
 {

@@ -1,6 +1,6 @@
-using LlmServer.Jobs;
+using LlmServer.FineTuning;
 
-namespace LlmServer.Tests.Jobs;
+namespace LlmServer.Tests.FineTuning;
 
 public sealed class JobSignalsTests
 {

@@ -1,8 +1,33 @@
 using LlmServer.Inference.Engine;
-using LlmServer.Serving;
+using LlmServer.OpenAi;
 using Microsoft.Extensions.Options;
 
-namespace LlmServer.Hosting;
+namespace LlmServer.Host.Drain;
+
+/// <summary>Graceful shutdown, wired: the drain's state, its gate on the API routes, and the service that runs it.</summary>
+public static class ShutdownDrain
+{
+    /// <summary>
+    /// After the engine and the fine-tuning worker: the host stops hosted services in reverse
+    /// order of registration, so the drain runs first.
+    /// </summary>
+    public static IServiceCollection AddShutdownDrain(this IServiceCollection services)
+    {
+        services.AddSingleton<DrainState>();
+        services.AddHostedService<ShutdownDrainService>();
+        // Kestrel's own wait must outlast the drain, or it would cut requests the drain still lets finish.
+        services.AddOptions<HostOptions>().Configure<IOptions<ServerOptions>>((host, server) =>
+            host.ShutdownTimeout = TimeSpan.FromSeconds(server.Value.DrainTimeout + 30));
+        return services;
+    }
+
+    /// <summary>Inside the error middleware, which turns the refusal into OpenAI's 503.</summary>
+    public static WebApplication UseShutdownDrain(this WebApplication app)
+    {
+        app.UseMiddleware<DrainMiddleware>();
+        return app;
+    }
+}
 
 /// <summary>
 /// Whether the server still takes new work, and how much work is in flight. Draining starts when

@@ -1,10 +1,10 @@
 using System.Text.Json;
-using LlmServer.Contracts;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
+using LlmServer.Observability;
+using LlmServer.OpenAi.Generation;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Chat;
 
 /// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
 public sealed class ChatCompletionService(GenerationService generation, RequestLog log)
@@ -35,7 +35,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
 
         // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
         // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
+        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
         using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try

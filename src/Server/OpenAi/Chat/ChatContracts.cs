@@ -1,7 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.OpenAi.Generation;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi.Chat;
 
 /// <summary>
 /// POST /v1/chat/completions: every field of OpenAI's CreateChatCompletionRequest, so that a field

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using LlmServer.Contracts;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Chat;
 
 /// <summary>
 /// The parts of a chat request that ask for more than plain text generation: tool and function

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.OpenAi.Generation;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi.Completions;
 
 /// <summary>
 /// POST /v1/completions. Fields whose JSON type varies (prompt, stop) stay JsonElement and are

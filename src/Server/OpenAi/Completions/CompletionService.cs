@@ -1,10 +1,10 @@
 using System.Text.Json;
-using LlmServer.Contracts;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
+using LlmServer.Observability;
+using LlmServer.OpenAi.Generation;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Completions;
 
 /// <summary>POST /v1/completions: prompt(s) in, one JSON response or an SSE stream out.</summary>
 public sealed class CompletionService(GenerationService generation, RequestLog log)

@@ -1,7 +1,7 @@
 using System.Text;
 using LlmServer.Inference.Engine;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Generation;
 
 /// <summary>Collects the events of one choice: its text, tokens, and how it ended.</summary>
 public sealed class ChoiceAccumulator

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
+using LlmServer.Observability;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Generation;
 
 /// <summary>An engine event for one of the n choices of a request.</summary>
 public readonly record struct ChoiceEvent(int Index, GenerationEvent Event);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi.Generation;
 
 /// <summary>Request fields shared by completions and chat completions, OpenAI's and vLLM's extensions.</summary>
 public abstract record SamplingRequestFields

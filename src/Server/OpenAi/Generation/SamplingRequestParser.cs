@@ -1,8 +1,7 @@
 using System.Text.Json;
-using LlmServer.Contracts;
 using LlmServer.Inference.Engine;
 
-namespace LlmServer.Serving;
+namespace LlmServer.OpenAi.Generation;
 
 /// <summary>
 /// Checks the sampling fields of a request against OpenAI's documented ranges and builds the

@@ -1,7 +1,6 @@
-using LlmServer.Contracts;
 using LlmServer.Inference.Engine;
 
-namespace LlmServer.Administration;
+namespace LlmServer.OpenAi.Models;
 
 /// <summary>What /v1/models (and, with paths, /admin/models) shows for the served catalog.</summary>
 public static class ModelCards

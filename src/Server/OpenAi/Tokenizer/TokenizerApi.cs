@@ -1,16 +1,15 @@
 using System.Text.Json;
-using LlmServer.Contracts;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tokenization;
-using LlmServer.Serving;
+using LlmServer.OpenAi.Chat;
+using LlmServer.OpenAi.Generation;
 
-namespace LlmServer.Endpoints;
+namespace LlmServer.OpenAi.Tokenizer;
 
 /// <summary>vLLM's /tokenize and /detokenize, for clients that count or inspect tokens.</summary>
-public static class TokenizerEndpoints
+public static class TokenizerApi
 {
-    public static IEndpointRouteBuilder MapTokenizerEndpoints(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapTokenizer(this IEndpointRouteBuilder app)
     {
         app.MapPost("/tokenize", Tokenize).RequireKey(KeyScope.Inference).WithTags("Tokenizer")
             .WithSummary("vLLM's /tokenize: a prompt or chat messages to token ids").Accepts<TokenizeRequest>("application/json")
@@ -29,7 +28,7 @@ public static class TokenizerEndpoints
         if (request.Messages is not null)
         {
             SamplingRequestParser.Require(request.Prompt is null, "prompt", "Send either prompt or messages, not both.");
-            IReadOnlyList<ChatMessage> messages = PromptInput.ParseMessages(request.Messages);
+            IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
             try
             {
                 text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);

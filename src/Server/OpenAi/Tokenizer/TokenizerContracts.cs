@@ -1,7 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.OpenAi.Chat;
 
-namespace LlmServer.Contracts;
+namespace LlmServer.OpenAi.Tokenizer;
 
 /// <summary>vLLM's /tokenize: either a prompt or chat messages. A field it does not know is refused, as on /v1.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
