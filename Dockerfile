@@ -20,7 +20,7 @@ COPY global.json Directory.Build.props Directory.Build.targets Directory.Package
 COPY build/ build/
 COPY src/ChatTemplates/ChatTemplates.csproj src/ChatTemplates/packages.lock.json src/ChatTemplates/
 COPY src/Inference/Inference.csproj src/Inference/packages.lock.json src/Inference/
-COPY src/FineTuning/FineTuning.csproj src/FineTuning/packages.lock.json src/FineTuning/
+COPY src/Storage/Storage.csproj src/Storage/packages.lock.json src/Storage/
 COPY src/Training/Training.csproj src/Training/packages.lock.json src/Training/
 COPY src/Bench/Bench.csproj src/Bench/packages.lock.json src/Bench/
 COPY src/Server/Server.csproj src/Server/packages.lock.json src/Server/

@@ -1,6 +1,5 @@
 using LlmServer.Bench;
 using LlmServer.Commands;
-using LlmServer.Hosting;
 
 // llmserver [serve] --model DIR [flags]        serve a model (see serve --help)
 // llmserver bench [suite|limits] ...           load-test a server, or measure every serving target

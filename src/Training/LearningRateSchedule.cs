@@ -22,12 +22,6 @@ public sealed class LearningRateSchedule
     public int WarmupSteps { get; }
     public int TotalSteps { get; }
 
-    public static LearningRateSchedule For(TrainingSettings settings, int totalSteps)
-    {
-        int warmup = settings.WarmupSteps ?? (int)Math.Ceiling(settings.WarmupFraction * totalSteps);
-        return new LearningRateSchedule(settings.LearningRate, settings.MinLearningRateFraction, warmup, totalSteps);
-    }
-
     /// <summary>The learning rate of optimizer step <paramref name="step"/> (1-based).</summary>
     public double At(int step)
     {

@@ -6,6 +6,9 @@ namespace LlmServer.Training;
 /// <summary>The AdamW every trainer here uses.</summary>
 internal static class TrainingOptimizer
 {
+    /// <summary>AdamW's moments and step counts, saved in each checkpoint for a resume.</summary>
+    public const string StateFileName = "optimizer.bin";
+
     /// <summary>As transformers' Trainer and nanoGPT: weight decay on matrices, not on biases and layer norm gains.</summary>
     public static AdamW Create(IReadOnlyList<Parameter> parameters, double learningRate, double weightDecay)
     {

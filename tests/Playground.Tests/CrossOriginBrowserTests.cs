@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 using Microsoft.AspNetCore.Builder;

@@ -1,7 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
 using LlmServer.Bench.Prometheus;
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Gpt2;

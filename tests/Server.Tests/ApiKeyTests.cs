@@ -2,8 +2,8 @@ using System.ClientModel;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Tests;
+using LlmServer.OpenAi;
 using OpenAI;
 using OpenAI.Chat;
 

@@ -19,15 +19,15 @@ public sealed class CommandLineTests : IDisposable
     {
         var (exitCode, output) = await RunAsync("serve", "--help");
         Assert.Equal(0, exitCode);
-        foreach (LlmServer.Hosting.CommandLineFlag flag in LlmServer.Hosting.ServeCommandLine.Flags)
+        foreach (LlmServer.Host.CommandLineFlag flag in LlmServer.Host.ServeCommandLine.Flags)
         {
             string line = Assert.Single(output.Split('\n'), l => l.TrimStart().StartsWith(flag.Name + " ", StringComparison.Ordinal));
             Assert.Contains($"[default: {flag.Default}]", line);
         }
         // Every option can be set by a flag.
-        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Hosting.ServerOptions).GetProperties().Where(p => p.CanWrite))
+        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Host.ServerOptions).GetProperties().Where(p => p.CanWrite))
         {
-            Assert.Contains(LlmServer.Hosting.ServeCommandLine.Flags, f => f.ConfigurationKey == $"Server:{property.Name}");
+            Assert.Contains(LlmServer.Host.ServeCommandLine.Flags, f => f.ConfigurationKey == $"Server:{property.Name}");
         }
         Assert.Contains("[default: 8000]", output);
         Assert.Contains("--drain-timeout", output);
@@ -121,10 +121,10 @@ public sealed class CommandLineTests : IDisposable
         string path = Path.Combine(AppContext.BaseDirectory, "appsettings.json");
         Assert.True(File.Exists(path), "appsettings.json is not copied next to the server");
         var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddJsonFile(path).Build();
-        var shipped = new LlmServer.Hosting.ServerOptions();
+        var shipped = new LlmServer.Host.ServerOptions();
         Microsoft.Extensions.Configuration.ConfigurationBinder.Bind(configuration.GetSection("Server"), shipped);
-        var defaults = new LlmServer.Hosting.ServerOptions();
-        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Hosting.ServerOptions).GetProperties().Where(p => p.CanWrite))
+        var defaults = new LlmServer.Host.ServerOptions();
+        foreach (System.Reflection.PropertyInfo property in typeof(LlmServer.Host.ServerOptions).GetProperties().Where(p => p.CanWrite))
         {
             Assert.Equal(property.GetValue(defaults), property.GetValue(shipped));
         }

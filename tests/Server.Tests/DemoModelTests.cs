@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Training.DemoCorpus;
 
 namespace LlmServer.Tests;

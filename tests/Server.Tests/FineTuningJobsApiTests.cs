@@ -3,12 +3,12 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using LlmServer.FineTuning.Storage;
 using LlmServer.Inference.Tests;
-using LlmServer.Jobs;
+using LlmServer.Storage;
 using OpenAI;
 using OpenAI.Files;
 using OpenAI.FineTuning;
+using JobSignals = LlmServer.FineTuning.JobSignals;
 
 namespace LlmServer.Tests;
 

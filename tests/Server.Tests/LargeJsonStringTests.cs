@@ -1,7 +1,8 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using LlmServer.Serving;
+using LlmServer.OpenAi;
+using LlmServer.OpenAi.Generation;
 
 namespace LlmServer.Tests;
 

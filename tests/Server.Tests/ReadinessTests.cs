@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using LlmServer.Hosting;
+using LlmServer.Host.Drain;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Tests;
 

@@ -1,4 +1,3 @@
-using LlmServer.Hosting;
 using LlmServer.Inference.Engine;
 
 namespace LlmServer.Tests;

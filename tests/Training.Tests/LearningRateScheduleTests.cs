@@ -1,3 +1,5 @@
+using LlmServer.Training.FineTuning;
+
 namespace LlmServer.Training.Tests;
 
 public sealed class LearningRateScheduleTests
@@ -32,9 +34,9 @@ public sealed class LearningRateScheduleTests
     public void Warmup_from_a_fraction_rounds_up_and_explicit_steps_win()
     {
         var settings = new TrainingSettings { LearningRate = 1e-3, WarmupFraction = 0.03 };
-        Assert.Equal(4, LearningRateSchedule.For(settings, totalSteps: 110).WarmupSteps);
-        Assert.Equal(10, LearningRateSchedule.For(settings with { WarmupSteps = 10 }, totalSteps: 100).WarmupSteps);
-        Assert.Equal(1, LearningRateSchedule.For(settings, totalSteps: 1).WarmupSteps);
-        Assert.Equal(1e-3, LearningRateSchedule.For(settings, totalSteps: 1).At(1), 15);
+        Assert.Equal(4, settings.Schedule(totalSteps: 110).WarmupSteps);
+        Assert.Equal(10, (settings with { WarmupSteps = 10 }).Schedule(totalSteps: 100).WarmupSteps);
+        Assert.Equal(1, settings.Schedule(totalSteps: 1).WarmupSteps);
+        Assert.Equal(1e-3, settings.Schedule(totalSteps: 1).At(1), 15);
     }
 }

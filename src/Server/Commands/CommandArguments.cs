@@ -1,5 +1,5 @@
 using System.Globalization;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Models.Safetensors;
 using LlmServer.Training.Checkpoints;
 

@@ -1,4 +1,4 @@
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Training.DemoCorpus;
 
 namespace LlmServer.Commands;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.ChatTemplates;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;

@@ -1,14 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using LlmServer.Bench.Progress;
-using LlmServer.Hosting;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
-using LlmServer.Training;
 using LlmServer.Training.Checkpoints;
 using LlmServer.Training.Data;
+using LlmServer.Training.FineTuning;
 using LlmServer.Training.Reports;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using LlmServer.Hosting;
+using LlmServer.Host;
 using Microsoft.Extensions.Options;
 
 namespace LlmServer.Commands;

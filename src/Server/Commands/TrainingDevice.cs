@@ -1,4 +1,4 @@
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;

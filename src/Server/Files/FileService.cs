@@ -1,8 +1,7 @@
-using LlmServer.Contracts;
-using LlmServer.FineTuning.Files;
-using LlmServer.FineTuning.Storage;
-using LlmServer.Hosting;
-using LlmServer.Serving;
+using LlmServer.Host;
+using LlmServer.OpenAi;
+using LlmServer.Storage;
+using LlmServer.Training.Data;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;

@@ -110,7 +110,7 @@ public sealed class PretrainingRun : IDisposable
         {
             Validate(model.Config, settings, training, heldOut);
             var run = new PretrainingRun(model, settings, training, heldOut, tokenizerDirectory, outputDirectory, state);
-            string optimizerState = Path.Combine(checkpointDirectory, FineTuningRun.OptimizerStateFileName);
+            string optimizerState = Path.Combine(checkpointDirectory, TrainingOptimizer.StateFileName);
             if (!File.Exists(optimizerState))
             {
                 throw new InvalidDataException($"{optimizerState}: missing: a pretraining checkpoint keeps its optimizer state");
@@ -204,7 +204,7 @@ public sealed class PretrainingRun : IDisposable
         {
             CheckpointWriter.WriteInto(staging, _model, _tokenizerDirectory);
             CurrentState().Write(staging);
-            _optimizer.save_state_dict(Path.Combine(staging, FineTuningRun.OptimizerStateFileName));
+            _optimizer.save_state_dict(Path.Combine(staging, TrainingOptimizer.StateFileName));
         });
         return target;
     }

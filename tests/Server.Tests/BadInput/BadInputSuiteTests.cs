@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
-using LlmServer.Hosting;
 using LlmServer.Inference.Tests;
+using LlmServer.Observability;
 using Xunit.Abstractions;
 
 namespace LlmServer.Tests.BadInput;

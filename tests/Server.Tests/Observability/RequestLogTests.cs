@@ -2,8 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using LlmServer.Hosting;
+using LlmServer.Host;
 using LlmServer.Inference.Tests;
+using LlmServer.Observability;
 
 namespace LlmServer.Tests.Observability;
 

@@ -3,9 +3,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using LlmServer.Hosting;
+using LlmServer.FineTuning;
+using LlmServer.Host;
 using LlmServer.Inference.Tests;
-using LlmServer.Jobs;
+using LlmServer.Observability;
 using LlmServer.Tests.FineTuning;
 
 namespace LlmServer.Tests.Observability;

@@ -1,8 +1,13 @@
+using System.Text.Json.Serialization;
+
 namespace LlmServer.Inference.Models.Lora;
 
 /// <summary>
 /// The shape of a LoRA adapter, with PEFT's meaning for each field: every targeted GPT-2 Conv1D
-/// gets y += Scale * x Aᵀ Bᵀ, A (Rank, in) and B (out, Rank).
+/// gets y += Scale * x Aᵀ Bᵀ, A (Rank, in) and B (out, Rank). A fine-tuning job records how it
+/// adapts the model in this record too, where rank 0 means a full fine-tune (every weight trains;
+/// alpha and target modules do not apply). The job store keeps it as JSON: only the fields,
+/// never what is computed from them, and use_rslora only when set.
 /// </summary>
 /// <param name="TargetModules">
 /// PEFT's matching: a target names every module whose path ends with it at a dot boundary, so
@@ -10,13 +15,19 @@ namespace LlmServer.Inference.Models.Lora;
 /// one, and "h.0.attn.c_attn" a single layer.
 /// </param>
 /// <param name="UseRsLora">Rank-stabilised scaling, Alpha / sqrt(Rank), as PEFT's use_rslora.</param>
-public sealed record LoraSettings(int Rank, double Alpha, IReadOnlyList<string> TargetModules, bool UseRsLora = false)
+public sealed record LoraSettings(int Rank, double Alpha, IReadOnlyList<string> TargetModules,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool UseRsLora = false)
 {
     /// <summary>The layers of a block an adapter can target, relative to the block.</summary>
     public static IReadOnlyList<string> ModulesInBlock { get; } = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"];
 
     /// <summary>PEFT's scaling: lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora.</summary>
+    [JsonIgnore]
     public double Scale => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    /// <summary>A fine-tuning job's "no adapter": every weight of a copy of the base trains.</summary>
+    [JsonIgnore]
+    public bool IsFullFineTune => Rank == 0;
 
     /// <summary>
     /// The module paths ("h.{layer}.attn.c_attn") this adapter covers in a model of

@@ -1,0 +1,153 @@
+using System.Text.Json;
+using LlmServer.ChatTemplates;
+using LlmServer.Inference.Engine;
+using LlmServer.Inference.Sampling;
+using LlmServer.Inference.Tokenization;
+using LlmServer.Observability;
+using LlmServer.OpenAi.Generation;
+
+namespace LlmServer.OpenAi.Chat;
+
+/// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
+public sealed class ChatCompletionService(GenerationService generation, RequestLog log)
+{
+    public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
+    {
+        CancellationToken aborted = context.RequestAborted;
+        ServedModel model = generation.ResolveModel(request.Model);
+        log.SetModel(context, model.Name);
+        int n = SamplingRequestParser.ParseChoiceCount(request);
+        bool stream = request.Stream ?? false;
+        if (request.StreamOptions is not null && !stream)
+        {
+            throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
+        }
+        ChatRequestFeatures.Check(request);
+        int? logprobs = null;
+        if (request.Logprobs == true)
+        {
+            logprobs = request.TopLogprobs ?? 0;
+            SamplingRequestParser.Require(logprobs is >= 0 and <= SamplingRequestParser.MaxLogprobs, "top_logprobs",
+                $"top_logprobs must be between 0 and {SamplingRequestParser.MaxLogprobs}, got {logprobs}.");
+        }
+        else if (request.TopLogprobs is not null)
+        {
+            throw ApiException.InvalidParameter("top_logprobs", "top_logprobs requires logprobs to be true.");
+        }
+
+        // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
+        // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
+        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
+        using EngineAdmission admission = generation.Admit(n);
+        string prompt;
+        try
+        {
+            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+        }
+        catch (ChatTemplateException e)
+        {
+            throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
+        }
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", aborted), model.Tokenizer);
+        // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
+        (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
+            ? (completionTokens, "max_completion_tokens")
+            : (request.MaxTokens, "max_tokens");
+        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
+            maxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
+
+        log.SetTokens(context, promptIds.Count, completionTokens: null);
+        log.SetPrompt(context, () => prompt);
+        string id = $"chatcmpl-{Guid.NewGuid():N}";
+        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (stream)
+        {
+            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);
+            return;
+        }
+
+        ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
+        RecordOutcome(context, accumulators);
+        var responseChoices = accumulators.Select((a, index) => new ChatChoice(index, new ChatResponseMessage("assistant", a.Text),
+            logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
+            ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
+        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint },
+            OpenAiJson.Options, aborted);
+    }
+
+    private async Task StreamAsync(HttpContext context, ServedModel model, IReadOnlyList<EngineSubmission> choices, string id,
+        long created, bool includeUsage, bool withLogprobs, CancellationToken aborted)
+    {
+        var events = new ServerSentEvents(context.Response);
+        var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
+        var pending = choices.Select(_ => new List<GeneratedToken>()).ToArray();
+        // OpenAI's shape: no usage key unless asked for, then null until the last chunk carries it.
+        Usage? usageSoFar = includeUsage ? StreamChunkUsage.Pending : null;
+        ChatCompletionChunk Chunk(ChatChunkChoice choice) => new(id, created, model.Name, [choice], usageSoFar) { SystemFingerprint = model.Fingerprint };
+
+        // OpenAI opens every choice with the assistant role and empty content.
+        for (int index = 0; index < choices.Count; index++)
+        {
+            await events.WriteAsync(Chunk(new ChatChunkChoice(index, new ChatDelta("assistant", ""), null, null)), aborted);
+        }
+        await foreach (ChoiceEvent item in generation.GenerateAsync(choices, aborted))
+        {
+            if (ChoiceAccumulator.IsFailure(item.Event))
+            {
+                await events.WriteAsync(ChoiceAccumulator.Failure(item.Event).ToResponse(), aborted);
+                await events.CompleteAsync(aborted);
+                return;
+            }
+            accumulators[item.Index].Add(item.Event);
+            pending[item.Index].AddRange(item.Event.Tokens);
+            if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
+            {
+                ChatLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer) : null;
+                pending[item.Index].Clear();
+                await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, item.Event.TextDelta), logprobs, null)), aborted);
+            }
+            if (item.Event.FinishReason is { } reason)
+            {
+                await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
+                    ChoiceAccumulator.WireFinishReason(reason), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
+            }
+        }
+        RecordOutcome(context, accumulators);
+        if (includeUsage)
+        {
+            await events.WriteAsync(new ChatCompletionChunk(id, created, model.Name, [], UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint }, aborted);
+        }
+        await events.CompleteAsync(aborted);
+    }
+
+    private void RecordOutcome(HttpContext context, IReadOnlyList<ChoiceAccumulator> choices)
+    {
+        Usage usage = UsageOf(choices);
+        log.SetTokens(context, usage.PromptTokens, usage.CompletionTokens);
+        log.SetCompletion(context, () => string.Join("\n", choices.Select(c => c.Text)));
+    }
+
+    private static Usage UsageOf(IReadOnlyList<ChoiceAccumulator> choices)
+    {
+        int prompt = choices[0].PromptTokens;
+        int completion = choices.Sum(c => c.CompletionTokens);
+        int cached = choices[0].CachedPromptTokens;
+        return new Usage(prompt, completion, prompt + completion, cached > 0 ? new PromptTokensDetails(cached) : null);
+    }
+
+    private static ChatLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer) =>
+        new(tokens.Select(t => new ChatTokenLogprob(tokenizer.TokenText(t.TokenId), t.Logprob!.Value, Bytes(tokenizer, t.TokenId),
+            (t.TopLogprobs ?? []).Select(a => new ChatTopLogprob(tokenizer.TokenText(a.TokenId), a.Logprob, Bytes(tokenizer, a.TokenId))).ToArray())).ToArray());
+
+    private static int[] Bytes(Gpt2Tokenizer tokenizer, int tokenId)
+    {
+        ReadOnlySpan<byte> bytes = tokenizer.TokenBytes(tokenId);
+        var result = new int[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            result[i] = bytes[i];
+        }
+        return result;
+    }
+}
