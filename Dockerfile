@@ -2,7 +2,7 @@
 # One Dockerfile, two images:
 #   docker build -t llmserver:cuda .                        (default: TorchSharp-cuda-linux, CUDA runtime base)
 #   docker build -t llmserver:cpu --build-arg BACKEND=cpu .  (TorchSharp-cpu, ASP.NET Core runtime base)
-# Configuration is by environment (LLMSERVER_Server__X, see README "Options"); mount the model
+# Configuration is by environment (LLMSERVER_Server__X, see docs/configuration.md); mount the model
 # under /models and keep /data (files, fine-tuning jobs, checkpoints) on a volume.
 
 ARG BACKEND=cuda
@@ -31,7 +31,7 @@ COPY src/Server/Server.csproj src/Server/packages.lock.json src/Server/
 RUN if [ "${BACKEND}" = cpu ]; then locked=--locked-mode; fi \
     && dotnet restore src/Server -p:TorchSharpBackend=${BACKEND} ${locked:-}
 COPY src/ src/
-# The README's build ("GPU builds"), framework-dependent; both runtime images carry .NET 10.
+# The build in docs/operations.md ("GPU builds"), framework-dependent; both runtime images carry .NET 10.
 RUN dotnet publish src/Server -c Release -p:TorchSharpBackend=${BACKEND} --no-restore -o /app
 
 # .NET 10's images are Ubuntu 24.04, like the CUDA base, so the runtime copies over as it is.

@@ -84,6 +84,24 @@ public static class ServeCommandLine
         return overrides;
     }
 
+    /// <summary>
+    /// The flags as the Markdown table in docs/configuration.md, which a test keeps equal to this, so
+    /// the documented flags and defaults are the ones <c>serve</c> takes.
+    /// </summary>
+    public static string MarkdownTable()
+    {
+        var table = new StringBuilder();
+        table.Append("| flag | default | meaning |\n|---|---|---|\n");
+        foreach (CommandLineFlag flag in Flags)
+        {
+            table.Append($"| `{flag.Name}` | {Cell(flag.Default)} | {Cell(flag.Help)} |\n");
+        }
+        return table.ToString();
+
+        // A bare * would start emphasis and | would end the cell.
+        static string Cell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal).Replace("*", "\\*", StringComparison.Ordinal);
+    }
+
     public static string Help()
     {
         var text = new StringBuilder();

@@ -131,7 +131,7 @@ public sealed class BadInputSuiteTests(BadInputSuiteTests.Server server, ITestOu
             MalformedRequest.Get("an unknown job's events", "/v1/fine_tuning/jobs/ftjob-nope/events?limit=abc"),
             MalformedRequest.Get("an unknown job's checkpoints", "/v1/fine_tuning/jobs/ftjob-nope/checkpoints?limit=-1"),
             new("cancelling an unknown job", HttpMethod.Post, "/v1/fine_tuning/jobs/ftjob-nope/cancel", null, null, Expectation.ClientError),
-            // Kestrel itself refuses a NUL in the path, before any middleware runs: no body can be added (see README's API notes).
+            // Kestrel itself refuses a NUL in the path, before any middleware runs: no body can be added (see docs/api.md).
             MalformedRequest.Get("a model named NUL", "/v1/models/%00", Expectation.RefusedByKestrel),
             MalformedRequest.Get("a model with a 3,000-character name", "/v1/models/" + new string('m', 3000)),
             MalformedRequest.Get("a model named with invalid UTF-8", "/v1/models/%FF%FE"),

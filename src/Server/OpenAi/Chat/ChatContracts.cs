@@ -7,7 +7,7 @@ namespace LlmServer.OpenAi.Chat;
 /// <summary>
 /// POST /v1/chat/completions: every field of OpenAI's CreateChatCompletionRequest, so that a field
 /// this server cannot honour is refused by name (ChatRequestFeatures) and a misspelt one is
-/// "Unrecognized request argument" instead of silently doing nothing. README's API notes list which
+/// "Unrecognized request argument" instead of silently doing nothing. docs/api.md lists which
 /// fields are honoured, accepted as harmless, or refused.
 /// </summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
@@ -36,7 +36,7 @@ public sealed record ChatCompletionRequest : SamplingRequestFields
     public JsonElement WebSearchOptions { get; init; }
     public JsonElement Moderation { get; init; }
 
-    // Accepted and without effect here; README says why for each.
+    // Accepted and without effect here; docs/api.md says why for each.
     public bool? Store { get; init; }
     public Dictionary<string, string>? Metadata { get; init; }
     public string? ServiceTier { get; init; }
