@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using LlmServer.Hosting;
+using LlmServer.Host;
 
 namespace LlmServer.Deploy.Tests;
 
