@@ -9,11 +9,9 @@ namespace LlmServer.Inference.Runtime;
 /// <remarks>
 /// An ordinary GEMM call copies the weight into MKL's internal panel layout on every call, or,
 /// with the weight on the left, leaves a transposed result to copy back. Packing once with
-/// <c>sgemm_pack</c> and multiplying with <c>sgemm_compute</c> skips both. Measured over the
-/// GPT-2 124M weight shapes with MKL's AVX-512 kernels: 32 rows 185 -> 214 GFLOP/s against the
-/// best torch.mm orientation, 2,048 rows 207 -> 218, one row unchanged (about 30). MKL asks for a
-/// buffer 1.5x to 4x the matrix but writes about one matrix's worth: packing all of the 124M
-/// model's products (498 MB of weights, 1 GB asked for) raised the resident set by 440-500 MB.
+/// <c>sgemm_pack</c> and multiplying with <c>sgemm_compute</c> skips both (docs/benchmarks.md,
+/// "Products", has the rates). MKL asks for a buffer larger than the matrix but writes about one
+/// matrix's worth, so packing costs about one more copy of the weights in resident memory.
 /// <para>
 /// MKL is reached through the Fortran entry points libtorch_cpu exports (LP64 integers), the same
 /// MKL and threads libtorch uses. Where they are missing (libtorch without MKL) nothing is packed
@@ -55,8 +53,8 @@ public sealed unsafe class MklPackedMatrix : IDisposable
         // is as it stands (ld = out) and the (out, in) storage is transposed (ld = in).
         byte identifier = (byte)'A', transpose = storedAsOutByIn ? (byte)'T' : (byte)'N';
         // MKL lays the packed matrix out for the row count it is told here, though any count can use
-        // it. Packed for one row, 32-row products ran at 156-161 GFLOP/s instead of 205-214; packed
-        // for 256, every count from 1 to 2,048 ran within a few percent of its best.
+        // it. Packed for one row, batched products ran well below their best; packed for 256, every
+        // row count measured ran within a few percent of its best.
         int m = outputs, n = PackedForRows, k = inputs, leading = storedAsOutByIn ? inputs : outputs;
         float alpha = 1f;
         nuint bytes = mkl.PackGetSize(&identifier, &m, &n, &k);

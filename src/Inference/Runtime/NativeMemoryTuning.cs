@@ -5,10 +5,10 @@ namespace LlmServer.Inference.Runtime;
 /// <summary>
 /// Every engine step allocates and frees activation tensors of tens of megabytes. glibc serves
 /// such sizes with mmap and returns them with munmap, so each step would page-fault and zero all
-/// of that memory afresh (measured: the same attention step took 5 to 28 ms depending on it).
-/// Serving every size from the heap (no mmap at all) and never trimming keeps freed blocks for
-/// the next step: on the 124M shape at batch 32 this cut page faults from 1.50 M to 0.92 M and a
-/// decode step from 231 to 214 ms. A no-op where the C library is not glibc.
+/// of that memory afresh, and the same step's time would swing with it. Serving every size from
+/// the heap (no mmap at all) and never trimming keeps freed blocks for the next step, which cuts
+/// page faults and the decode step's time (docs/benchmarks.md). A no-op where the C library is
+/// not glibc.
 /// </summary>
 public static partial class NativeMemoryTuning
 {

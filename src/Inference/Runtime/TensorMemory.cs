@@ -5,8 +5,8 @@ namespace LlmServer.Inference.Runtime;
 
 /// <summary>
 /// Direct access to a CPU tensor's memory. TorchSharp's element accessors walk the tensor one
-/// index at a time (copying a 32 x 50,257 logits matrix that way took about 8 ms per decode step),
-/// and it exposes no address that includes the storage offset, so this asks LibTorchSharp for it.
+/// index at a time (too slow for a batch's logits on every decode step), and it exposes no address
+/// that includes the storage offset, so this asks LibTorchSharp for it.
 /// </summary>
 internal static unsafe class TensorMemory
 {

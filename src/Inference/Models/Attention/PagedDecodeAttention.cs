@@ -16,8 +16,8 @@ namespace LlmServer.Inference.Models.Attention;
 /// <remarks>
 /// The general path gathers every sequence's blocks into a contiguous batch and runs SDPA on it.
 /// For decode that gather writes a copy of the whole context of every sequence, every layer, every
-/// step (at 32 sequences of 192 tokens on the 124M shape: about 5 ms a layer). Here each key and
-/// value is read once, straight from the pool: 1.7-2.3 ms a layer, about one core's read bandwidth.
+/// step. Here each key and value is read once, straight from the pool, at about one core's read
+/// bandwidth (docs/benchmarks.md, "Attention", has both measured).
 /// It runs on the engine thread alone. A second thread was tried: libtorch's OpenMP workers keep
 /// spinning on the other cores for a while after each operator, and a thread-pool worker competing
 /// with them made the whole call slower and far less steady than one thread.
@@ -98,7 +98,7 @@ internal static unsafe class PagedDecodeAttention
         // All heads of a sequence together, a cache row at a time: a row holds every head's key
         // (or value) of one token side by side, and a block's rows are adjacent, so the context
         // streams through in address order. Head by head it would be read in 256-byte pieces
-        // a row apart, which the prefetchers follow far worse (measured: 3-4x slower).
+        // a row apart, which the prefetchers follow far worse (docs/benchmarks.md, "Attention").
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void AttendOne(int sequence, float[] scoreBuffer)
         {
