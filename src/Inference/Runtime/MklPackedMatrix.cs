@@ -46,7 +46,10 @@ public sealed unsafe class MklPackedMatrix : IDisposable
         {
             return null;
         }
-        using Tensor source = weight.detach().contiguous();
+        // Both handles are disposed here: a handle left to the finalizer holds a live tensor until
+        // some later garbage collection, which /metrics' tensor count would show after every load.
+        using Tensor detached = weight.detach();
+        using Tensor source = detached.contiguous();
         int inputs = (int)(storedAsOutByIn ? source.shape[1] : source.shape[0]);
         int outputs = (int)(storedAsOutByIn ? source.shape[0] : source.shape[1]);
         // Column-major terms: A is the (out x in) matrix, which the (in, out) row-major storage
