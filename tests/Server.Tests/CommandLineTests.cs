@@ -139,4 +139,24 @@ public sealed class CommandLineTests : IDisposable
         Assert.Contains("error: --api-key: --api-key and --admin-key must differ", output);
         Assert.DoesNotContain("sk-same", output);
     }
+
+    [Fact]
+    public async Task A_port_another_process_listens_on_is_one_line_and_exit_2()
+    {
+        var occupant = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        occupant.Start();
+        try
+        {
+            int port = ((System.Net.IPEndPoint)occupant.LocalEndpoint).Port;
+            var (exitCode, output) = await RunAsync(["serve", "--model", TestFixtures.ModelDirectory("gpt2-random-2l-64d"),
+                "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            Assert.Equal(2, exitCode);
+            string line = Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            Assert.Equal($"error: --port: http://127.0.0.1:{port} is already in use by another process (stop it, or choose another --port)", line);
+        }
+        finally
+        {
+            occupant.Stop();
+        }
+    }
 }

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 
 namespace LlmServer.Commands;
 
-/// <summary><c>llmserver serve --model DIR [flags]</c>: the OpenAI-compatible server.</summary>
+/// <summary><c>llmserver serve [--model DIR] [flags]</c>: the OpenAI-compatible server.</summary>
 public static class ServeCommand
 {
     public static async Task<int> RunAsync(string[] args)
@@ -17,7 +17,12 @@ public static class ServeCommand
         {
             await using WebApplication app = ServerApplication.Build(args);
             // Validate before the host starts, so a bad flag is one line, not a host stack trace.
-            _ = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
+            ServerOptions options = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
+            if (ServerOptionsSetup.AddressInUse(options) is { } address)
+            {
+                Console.Error.WriteLine($"error: --port: {address} is already in use by another process (stop it, or choose another --port)");
+                return 2;
+            }
             await app.RunAsync();
             return Environment.ExitCode;
         }

@@ -48,9 +48,11 @@ public sealed class FineTuningWorker(
         {
             await engine.Ready.WaitAsync(stopping);
         }
-        catch (Exception) when (!stopping.IsCancellationRequested)
+        catch (Exception)
         {
-            return; // the engine failed to load; the host is stopping because of it
+            // The engine failed to load, or the host stopped before it was ready (a port in use):
+            // either way the host is stopping and there is nothing to train.
+            return;
         }
         await Guarded(RestoreAfterRestartAsync, "restoring fine-tuning state after a restart", stopping);
         await Task.WhenAll(ValidateLoopAsync(stopping), TrainLoopAsync(stopping));

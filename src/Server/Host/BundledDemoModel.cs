@@ -11,7 +11,8 @@ public static class BundledDemoModel
     /// <summary>
     /// models/demo under the working directory (the repository root, where the README's command
     /// runs), else under the first ancestor of the application's own directory that has one
-    /// (bin/Release/... inside the repository, or /app in the container image). Null when none does.
+    /// (bin/Release/... inside the repository). Null when none does: the container image has no
+    /// models/ and serves what is mounted at /models.
     /// </summary>
     public static string? Find()
     {

@@ -105,13 +105,14 @@ public static class ServeCommandLine
     public static string Help()
     {
         var text = new StringBuilder();
-        text.AppendLine("Usage: llmserver serve --model DIR [flags]");
+        text.AppendLine("Usage: llmserver [serve] [--model DIR] [flags]");
         text.AppendLine();
         text.AppendLine("Serves a Hugging Face GPT-2 checkpoint over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models).");
         text.AppendLine("Every flag can also be set in appsettings.json next to the executable (section \"Server\") or as an");
         text.AppendLine("environment variable, e.g. LLMSERVER_Server__Port=8080; flags win over the environment, which wins over the file.");
         text.AppendLine("A bad value, from any of them, is one line \"error: --flag: message\" and exit code 2.");
         text.AppendLine("Endpoints: /v1/*, /tokenize, /detokenize, /health, /health/ready, /metrics; API docs at /swagger.");
+        text.AppendLine("Other commands, each with --help: bench, random-model, train, fine-tune, demo-corpus, eval.");
         text.AppendLine();
         int width = Flags.Max(f => f.Name.Length) + 2;
         foreach (CommandLineFlag flag in Flags)

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
@@ -36,8 +38,49 @@ public static class ServerOptionsSetup
     public static WebApplication UseServerAddress(this WebApplication app)
     {
         ServerOptions options = app.Services.GetRequiredService<IOptions<ServerOptions>>().Value;
-        string host = options.Host.Contains(':') ? $"[{options.Host}]" : options.Host;
-        app.Urls.Add($"http://{host}:{options.Port}");
+        app.Urls.Add(AddressOf(options));
+        // ASP.NET Core's own "Now listening on" is below the host's log level; with --port 0 this
+        // is the only place the port the system chose is shown.
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation("Listening on {Addresses}", string.Join(", ", app.Urls)));
         return app;
     }
+
+    /// <summary>
+    /// The address when another process already listens on it, else null. Kestrel would find out
+    /// only while the host starts, and report it as a host start failure with stack traces; this
+    /// lets <c>serve</c> say it in one line. A port taken after this check still fails the start.
+    /// </summary>
+    public static string? AddressInUse(ServerOptions options)
+    {
+        if (options.Port == 0)
+        {
+            return null;
+        }
+        // As UseUrls binds: an IP address on itself, localhost on the loopback, any other name on every interface.
+        IPAddress address = options.Host == "localhost" ? IPAddress.Loopback
+            : IPAddress.TryParse(options.Host, out IPAddress? parsed) ? parsed
+            : IPAddress.Any;
+        var listener = new TcpListener(address, options.Port);
+        try
+        {
+            listener.Start();
+            return null;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            return AddressOf(options);
+        }
+        catch (SocketException)
+        {
+            // Not ours to judge here (an address this machine does not have, say): Kestrel reports it.
+            return null;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    private static string AddressOf(ServerOptions options) =>
+        $"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}";
 }
