@@ -50,7 +50,8 @@ public static class CheckpointLoader
         }
     }
 
-    private static List<SafetensorsFile> OpenWeightFiles(string directory)
+    /// <summary>model.safetensors, or every shard model.safetensors.index.json names; bad files are one line naming the file.</summary>
+    internal static List<SafetensorsFile> OpenWeightFiles(string directory)
     {
         string single = Path.Combine(directory, SingleFileName);
         string index = Path.Combine(directory, ShardIndexName);
@@ -177,7 +178,7 @@ public static class CheckpointLoader
         System.Runtime.InteropServices.MemoryMarshal.CreateSpan(
             ref System.Runtime.InteropServices.MemoryMarshal.GetReference(bytes), bytes.Length);
 
-    private static bool SameBytes((SafetensorsFile File, SafetensorsTensorInfo Tensor) a, (SafetensorsFile File, SafetensorsTensorInfo Tensor) b) =>
+    internal static bool SameBytes((SafetensorsFile File, SafetensorsTensorInfo Tensor) a, (SafetensorsFile File, SafetensorsTensorInfo Tensor) b) =>
         a.Tensor.Dtype == b.Tensor.Dtype && a.Tensor.Shape.SequenceEqual(b.Tensor.Shape)
         && a.File.GetBytes(a.Tensor).SequenceEqual(b.File.GetBytes(b.Tensor));
 }

@@ -1,0 +1,90 @@
+using LlmServer.Inference.Models.Safetensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Models.Llama;
+
+/// <summary>
+/// Maps a Hugging Face Llama-family directory (config.json, model.safetensors or shards with
+/// model.safetensors.index.json) onto a <see cref="LlamaModel"/>. The model's own state_dict names
+/// the tensors it needs, which are the checkpoint's keys; any float dtype converts to the requested one.
+/// </summary>
+public static class LlamaCheckpointLoader
+{
+    private const string HeadKey = "lm_head.weight";
+    private const string TokenEmbeddingKey = "model.embed_tokens.weight";
+
+    public static LlamaModel Load(string directory, ScalarType dtype, Device device)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new CheckpointFormatException(directory, "missing: no such model directory");
+        }
+        LlamaConfig config = LlamaConfig.Load(Path.Combine(directory, "config.json"));
+        List<SafetensorsFile> files = CheckpointLoader.OpenWeightFiles(directory);
+        try
+        {
+            Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> stored = IndexTensors(files);
+            // A separate head unless it is absent or a byte-for-byte copy of the embeddings.
+            bool separateHead = stored.TryGetValue(HeadKey, out var head)
+                && !(stored.TryGetValue(TokenEmbeddingKey, out var embedding) && CheckpointLoader.SameBytes(head, embedding));
+            var model = new LlamaModel(config, dtype, device, separateHead);
+            try
+            {
+                CopyWeights(model, stored);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+            model.eval();
+            return model;
+        }
+        finally
+        {
+            files.ForEach(f => f.Dispose());
+        }
+    }
+
+    /// <summary>Stored tensors by name; rotary inv_freq buffers, which older checkpoints keep, are derived here instead.</summary>
+    private static Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)> IndexTensors(List<SafetensorsFile> files)
+    {
+        var byName = new Dictionary<string, (SafetensorsFile, SafetensorsTensorInfo)>(StringComparer.Ordinal);
+        foreach (SafetensorsFile file in files)
+        {
+            foreach ((string name, SafetensorsTensorInfo tensor) in file.Tensors)
+            {
+                if (name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                if (!byName.TryAdd(name, (file, tensor)))
+                {
+                    throw new CheckpointFormatException(file.Path, $"tensor '{name}' is stored twice");
+                }
+            }
+        }
+        return byName;
+    }
+
+    private static void CopyWeights(LlamaModel model, Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> stored)
+    {
+        using var noGrad = torch.no_grad();
+        foreach ((string name, Tensor parameter) in model.state_dict())
+        {
+            if (!stored.TryGetValue(name, out var source))
+            {
+                string where = string.Join(", ", stored.Values.Select(s => s.File.Path).Distinct());
+                throw new CheckpointFormatException(where, $"tensor '{name}' is missing");
+            }
+            SafetensorsTensorInfo info = source.Tensor;
+            if (!info.Shape.SequenceEqual(parameter.shape))
+            {
+                throw new CheckpointFormatException(source.File.Path,
+                    $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", parameter.shape)}]");
+            }
+            CheckpointLoader.CopyStoredTensor(source.File, info, parameter);
+        }
+    }
+}
