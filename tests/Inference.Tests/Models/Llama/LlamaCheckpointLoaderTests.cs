@@ -85,6 +85,40 @@ public sealed class LlamaCheckpointLoaderTests : IDisposable
         Assert.True(withHead.Logits(hidden).allclose(hidden.matmul(head.to(ScalarType.Float32).t()), rtol: 1e-5, atol: 1e-5));
     }
 
+    [Fact]
+    public void Qwen2_biases_on_q_k_and_v_load_and_are_added()
+    {
+        // Zero biases leave the network as it was; a bias on v_proj moves the logits.
+        var zeroBiases = new List<TensorToWrite>();
+        for (int layer = 0; layer < 2; layer++)
+        {
+            zeroBiases.Add(new TensorToWrite($"model.layers.{layer}.self_attn.q_proj.bias", SafetensorsDtype.F32, [64], new byte[64 * sizeof(float)]));
+            zeroBiases.Add(new TensorToWrite($"model.layers.{layer}.self_attn.k_proj.bias", SafetensorsDtype.F32, [32], new byte[32 * sizeof(float)]));
+            zeroBiases.Add(new TensorToWrite($"model.layers.{layer}.self_attn.v_proj.bias", SafetensorsDtype.F32, [32], new byte[32 * sizeof(float)]));
+        }
+        string qwen2 = WriteVariant("qwen2", tensors => tensors.Concat(zeroBiases), config => config["model_type"] = "qwen2");
+        using (LlamaModel model = LlamaCheckpointLoader.Load(qwen2, ScalarType.Float32, CPU))
+        {
+            Assert.Contains("model.layers.1.self_attn.v_proj.bias", model.state_dict().Keys);
+            Assert.DoesNotContain("model.layers.1.self_attn.o_proj.bias", model.state_dict().Keys);
+        }
+        AssertSameLogits(qwen2);
+
+        string missing = WriteVariant("qwen2-no-bias", tensors => tensors, config => config["model_type"] = "qwen2");
+        var error = Assert.Throws<CheckpointFormatException>(() => LlamaCheckpointLoader.Load(missing, ScalarType.Float32, CPU));
+        AssertOneLine(error, Path.Combine(missing, "model.safetensors"), "q_proj.bias");
+
+        var ones = Enumerable.Repeat(1f, 32).SelectMany(BitConverter.GetBytes).ToArray();
+        string shifted = WriteVariant("qwen2-shifted", tensors => tensors.Concat(zeroBiases.Select(t =>
+            t.Name == "model.layers.0.self_attn.v_proj.bias" ? t with { Data = ones } : t)), config => config["model_type"] = "qwen2");
+        using var scope = NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using LlamaModel plain = LlamaCheckpointLoader.Load(qwen2, ScalarType.Float32, CPU);
+        using LlamaModel withBias = LlamaCheckpointLoader.Load(shifted, ScalarType.Float32, CPU);
+        Tensor ids = tensor(Probe).unsqueeze(0);                                          // (1, T)
+        Assert.False(plain.ForwardTraining(ids).allclose(withBias.ForwardTraining(ids)), "a v_proj bias changed nothing");
+    }
+
     [Theory]
     [InlineData("yarn")]
     [InlineData("dynamic")]
