@@ -169,7 +169,7 @@ public sealed class LlamaDecoder : Module
 }
 
 /// <summary>A Llama-family causal LM (Hugging Face's *ForCausalLM): the decoder and the tied (or separate) LM head.</summary>
-public sealed class LlamaModel : Module
+public sealed class LlamaModel : Module, ICausalLanguageModel
 {
     private readonly LlamaDecoder model;
     // Only present when the checkpoint stores an lm_head that differs from embed_tokens.
@@ -190,6 +190,8 @@ public sealed class LlamaModel : Module
     public LlamaConfig Config { get; }
     public ScalarType Dtype { get; }
     public Device Device { get; }
+
+    int ICausalLanguageModel.VocabSize => Config.VocabSize;
 
     // Serving only: the tied LM head (embed_tokens) packed for MKL; a separate head packs itself.
     private MklPackedMatrix? _packedHead;
