@@ -178,7 +178,7 @@ public static class CheckpointLoader
         System.Runtime.InteropServices.MemoryMarshal.CreateSpan(
             ref System.Runtime.InteropServices.MemoryMarshal.GetReference(bytes), bytes.Length);
 
-    internal static bool SameBytes((SafetensorsFile File, SafetensorsTensorInfo Tensor) a, (SafetensorsFile File, SafetensorsTensorInfo Tensor) b) =>
+    private static bool SameBytes((SafetensorsFile File, SafetensorsTensorInfo Tensor) a, (SafetensorsFile File, SafetensorsTensorInfo Tensor) b) =>
         a.Tensor.Dtype == b.Tensor.Dtype && a.Tensor.Shape.SequenceEqual(b.Tensor.Shape)
         && a.File.GetBytes(a.Tensor).SequenceEqual(b.File.GetBytes(b.Tensor));
 }

@@ -11,9 +11,6 @@ namespace LlmServer.Inference.Models.Llama;
 /// </summary>
 public static class LlamaCheckpointLoader
 {
-    private const string HeadKey = "lm_head.weight";
-    private const string TokenEmbeddingKey = "model.embed_tokens.weight";
-
     public static LlamaModel Load(string directory, ScalarType dtype, Device device)
     {
         if (!Directory.Exists(directory))
@@ -25,10 +22,9 @@ public static class LlamaCheckpointLoader
         try
         {
             Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> stored = IndexTensors(files);
-            // A separate head unless it is absent or a byte-for-byte copy of the embeddings.
-            bool separateHead = stored.TryGetValue(HeadKey, out var head)
-                && !(stored.TryGetValue(TokenEmbeddingKey, out var embedding) && CheckpointLoader.SameBytes(head, embedding));
-            var model = new LlamaModel(config, dtype, device, separateHead);
+            // As transformers: tie_word_embeddings decides. Tied, the model has no lm_head to fill
+            // and a stored one is ignored; untied, it must be stored (missing, it is named like any tensor).
+            var model = new LlamaModel(config, dtype, device, separateHead: !config.TieWordEmbeddings);
             try
             {
                 CopyWeights(model, stored);

@@ -62,27 +62,27 @@ public sealed class LlamaCheckpointLoaderTests : IDisposable
     }
 
     [Fact]
-    public void A_stored_lm_head_equal_to_the_embeddings_stays_tied_and_a_different_one_is_used()
+    public void Tie_word_embeddings_decides_whether_a_stored_lm_head_is_used()
     {
-        string tied = WriteVariant("tied-head", tensors =>
-        {
-            var list = tensors.ToList();
-            return list.Append(list.Single(t => t.Name == "model.embed_tokens.weight") with { Name = "lm_head.weight" });
-        });
+        using var scope = NewDisposeScope();
+        Tensor head = torch.randn(128256, 64, generator: new Generator(7)).to(ScalarType.BFloat16);
+        var storedHead = new TensorToWrite("lm_head.weight", SafetensorsDtype.BF16, [128256, 64], head.bytes.ToArray());
+        string tied = WriteVariant("tied-head", tensors => tensors.Append(storedHead));
         using (LlamaModel model = LlamaCheckpointLoader.Load(tied, ScalarType.Float32, CPU))
         {
             Assert.DoesNotContain("lm_head.weight", model.state_dict().Keys);
         }
         AssertSameLogits(tied);
 
-        using var scope = NewDisposeScope();
-        Tensor head = torch.randn(128256, 64, generator: new Generator(7)).to(ScalarType.BFloat16);
-        string separate = WriteVariant("own-head", tensors => tensors.Append(
-            new TensorToWrite("lm_head.weight", SafetensorsDtype.BF16, [128256, 64], head.bytes.ToArray())));
+        string separate = WriteVariant("own-head", tensors => tensors.Append(storedHead), config => config["tie_word_embeddings"] = false);
         using LlamaModel withHead = LlamaCheckpointLoader.Load(separate, ScalarType.Float32, CPU);
         using var noGrad = torch.no_grad();
         Tensor hidden = torch.randn(3, 64, generator: new Generator(8));
         Assert.True(withHead.Logits(hidden).allclose(hidden.matmul(head.to(ScalarType.Float32).t()), rtol: 1e-5, atol: 1e-5));
+
+        string headless = WriteVariant("untied-no-head", tensors => tensors, config => config["tie_word_embeddings"] = false);
+        var error = Assert.Throws<CheckpointFormatException>(() => LlamaCheckpointLoader.Load(headless, ScalarType.Float32, CPU));
+        AssertOneLine(error, Path.Combine(headless, "model.safetensors"), "'lm_head.weight' is missing");
     }
 
     [Fact]
