@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 
@@ -86,4 +87,4 @@ internal sealed class LoadedWeights
 }
 
 /// <summary>What the model runner needs to run one request: the full model and, if any, its adapter.</summary>
-public readonly record struct RequestWeights(Gpt2Model Model, LoraAdapter? Adapter);
+public readonly record struct RequestWeights(ICausalLanguageModel Model, LoraAdapter? Adapter);

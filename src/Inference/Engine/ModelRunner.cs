@@ -1,7 +1,6 @@
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Scheduling;
@@ -16,7 +15,7 @@ namespace LlmServer.Inference.Engine;
 /// </summary>
 public sealed class ModelRunner : IDisposable
 {
-    private readonly Gpt2Model _model;
+    private readonly ICausalLanguageModel _model;
     private readonly PagedKvCache _cache;
     private readonly KvCacheManager _blocks;
     private readonly bool _ownsModel;
@@ -27,7 +26,7 @@ public sealed class ModelRunner : IDisposable
     /// <param name="model">The model every request runs on, unless <paramref name="weightsOf"/> says otherwise.</param>
     /// <param name="ownsModel">Dispose the model and cache with the runner.</param>
     /// <param name="weightsOf">The weights each request runs on, when several models or adapters are served.</param>
-    public ModelRunner(Gpt2Model model, PagedKvCache cache, KvCacheManager blocks, bool ownsModel = true,
+    public ModelRunner(ICausalLanguageModel model, PagedKvCache cache, KvCacheManager blocks, bool ownsModel = true,
         Func<Request, RequestWeights>? weightsOf = null)
     {
         _model = model;
@@ -38,8 +37,8 @@ public sealed class ModelRunner : IDisposable
         _decodeInPlace = PagedDecodeAttention.Supports(cache);
     }
 
-    public Gpt2Model Model => _model;
-    public int VocabularySize => _model.Config.VocabSize;
+    public ICausalLanguageModel Model => _model;
+    public int VocabularySize => _model.VocabSize;
 
     /// <summary>
     /// Runs one forward pass. Returns the requests that sample this step, in order, and their logits
@@ -49,12 +48,12 @@ public sealed class ModelRunner : IDisposable
     {
         // Requests on different full models cannot share a forward pass; adapters on one model can,
         // so there is one pass per full model in the step (one, unless full fine-tunes are served).
-        List<IGrouping<Gpt2Model, ScheduledRequest>> passes = output.Scheduled
-            .GroupBy(s => WeightsOf(s.Request).Model, ReferenceEqualityComparer.Instance as IEqualityComparer<Gpt2Model>)
+        List<IGrouping<ICausalLanguageModel, ScheduledRequest>> passes = output.Scheduled
+            .GroupBy(s => WeightsOf(s.Request).Model, ReferenceEqualityComparer.Instance as IEqualityComparer<ICausalLanguageModel>)
             .ToList();
         var sampling = new List<Request>();
-        var layouts = new List<(Gpt2Model Model, BatchLayout Layout)>(passes.Count);
-        foreach (IGrouping<Gpt2Model, ScheduledRequest> pass in passes)
+        var layouts = new List<(ICausalLanguageModel Model, BatchLayout Layout)>(passes.Count);
+        foreach (IGrouping<ICausalLanguageModel, ScheduledRequest> pass in passes)
         {
             // Single-token requests first (one attention group), then each longer chunk on its own.
             List<ScheduledRequest> ordered = pass.Where(s => s.NumScheduledTokens == 1).Concat(pass.Where(s => s.NumScheduledTokens > 1)).ToList();
@@ -68,7 +67,7 @@ public sealed class ModelRunner : IDisposable
             _logits = new float[needed];
         }
         int firstRow = 0;
-        foreach ((Gpt2Model model, BatchLayout layout) in layouts)
+        foreach ((ICausalLanguageModel model, BatchLayout layout) in layouts)
         {
             RunModel(model, layout, firstRow);
             firstRow += layout.SampleRows.Count;
@@ -79,7 +78,7 @@ public sealed class ModelRunner : IDisposable
     private RequestWeights WeightsOf(Request request) => _weightsOf?.Invoke(request) ?? new RequestWeights(_model, null);
 
     /// <summary>Runs one pass and writes its sampled rows' logits into the buffer from <paramref name="firstRow"/> on.</summary>
-    private void RunModel(Gpt2Model model, BatchLayout layout, int firstRow)
+    private void RunModel(ICausalLanguageModel model, BatchLayout layout, int firstRow)
     {
         Device device = model.Device;
         using var scope = NewDisposeScope();

@@ -50,7 +50,8 @@ public static class CheckpointLoader
         }
     }
 
-    private static List<SafetensorsFile> OpenWeightFiles(string directory)
+    /// <summary>model.safetensors, or every shard model.safetensors.index.json names; bad files are one line naming the file.</summary>
+    internal static List<SafetensorsFile> OpenWeightFiles(string directory)
     {
         string single = Path.Combine(directory, SingleFileName);
         string index = Path.Combine(directory, ShardIndexName);

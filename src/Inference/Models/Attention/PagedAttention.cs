@@ -22,13 +22,6 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
     {
         long[] queryShape = queries.shape;
         var heads = new HeadLayout(QueryHeads: queryShape[1], KeyValueHeads: keys.shape[1], HeadSize: queryShape[2]);
-        if (heads.KeyValueHeads != heads.QueryHeads)
-        {
-            // SDPA here takes no GQA flag and the decode kernel reads one key head per query head.
-            throw new NotSupportedException(
-                $"grouped-query attention ({heads.QueryHeads} query heads over {heads.KeyValueHeads} key/value heads) is not implemented yet");
-        }
-
         // The new keys and values join the cache first, so every group reads its whole context,
         // the tokens of this step included, from one place.
         cache.Keys(layer).index_copy_(0, metadata.SlotMapping, keys);
@@ -67,7 +60,9 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
             .view(1, t, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);            // (1, n_kv, T, hs)
         using Tensor v = values.narrow(0, group.FirstToken, group.TokenCount)
             .view(1, t, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);            // (1, n_kv, T, hs)
-        using Tensor attended = functional.scaled_dot_product_attention(q, k, v, is_casual: true); // (1, nh, T, hs)
+        using Tensor attended = heads.Grouped
+            ? AttendGrouped(q, k, v, heads, mask: null)                                  // (1, nh, T, hs)
+            : functional.scaled_dot_product_attention(q, k, v, is_casual: true);         // (1, nh, T, hs)
         return attended.transpose(1, 2).reshape(t, heads.Width);                         // (T, nh * hs)
     }
 
@@ -92,12 +87,31 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
             .view(b, tk, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);           // (B, n_kv, Tk, hs)
         using Tensor v = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks!)
             .view(b, tk, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);           // (B, n_kv, Tk, hs)
-        using Tensor attended = functional.scaled_dot_product_attention(q, k, v, group.Mask!); // (B, nh, Tq, hs)
+        using Tensor attended = heads.Grouped
+            ? AttendGrouped(q, k, v, heads, group.Mask!)                                 // (B, nh, Tq, hs)
+            : functional.scaled_dot_product_attention(q, k, v, group.Mask!);             // (B, nh, Tq, hs)
         return attended.transpose(1, 2).reshape(b * tq, heads.Width);                    // (B*Tq, nh * hs)
+    }
+
+    /// <summary>
+    /// Grouped-query attention through SDPA, which takes no GQA flag here: each key/value head is
+    /// repeated for its group of query heads (a copy of this group's keys and values, never of the cache).
+    /// </summary>
+    /// <param name="mask">(B, 1, Tq, Tk), or null for the causal mask of equal query and key lengths.</param>
+    private static Tensor AttendGrouped(Tensor q, Tensor k, Tensor v, HeadLayout heads, Tensor? mask)
+    {
+        using Tensor kRepeated = GroupedQuery.RepeatKeyValueHeads(k, heads.QueryHeads);  // (B, nh, Tk, hs)
+        using Tensor vRepeated = GroupedQuery.RepeatKeyValueHeads(v, heads.QueryHeads);  // (B, nh, Tk, hs)
+        return mask is null
+            ? functional.scaled_dot_product_attention(q, kRepeated, vRepeated, is_casual: true) // (B, nh, Tq, hs)
+            : functional.scaled_dot_product_attention(q, kRepeated, vRepeated, mask);    // (B, nh, Tq, hs)
     }
 
     private readonly record struct HeadLayout(long QueryHeads, long KeyValueHeads, long HeadSize)
     {
         public long Width => QueryHeads * HeadSize;
+
+        /// <summary>Grouped-query attention: fewer key/value heads than query heads.</summary>
+        public bool Grouped => KeyValueHeads != QueryHeads;
     }
 }

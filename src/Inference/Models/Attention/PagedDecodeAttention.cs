@@ -18,6 +18,8 @@ namespace LlmServer.Inference.Models.Attention;
 /// For decode that gather writes a copy of the whole context of every sequence, every layer, every
 /// step. Here each key and value is read once, straight from the pool, at about one core's read
 /// bandwidth (docs/benchmarks.md, "Attention", has both measured).
+/// Under grouped-query attention a cache row holds n_kv heads and query head h reads KV head
+/// h / (nh / n_kv): each key and value head is read once for all the query heads of its group.
 /// It runs on the engine thread alone. A second thread was tried: libtorch's OpenMP workers keep
 /// spinning on the other cores for a while after each operator, and a thread-pool worker competing
 /// with them made the whole call slower and far less steady than one thread.
@@ -39,10 +41,11 @@ internal static unsafe class PagedDecodeAttention
         DecodeContexts contexts = group.DecodeContexts
             ?? throw new ArgumentException("the group was not laid out for in-place decode", nameof(group));
         int sequences = group.SequenceCount, heads = (int)queries.shape[1], headSize = (int)queries.shape[2];
+        int kvHeads = (int)cache.Keys(layer).shape[1];
         if (queries.shape[0] != sequences || contexts.KeyCounts.Length != sequences || queries.stride(2) != 1 || queries.stride(1) != headSize
-            || queries.dtype != ScalarType.Float32 || queries.device_type != DeviceType.CPU)
+            || queries.dtype != ScalarType.Float32 || queries.device_type != DeviceType.CPU || heads % kvHeads != 0)
         {
-            throw new ArgumentException($"queries must be ({sequences}, nh, hs) float32 on the CPU with contiguous heads, one per decode context", nameof(queries));
+            throw new ArgumentException($"queries must be ({sequences}, nh, hs) float32 on the CPU with contiguous heads, one per decode context, nh a multiple of the cache's {kvHeads} heads", nameof(queries));
         }
         Tensor output = empty([sequences, heads * headSize], ScalarType.Float32, CPU);              // (B, C)
         var job = new Job
@@ -53,6 +56,7 @@ internal static unsafe class PagedDecodeAttention
             Values = (float*)TensorMemory.DataPointer(cache.Values(layer)),
             Output = (float*)TensorMemory.DataPointer(output),
             HeadCount = heads,
+            KvHeadCount = kvHeads,
             HeadSize = headSize,
             BlockSize = cache.BlockSize,
             Scale = 1f / MathF.Sqrt(headSize),
@@ -66,10 +70,11 @@ internal static unsafe class PagedDecodeAttention
     {
         public float* Queries;
         public long QueryRowStride;
-        public float* Keys;      // (slots, nh, hs)
-        public float* Values;    // (slots, nh, hs)
+        public float* Keys;      // (slots, n_kv, hs)
+        public float* Values;    // (slots, n_kv, hs)
         public float* Output;    // (B, nh * hs)
         public int HeadCount;
+        public int KvHeadCount;
         public int HeadSize;
         public int BlockSize;
         public float Scale;
@@ -103,7 +108,10 @@ internal static unsafe class PagedDecodeAttention
         private readonly void AttendOne(int sequence, float[] scoreBuffer)
         {
             int keyCount = Contexts.KeyCounts[sequence];
-            int rowWidth = HeadCount * HeadSize;
+            int rowWidth = KvHeadCount * HeadSize;                                       // a cache row: n_kv heads
+            int outputWidth = HeadCount * HeadSize;
+            // Query heads kvHead * groupSize .. + groupSize - 1 read KV head kvHead (one each without GQA).
+            int groupSize = HeadCount / KvHeadCount;
             ReadOnlySpan<int> blocks = Contexts.BlockTables.AsSpan(sequence * Contexts.BlocksPerSequence, Contexts.BlocksPerSequence);
             float* query = Queries + sequence * QueryRowStride;
             // scores[h * keyCount + t] = q_h . k_{t,h} / sqrt(hs)
@@ -115,9 +123,12 @@ internal static unsafe class PagedDecodeAttention
                 for (int offset = 0; offset < inBlock; offset++)
                 {
                     float* key = block + offset * rowWidth;
-                    for (int head = 0; head < HeadCount; head++)
+                    for (int kvHead = 0, head = 0; kvHead < KvHeadCount; kvHead++)
                     {
-                        scores[head * keyCount + start + offset] = Dot(query + head * HeadSize, key + head * HeadSize, HeadSize) * Scale;
+                        for (int member = 0; member < groupSize; member++, head++)
+                        {
+                            scores[head * keyCount + start + offset] = Dot(query + head * HeadSize, key + kvHead * HeadSize, HeadSize) * Scale;
+                        }
                     }
                 }
             }
@@ -134,8 +145,8 @@ internal static unsafe class PagedDecodeAttention
             }
 
             // out_h = sum_t p_{h,t} v_{t,h} / sum_h
-            float* output = Output + (long)sequence * rowWidth;
-            var outputRow = new Span<float>(output, rowWidth);
+            float* output = Output + (long)sequence * outputWidth;
+            var outputRow = new Span<float>(output, outputWidth);
             outputRow.Clear();
             for (int start = 0, blockIndex = 0; start < keyCount; start += BlockSize, blockIndex++)
             {
@@ -144,9 +155,12 @@ internal static unsafe class PagedDecodeAttention
                 for (int offset = 0; offset < inBlock; offset++)
                 {
                     float* value = block + offset * rowWidth;
-                    for (int head = 0; head < HeadCount; head++)
+                    for (int kvHead = 0, head = 0; kvHead < KvHeadCount; kvHead++)
                     {
-                        MultiplyAdd(value + head * HeadSize, scores[head * keyCount + start + offset], output + head * HeadSize, HeadSize);
+                        for (int member = 0; member < groupSize; member++, head++)
+                        {
+                            MultiplyAdd(value + kvHead * HeadSize, scores[head * keyCount + start + offset], output + head * HeadSize, HeadSize);
+                        }
                     }
                 }
             }

@@ -117,7 +117,7 @@ public sealed class Block : Module
 }
 
 /// <summary>GPT-2: token and position embeddings, the blocks, a final norm, and the tied (or separate) LM head.</summary>
-public sealed class Gpt2Model : Module
+public sealed class Gpt2Model : Module, ICausalLanguageModel
 {
     private readonly EmbeddingTable wte;
     private readonly EmbeddingTable wpe;
@@ -143,6 +143,8 @@ public sealed class Gpt2Model : Module
     public Gpt2Config Config { get; }
     public ScalarType Dtype { get; }
     public Device Device { get; }
+
+    int ICausalLanguageModel.VocabSize => Config.VocabSize;
 
     // Serving only: the tied LM head (wte) packed for MKL; a separate head packs itself as a Conv1D.
     private MklPackedMatrix? _packedHead;

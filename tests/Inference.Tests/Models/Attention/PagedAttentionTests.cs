@@ -7,18 +7,23 @@ namespace LlmServer.Inference.Tests.Models.Attention;
 /// One serving step through <see cref="PagedAttention"/>, with every kind of group the runner makes
 /// (single-token decodes, a prompt chunk after a cached start, a prompt from its first token), gives
 /// what plain causal attention over each whole sequence gives, and leaves the step's keys and values
-/// in the cache for the next step.
+/// in the cache for the next step; under grouped-query attention too, where the cache holds fewer
+/// key/value heads than there are query heads.
 /// </summary>
 public sealed class PagedAttentionTests
 {
     private const int Heads = 4, HeadSize = 8, BlockSize = 4, BlockCount = 16, Layer = 1;
 
     [Theory]
-    [InlineData(true)]    // decodes read in place by PagedDecodeAttention
-    [InlineData(false)]   // decodes gathered, as for a cache the in-place kernel cannot read
-    public void A_mixed_step_matches_causal_attention_over_each_whole_sequence(bool decodeInPlace)
+    [InlineData(true, Heads)]    // decodes read in place by PagedDecodeAttention
+    [InlineData(false, Heads)]   // decodes gathered, as for a cache the in-place kernel cannot read
+    [InlineData(true, 2)]        // grouped-query attention: two query heads per key/value head
+    [InlineData(false, 2)]
+    [InlineData(true, 1)]        // multi-query attention: one key/value head for all
+    [InlineData(false, 1)]
+    public void A_mixed_step_matches_causal_attention_over_each_whole_sequence(bool decodeInPlace, int kvHeads)
     {
-        using var cache = new PagedKvCache(new CacheShape(LayerCount: 2, KvHeadCount: Heads, HeadSize: HeadSize),
+        using var cache = new PagedKvCache(new CacheShape(LayerCount: 2, KvHeadCount: kvHeads, HeadSize: HeadSize),
             BlockCount, BlockSize, ScalarType.Float32, CPU);
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
@@ -34,9 +39,9 @@ public sealed class PagedAttentionTests
             tables.Add(Enumerable.Range(0, blocks).Select(_ => --nextBlock).ToArray());
         }
         List<(Tensor Q, Tensor K, Tensor V)> whole = sequences
-            .Select(s => (randn([s.Length, Heads, HeadSize], generator: generator),
-                          randn([s.Length, Heads, HeadSize], generator: generator),
-                          randn([s.Length, Heads, HeadSize], generator: generator)))       // (T, nh, hs) each
+            .Select(s => (randn([s.Length, Heads, HeadSize], generator: generator),       // (T, nh, hs)
+                          randn([s.Length, kvHeads, HeadSize], generator: generator),     // (T, n_kv, hs)
+                          randn([s.Length, kvHeads, HeadSize], generator: generator)))    // (T, n_kv, hs)
             .ToList();
 
         // What earlier steps left in the cache: every token before this step's.
@@ -51,8 +56,8 @@ public sealed class PagedAttentionTests
         }
 
         using Tensor queries = StepRows(whole.Select(w => w.Q).ToList(), sequences);     // (N, nh, hs)
-        using Tensor keys = StepRows(whole.Select(w => w.K).ToList(), sequences);        // (N, nh, hs)
-        using Tensor values = StepRows(whole.Select(w => w.V).ToList(), sequences);      // (N, nh, hs)
+        using Tensor keys = StepRows(whole.Select(w => w.K).ToList(), sequences);        // (N, n_kv, hs)
+        using Tensor values = StepRows(whole.Select(w => w.V).ToList(), sequences);      // (N, n_kv, hs)
         using var metadata = new AttentionMetadata
         {
             SlotMapping = tensor(stepSlots.ToArray()),
@@ -72,7 +77,10 @@ public sealed class PagedAttentionTests
         for (int s = 0; s < sequences.Length; s++)
         {
             (Tensor q, Tensor k, Tensor v) = whole[s];
-            using Tensor attended = CausalAttention.Instance.Attend(Layer, q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)); // (1, T, nh * hs)
+            // Query head h reads key/value head h / (nh / n_kv): each KV head written out for its group.
+            using Tensor kPerQueryHead = k.repeat_interleave(Heads / kvHeads, dim: 1);   // (T, nh, hs)
+            using Tensor vPerQueryHead = v.repeat_interleave(Heads / kvHeads, dim: 1);   // (T, nh, hs)
+            using Tensor attended = CausalAttention.Instance.Attend(Layer, q.unsqueeze(0), kPerQueryHead.unsqueeze(0), vPerQueryHead.unsqueeze(0)); // (1, T, nh * hs)
             expectedRows.Add(attended[0].narrow(0, sequences[s].Length - sequences[s].New, sequences[s].New).clone()); // (new, nh * hs)
         }
         using Tensor expected = cat(expectedRows, 0);                                    // (N, nh * hs)
@@ -83,22 +91,6 @@ public sealed class PagedAttentionTests
         using Tensor slots = tensor(stepSlots.ToArray());
         Assert.True(cache.Keys(Layer).index_select(0, slots).equal(keys).all().item<bool>());
         Assert.True(cache.Values(Layer).index_select(0, slots).equal(values).all().item<bool>());
-    }
-
-    [Fact]
-    public void Grouped_query_attention_is_refused_rather_than_read_wrongly()
-    {
-        using var cache = new PagedKvCache(new CacheShape(LayerCount: 1, KvHeadCount: 2, HeadSize: HeadSize), 2, BlockSize, ScalarType.Float32, CPU);
-        using var inference = inference_mode();
-        using var metadata = new AttentionMetadata
-        {
-            SlotMapping = tensor(new long[] { 0, 1 }),
-            Groups = [new AttentionGroup { FirstToken = 0, SequenceCount = 1, QueryLength = 2, KeyLength = 2, StartsAtFirstToken = true }],
-        };
-        using Tensor queries = zeros(2, Heads, HeadSize);                                // (N, nh, hs)
-        using Tensor keys = zeros(2, 2, HeadSize);                                       // (N, n_kv, hs)
-
-        Assert.Throws<NotSupportedException>(() => new PagedAttention(metadata, cache).Attend(0, queries, keys, keys));
     }
 
     private static long Slot(int[] table, int position) => (long)table[position / BlockSize] * BlockSize + position % BlockSize;

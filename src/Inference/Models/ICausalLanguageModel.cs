@@ -1,0 +1,29 @@
+using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Lora;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Models;
+
+/// <summary>
+/// What the serving runner needs of a causal language model, whatever its architecture (GPT-2,
+/// the Llama family): one forward over flattened tokens at their positions through an attention
+/// backend, and the projection of hidden states onto the vocabulary.
+/// </summary>
+public interface ICausalLanguageModel : IDisposable
+{
+    Device Device { get; }
+
+    /// <summary>Rows of the LM head: the width of every logits row (may exceed the tokenizer's vocabulary).</summary>
+    int VocabSize { get; }
+
+    /// <param name="tokenIds">(N) in serving, (B, T) in training.</param>
+    /// <param name="positions">(N), or (T) shared by the B sequences.</param>
+    /// <returns>(N, C) or (B, T, C): final hidden states.</returns>
+    Tensor Forward(Tensor tokenIds, Tensor positions, IAttentionBackend attention, AdapterRouting? adapters = null);
+
+    /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
+    Tensor Logits(Tensor hidden);
+
+    /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
+    void PrepareForServing();
+}
