@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LlmServer.Inference.Engine;
 
 /// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer and chat template that go with them.</summary>
-internal sealed record ServingCheckpoint(Gpt2Model Model, Gpt2Tokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
+internal sealed record ServingCheckpoint(Gpt2Model Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
 
 /// <summary>What the engine runs on once started, and the model it serves first.</summary>
 internal sealed record LoadedEngine(Scheduler Scheduler, ModelRunner Runner, PagedKvCache Cache, ModelRegistry Registry, ServedModel Served);

@@ -22,7 +22,7 @@ public sealed class RequestOutput
     private int _emittedLength;
     private readonly List<GeneratedToken> _pendingTokens = [];
 
-    public RequestOutput(Request request, Gpt2Tokenizer tokenizer, long randomSeed)
+    public RequestOutput(Request request, ITokenizer tokenizer, long randomSeed)
     {
         _request = request;
         _detokenizer = new IncrementalDetokenizer(tokenizer);

@@ -42,7 +42,7 @@ public sealed class ChatPromptFormatter
     /// <summary>Stop strings every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
 
-    public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer) =>
+    public static ChatPromptFormatter Load(string modelDirectory, ITokenizer tokenizer) =>
         Load(modelDirectory, tokenizer.EndOfTextToken);
 
     /// <summary>The formatter before there is a tokenizer: training one needs the corpus rendered first.</summary>

@@ -25,6 +25,11 @@ public interface ITokenizer
     /// </summary>
     IReadOnlyList<int> Encode(string text, int maxTokens, CancellationToken cancellationToken);
 
+    /// <summary>The whole text, without adding special tokens.</summary>
+    IReadOnlyList<int> Encode(string text) => Encode(text, int.MaxValue, CancellationToken.None);
+
+    IReadOnlyList<int> Encode(string text, CancellationToken cancellationToken) => Encode(text, int.MaxValue, cancellationToken);
+
     /// <summary>As <see cref="Encode(string, int, CancellationToken)"/>, then adds what the tokenizer's
     /// post-processor adds when <paramref name="addSpecialTokens"/> is set (Llama 3: &lt;|begin_of_text|&gt;).</summary>
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens, int maxTokens, CancellationToken cancellationToken);

@@ -28,7 +28,7 @@ public static class PromptInput
     /// <remarks>A text prompt that cannot fit the context is refused as soon as that is known (<see cref="EncodePrompt"/>).</remarks>
     public static IReadOnlyList<IReadOnlyList<int>> ParseCompletionPrompt(JsonElement prompt, ServedModel model, CancellationToken cancellationToken)
     {
-        Gpt2Tokenizer tokenizer = model.Tokenizer;
+        ITokenizer tokenizer = model.Tokenizer;
         var prompts = new List<IReadOnlyList<int>>();
         switch (prompt.ValueKind)
         {
@@ -85,10 +85,10 @@ public static class PromptInput
     /// The ids the model reads: an empty prompt still needs a position to predict from, and GPT-2
     /// starts every document with end-of-text, so that is what an empty prompt becomes.
     /// </summary>
-    public static IReadOnlyList<int> ForModel(IReadOnlyList<int> promptIds, Gpt2Tokenizer tokenizer) =>
+    public static IReadOnlyList<int> ForModel(IReadOnlyList<int> promptIds, ITokenizer tokenizer) =>
         promptIds.Count == 0 ? [tokenizer.EndOfTextId] : promptIds;
 
-    public static IReadOnlyList<int> ReadTokenIds(JsonElement array, Gpt2Tokenizer tokenizer, string param)
+    public static IReadOnlyList<int> ReadTokenIds(JsonElement array, ITokenizer tokenizer, string param)
     {
         var ids = new List<int>(array.GetArrayLength());
         foreach (JsonElement item in array.EnumerateArray())
