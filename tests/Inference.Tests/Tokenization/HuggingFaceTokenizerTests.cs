@@ -162,6 +162,32 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Theory]
+    [InlineData("llama3")]
+    [InlineData("qwen3")]
+    public void Encode_LetterOutsideTheBmp_IsOneLetterForTheSplitRegex(string family)
+    {
+        // Hugging Face's regex sees code points: "𝐀" (U+1D400, a letter) is matched by \p{L}, so "𝐀's"
+        // splits as "𝐀" + "'s"; .NET's UTF-16 regex alone would see two non-letters and split "𝐀'" + "s".
+        HuggingFaceTokenizer tokenizer = Tokenizer(family);
+
+        Assert.Equal([.. tokenizer.Encode("\U0001D400"), .. tokenizer.Encode("'s")], tokenizer.Encode("\U0001D400's"));
+        Assert.Equal("\U0001D400's", tokenizer.Decode(tokenizer.Encode("\U0001D400's")));
+        Assert.Equal(" x\U0001D400y", tokenizer.Decode(tokenizer.Encode(" x\U0001D400y")));
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerCases))]
+    public void IncrementalDetokenizer_DeltasConcatenate_ToTheCleanUpFreeDecoding(string family, string name)
+    {
+        JsonElement item = Case(family, "cases.json", name);
+        var detokenizer = new IncrementalDetokenizer(Tokenizer(family));
+
+        string streamed = string.Concat(Ids(item.GetProperty("ids")).Select(detokenizer.Push)) + detokenizer.Flush();
+
+        Assert.Equal(item.GetProperty("decoded_no_cleanup").GetString(), streamed);
+    }
+
+    [Theory]
     [MemberData(nameof(ChatCases))]
     public void ChatTemplate_RendersAndEncodesAsHuggingFace(string family, string name)
     {
