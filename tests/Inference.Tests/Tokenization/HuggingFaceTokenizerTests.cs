@@ -225,6 +225,25 @@ public sealed class HuggingFaceTokenizerTests
         Assert.Equal(rendered, Tokenizer(family).Decode(Ids(item.GetProperty("ids")), skipSpecialTokens: false, cleanUpTokenizationSpaces: false));
     }
 
+    [Theory]
+    [MemberData(nameof(ChatCases))]
+    public void ChatPromptFormatter_RendersPlainConversationsAsHuggingFace(string family, string name)
+    {
+        // What serving renders: ChatMessage (role, content) only, so the tool and template-kwargs cases are left to the test above.
+        JsonElement item = Case(family, "chat_cases.json", name);
+        if (item.TryGetProperty("tools", out _) || item.TryGetProperty("template_kwargs", out _))
+        {
+            return;
+        }
+
+        var formatter = ChatPromptFormatter.Load(FamilyDirectory(family), Tokenizer(family));
+        var messages = item.GetProperty("messages").EnumerateArray()
+            .Select(m => new ChatMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!))
+            .ToList();
+
+        Assert.Equal(item.GetProperty("rendered").GetString(), formatter.Format(messages, item.GetProperty("add_generation_prompt").GetBoolean()));
+    }
+
     private static string ByteLevelString(byte[] bytes, bool added) =>
         added ? System.Text.Encoding.UTF8.GetString(bytes) : new string(bytes.Select(ByteLevelAlphabet.ToChar).ToArray());
 }
