@@ -72,7 +72,8 @@ internal static class EngineLoader
         try
         {
             checkConfig?.Invoke(model.Config);
-            var tokenizer = Gpt2Tokenizer.Load(directory);
+            // A Hugging Face checkpoint's tokenizer.json wins over GPT-2's vocab.json + merges.txt, as transformers' fast tokenizers do.
+            ITokenizer tokenizer = HuggingFaceTokenizer.Exists(directory) ? HuggingFaceTokenizer.Load(directory) : Gpt2Tokenizer.Load(directory);
             if (tokenizer.VocabSize > model.Config.VocabSize)
             {
                 throw new CheckpointFormatException(Path.Combine(directory, "config.json"),

@@ -23,6 +23,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 {
     public const string TokenizerFileName = "tokenizer.json";
     private const string TokenizerConfigFileName = "tokenizer_config.json";
+    private const string GenerationConfigFileName = "generation_config.json";
 
     private const int CancellationCheckInterval = 256;
 
@@ -66,7 +67,8 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         bool cleanUpTokenizationSpaces,
         string endOfTextToken,
         int endOfTextId,
-        int? beginningOfTextId)
+        int? beginningOfTextId,
+        IReadOnlyList<int> generationEndIds)
     {
         _vocabulary = vocabulary;
         _libraryBpe = libraryBpe;
@@ -83,6 +85,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         EndOfTextId = endOfTextId;
         BeginningOfTextId = beginningOfTextId;
         AddedTokens = addedTokens;
+        EndOfSequenceIds = generationEndIds.Prepend(endOfTextId).Distinct().ToArray();
 
         int idCount = Math.Max(vocabulary.Values.Max(), addedTokens.Count == 0 ? 0 : addedTokens.Max(token => token.Id)) + 1;
         var bytesById = new byte[idCount][];
@@ -127,6 +130,9 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     public int EndOfTextId { get; }
 
     public string EndOfTextToken { get; }
+
+    /// <summary><see cref="EndOfTextId"/> then every id of generation_config.json's <c>eos_token_id</c>.</summary>
+    public IReadOnlyList<int> EndOfSequenceIds { get; }
 
     /// <summary>tokenizer_config.json's <c>bos_token</c>, when it names a token.</summary>
     public int? BeginningOfTextId { get; }
@@ -208,7 +214,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         BpeTokenizer libraryBpe = BpeTokenizer.Create(new BpeOptions(vocabulary) { Merges = merges, ByteLevel = true });
         return new HuggingFaceTokenizer(
             vocabulary, libraryBpe, bpe, ignoreMerges, normalizeNfc, splitter, addedTokens, prefixIds, suffixIds,
-            config.CleanUpTokenizationSpaces, endOfText, endOfTextId, beginningOfTextId);
+            config.CleanUpTokenizationSpaces, endOfText, endOfTextId, beginningOfTextId, ReadGenerationEndIds(directory));
     }
 
     public IReadOnlyList<int> Encode(string text) => Encode(text, addSpecialTokens: false, int.MaxValue, CancellationToken.None);
@@ -758,6 +764,33 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         {
             throw new InvalidDataException($"'{path}': decoder '{TypeOf(decoder)}' is not supported (only ByteLevel).");
         }
+    }
+
+    /// <summary>generation_config.json's <c>eos_token_id</c>: one id or a list; none when the file or key is absent.</summary>
+    private static int[] ReadGenerationEndIds(string directory)
+    {
+        string path = Path.Combine(directory, GenerationConfigFileName);
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        using JsonDocument document = ParseJson(path);
+        if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("eos_token_id", out JsonElement eos))
+        {
+            return [];
+        }
+
+        IEnumerable<JsonElement> values = eos.ValueKind switch
+        {
+            JsonValueKind.Array => eos.EnumerateArray(),
+            JsonValueKind.Null => [],
+            _ => [eos],
+        };
+        return values.Select(value => value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int id) && id >= 0
+                ? id
+                : throw new InvalidDataException($"'{path}': eos_token_id holds {value.GetRawText()}, not a token id."))
+            .ToArray();
     }
 
     private static string TypeOf(JsonElement element) =>

@@ -15,6 +15,10 @@ public interface ITokenizer
 
     string EndOfTextToken { get; }
 
+    /// <summary>Every id that ends a reply: <see cref="EndOfTextId"/> and, for a Hugging Face checkpoint, each id of
+    /// generation_config.json's <c>eos_token_id</c> (Llama 3.1's &lt;|eot_id|&gt; beside &lt;|end_of_text|&gt;).</summary>
+    IReadOnlyList<int> EndOfSequenceIds => [EndOfTextId];
+
     /// <summary>The most bytes one token stands for: no token covers more of a text.</summary>
     int MaxTokenByteLength { get; }
 

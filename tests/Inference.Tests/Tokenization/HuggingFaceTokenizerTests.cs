@@ -148,6 +148,23 @@ public sealed class HuggingFaceTokenizerTests
         Assert.Equal(151669, Tokenizer("qwen3").VocabSize);
     }
 
+    [Theory]
+    [InlineData("llama3-random-2l-64d", new[] { 128009, 128001 })]
+    [InlineData("qwen3-random-2l-64d", new[] { 151645, 151643 })]
+    public void EndOfSequenceIds_AreTheConfigEosThenGenerationConfigsList(string model, int[] expected)
+    {
+        // tokenizer_config.json's eos_token first, then every id of generation_config.json's eos_token_id.
+        string directory = TestFixtures.ModelDirectory(model);
+        using JsonDocument generation = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "generation_config.json")));
+        JsonElement eos = generation.RootElement.GetProperty("eos_token_id");
+        int[] listed = eos.ValueKind == JsonValueKind.Array ? Ids(eos) : [eos.GetInt32()];
+
+        ITokenizer tokenizer = HuggingFaceTokenizer.Load(directory);
+
+        Assert.Equal(expected, tokenizer.EndOfSequenceIds);
+        Assert.Subset(tokenizer.EndOfSequenceIds.ToHashSet(), listed.ToHashSet());
+    }
+
     [Fact]
     public void Encode_LongWord_TakesTheLinearTimeMergerAndAgreesWithTheLibrary()
     {
