@@ -342,7 +342,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         return (bytes + MaxTokenByteLength - 1) / MaxTokenByteLength;
     }
 
-    public string Decode(IEnumerable<int> ids) => Decode(ids, skipSpecialTokens: false);
+    /// <summary>
+    /// The plain inverse of encoding: every token's bytes (special ones included), decoded as UTF-8, with no
+    /// clean-up, so that it equals what <see cref="IncrementalDetokenizer"/> streams (and what vLLM streams:
+    /// its incremental detokenizer applies no clean-up either).
+    /// </summary>
+    public string Decode(IEnumerable<int> ids) => Decode(ids, skipSpecialTokens: false, cleanUpTokenizationSpaces: false);
 
     /// <summary>
     /// Decodes as Hugging Face's <c>decode</c> does: byte-level tokens back to UTF-8 (U+FFFD for malformed
@@ -813,8 +818,9 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             TokenString(root, "eos_token"),
             Flag(root, "add_bos_token"),
             Flag(root, "add_eos_token"),
-            // transformers' default when the key is absent.
-            !root.TryGetProperty("clean_up_tokenization_spaces", out JsonElement cleanUp) || cleanUp.ValueKind == JsonValueKind.True);
+            // Absent: no clean-up. transformers' deprecation warning announced False as the default from v4.45, and
+            // the clean-up only makes sense for the word-level tokenizers it was written for.
+            Flag(root, "clean_up_tokenization_spaces"));
 
         static bool Flag(JsonElement root, string name) =>
             root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.True;
