@@ -18,6 +18,10 @@ namespace LlmServer.Inference.Tokenization;
 /// byte-level symbols and merged. Words up to <see cref="Gpt2Tokenizer.LibraryWordBytes"/> bytes are merged by
 /// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c>; longer ones by <see cref="ByteLevelBpe"/>, whose cost stays
 /// O(n log n) in the word's length where the library's is quadratic (see <see cref="Gpt2Tokenizer"/>).
+/// Not implemented, and refused at load with the file and feature named: other model types (WordPiece,
+/// Unigram, SentencePiece-style Metaspace as Mistral/Llama 2 use), byte_fallback, normalizers other than NFC,
+/// added tokens with lstrip/rstrip/single_word. Added tokens marked <c>normalized</c> are matched in the raw
+/// text like the others (tokenizers matches them after normalization; the same for NFC-stable token text).
 /// </remarks>
 public sealed class HuggingFaceTokenizer : ITokenizer
 {
@@ -843,14 +847,14 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     {
         // By first char, the tokens starting with it, longest first.
         private readonly Dictionary<char, AddedToken[]> _byFirstChar;
-        private readonly System.Buffers.SearchValues<char> _firstChars;
+        private readonly SearchValues<char> _firstChars;
 
         public AddedTokenMatcher(IEnumerable<AddedToken> tokens)
         {
             _byFirstChar = tokens
                 .GroupBy(token => token.Content[0])
                 .ToDictionary(group => group.Key, group => group.OrderByDescending(token => token.Content.Length).ToArray());
-            _firstChars = System.Buffers.SearchValues.Create(_byFirstChar.Keys.ToArray());
+            _firstChars = SearchValues.Create(_byFirstChar.Keys.ToArray());
         }
 
         public (int Start, int Length, int Id) FindNext(string text, int from)

@@ -48,7 +48,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
-        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", aborted), model.Tokenizer);
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", addSpecialTokens: false, aborted), model.Tokenizer);
         // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
         (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
             ? (completionTokens, "max_completion_tokens")
