@@ -60,4 +60,30 @@ public sealed class ChatTemplate
         variables.Set("add_generation_prompt", addGenerationPrompt);
         return TemplateEvaluator.Render(_body, variables);
     }
+
+    /// <summary>
+    /// As <see cref="Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?}?)"/>, for
+    /// messages with more than role, content and name (an assistant's <c>tool_calls</c>, a <c>reasoning_content</c>):
+    /// each message is a <see cref="ChatMessage"/>, a dictionary or a System.Text.Json element, passed to the
+    /// template as is.
+    /// </summary>
+    public string RenderMessages(
+        IReadOnlyList<object?> messages,
+        bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extraVariables = null)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+
+        var globals = new TemplateScope();
+        TemplateGlobals.AddTo(globals);
+        var variables = globals.CreateChild();
+        foreach (var (name, value) in extraVariables ?? new Dictionary<string, object?>())
+        {
+            variables.Set(name, TemplateValue.FromClr(value));
+        }
+
+        variables.Set("messages", messages.Select(TemplateValue.FromClr).ToList());
+        variables.Set("add_generation_prompt", addGenerationPrompt);
+        return TemplateEvaluator.Render(_body, variables);
+    }
 }

@@ -625,4 +625,17 @@ public sealed class ChatTemplateTests
 
     private static string Render(string template, IReadOnlyList<ChatMessage>? messages = null, bool addGenerationPrompt = false) =>
         ChatTemplate.Parse(template).Render(messages ?? [], addGenerationPrompt, SpecialTokens);
+    [Fact]
+    public void RenderMessages_PassesEveryFieldOfAJsonMessage_ToTheTemplate()
+    {
+        // An assistant turn with tool_calls: ChatMessage has no such field, so RenderMessages takes the JSON as is.
+        using JsonDocument messages = JsonDocument.Parse(
+            """[{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}]""");
+        var template = ChatTemplate.Parse(
+            "{% for m in messages %}{{ m.role }}:{% for c in m.tool_calls %}{{ c.function.name }}{{ c.function.arguments | tojson }}{% endfor %}{% endfor %}");
+
+        string rendered = template.RenderMessages(messages.RootElement.EnumerateArray().Select(m => (object?)m).ToList(), addGenerationPrompt: false);
+
+        Assert.Equal("""assistant:get_weather{"city": "Paris"}""", rendered);
+    }
 }

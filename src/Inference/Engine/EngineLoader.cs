@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LlmServer.Inference.Engine;
 
 /// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer and chat template that go with them.</summary>
-internal sealed record ServingCheckpoint(Gpt2Model Model, Gpt2Tokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
+internal sealed record ServingCheckpoint(Gpt2Model Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
 
 /// <summary>What the engine runs on once started, and the model it serves first.</summary>
 internal sealed record LoadedEngine(Scheduler Scheduler, ModelRunner Runner, PagedKvCache Cache, ModelRegistry Registry, ServedModel Served);
@@ -72,7 +72,8 @@ internal static class EngineLoader
         try
         {
             checkConfig?.Invoke(model.Config);
-            var tokenizer = Gpt2Tokenizer.Load(directory);
+            // A Hugging Face checkpoint's tokenizer.json wins over GPT-2's vocab.json + merges.txt, as transformers' fast tokenizers do.
+            ITokenizer tokenizer = HuggingFaceTokenizer.Exists(directory) ? HuggingFaceTokenizer.Load(directory) : Gpt2Tokenizer.Load(directory);
             if (tokenizer.VocabSize > model.Config.VocabSize)
             {
                 throw new CheckpointFormatException(Path.Combine(directory, "config.json"),

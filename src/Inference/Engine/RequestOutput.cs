@@ -13,7 +13,7 @@ public sealed class RequestOutput
 {
     private readonly Request _request;
     private readonly IncrementalDetokenizer _detokenizer;
-    private readonly int _endOfTextId;
+    private readonly IReadOnlyList<int> _endOfSequenceIds;
     private readonly int _longestStop;
     private readonly IReadOnlyCollection<int> _suppressed;
     // Our own copy of the text: stop strings are searched in its tail only, so a long
@@ -22,15 +22,15 @@ public sealed class RequestOutput
     private int _emittedLength;
     private readonly List<GeneratedToken> _pendingTokens = [];
 
-    public RequestOutput(Request request, Gpt2Tokenizer tokenizer, long randomSeed)
+    public RequestOutput(Request request, ITokenizer tokenizer, long randomSeed)
     {
         _request = request;
         _detokenizer = new IncrementalDetokenizer(tokenizer);
-        _endOfTextId = tokenizer.EndOfTextId;
+        _endOfSequenceIds = tokenizer.EndOfSequenceIds;
         _longestStop = request.Sampling.StopStrings.Count == 0 ? 0 : request.Sampling.StopStrings.Max(s => s.Length);
         Random = new SeededRandom(request.Sampling.Seed ?? randomSeed);
         _suppressed = request.Sampling.MinTokens > 0
-            ? request.Sampling.StopTokenIds.Append(_endOfTextId).Distinct().ToArray()
+            ? request.Sampling.StopTokenIds.Concat(_endOfSequenceIds).Distinct().ToArray()
             : [];
     }
 
@@ -50,7 +50,7 @@ public sealed class RequestOutput
         _request.AppendOutputToken(token.TokenId);
         _pendingTokens.Add(token);
         SamplingParameters sampling = _request.Sampling;
-        bool isEndOfText = token.TokenId == _endOfTextId && !sampling.IgnoreEos;
+        bool isEndOfText = _endOfSequenceIds.Contains(token.TokenId) && !sampling.IgnoreEos;
         bool isStopToken = sampling.StopTokenIds.Contains(token.TokenId);
         bool minimumReached = _request.NumOutputTokens >= sampling.MinTokens;
 

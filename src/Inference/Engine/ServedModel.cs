@@ -22,7 +22,7 @@ public sealed record ServedModel(
     string Name,
     string Directory,
     Gpt2Config Config,
-    Gpt2Tokenizer Tokenizer,
+    ITokenizer Tokenizer,
     ChatPromptFormatter ChatFormatter,
     int MaxModelLen,
     DateTimeOffset LoadedAt)

@@ -26,7 +26,7 @@ public sealed class ChatPromptFormatter
     private readonly ChatTemplate _template;
     private readonly Dictionary<string, object?> _variables;
 
-    private ChatPromptFormatter(ChatTemplate template, bool isDefault, string endOfTextToken)
+    private ChatPromptFormatter(ChatTemplate template, bool isDefault, string endOfTextToken, IReadOnlyDictionary<string, string?>? configTokens = null)
     {
         _template = template;
         IsDefaultTemplate = isDefault;
@@ -35,6 +35,20 @@ public sealed class ChatPromptFormatter
             ["bos_token"] = endOfTextToken,
             ["eos_token"] = endOfTextToken,
         };
+
+        // transformers passes the special tokens tokenizer_config.json sets (Llama 3's bos <|begin_of_text|>,
+        // which its template writes itself); one the config sets to null is not passed at all (Qwen's bos).
+        foreach ((string name, string? token) in configTokens ?? new Dictionary<string, string?>())
+        {
+            if (token is null)
+            {
+                _variables.Remove(name);
+            }
+            else
+            {
+                _variables[name] = token;
+            }
+        }
     }
 
     public bool IsDefaultTemplate { get; }
@@ -42,7 +56,7 @@ public sealed class ChatPromptFormatter
     /// <summary>Stop strings every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
 
-    public static ChatPromptFormatter Load(string modelDirectory, Gpt2Tokenizer tokenizer) =>
+    public static ChatPromptFormatter Load(string modelDirectory, ITokenizer tokenizer) =>
         Load(modelDirectory, tokenizer.EndOfTextToken);
 
     /// <summary>The formatter before there is a tokenizer: training one needs the corpus rendered first.</summary>
@@ -52,7 +66,9 @@ public sealed class ChatPromptFormatter
         string? source = File.Exists(configPath) ? ReadChatTemplate(configPath) : null;
         try
         {
-            return FromTemplate(source, endOfTextToken);
+            return source is null
+                ? FromTemplate(source, endOfTextToken)
+                : new ChatPromptFormatter(ChatTemplate.Parse(source), isDefault: false, endOfTextToken, ReadConfigTokens(configPath));
         }
         catch (ChatTemplateException e)
         {
@@ -70,6 +86,22 @@ public sealed class ChatPromptFormatter
     /// <summary>Renders the conversation; a template that rejects it throws <see cref="ChatTemplateException"/>.</summary>
     public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
         _template.Render(messages, addGenerationPrompt, _variables);
+
+    /// <summary>bos/eos/pad/unk_token as tokenizer_config.json sets them: a string (or AddedToken object), or null; absent keys are left out.</summary>
+    private static Dictionary<string, string?> ReadConfigTokens(string configPath)
+    {
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllText(configPath));
+        var tokens = new Dictionary<string, string?>();
+        foreach (string name in new[] { "bos_token", "eos_token", "pad_token", "unk_token" })
+        {
+            if (document.RootElement.TryGetProperty(name, out _))
+            {
+                tokens[name] = HuggingFaceTokenizer.TokenString(document.RootElement, name);
+            }
+        }
+
+        return tokens;
+    }
 
     /// <summary>Reads chat_template, either a string or transformers' list of named templates (the "default" one).</summary>
     private static string? ReadChatTemplate(string configPath)

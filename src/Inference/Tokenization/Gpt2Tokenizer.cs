@@ -23,7 +23,7 @@ namespace LlmServer.Inference.Tokenization;
 /// one long word (a 20 MB body of one letter) would hold a core for hours. Both give OpenAI's ids;
 /// the tests compare them on long runs.
 /// </remarks>
-public sealed class Gpt2Tokenizer
+public sealed class Gpt2Tokenizer : ITokenizer
 {
     public const string DefaultEndOfTextToken = "<|endoftext|>";
 
@@ -193,6 +193,13 @@ public sealed class Gpt2Tokenizer
             segmentStart = special + EndOfTextToken.Length;
         }
     }
+
+    /// <summary>GPT-2 has no post-processor: encoding with special tokens adds none, as Hugging Face's GPT2Tokenizer.</summary>
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens, int maxTokens, CancellationToken cancellationToken) =>
+        Encode(text, maxTokens, cancellationToken);
+
+    /// <summary>The end-of-text token is GPT-2's only special token.</summary>
+    public bool IsSpecialId(int id) => id == EndOfTextId;
 
     /// <summary>
     /// The fewest tokens <paramref name="text"/> can encode to: its UTF-8 length over the longest

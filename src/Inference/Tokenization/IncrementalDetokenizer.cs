@@ -6,7 +6,7 @@ namespace LlmServer.Inference.Tokenization;
 /// Turns a stream of token ids into text deltas that never split a multi-byte UTF-8 character.
 /// Bytes of a character that is still incomplete are held back until the rest arrives; bytes that
 /// can no longer form a valid character are emitted as U+FFFD at once. Concatenating every delta and
-/// <see cref="Flush"/> gives exactly <see cref="Gpt2Tokenizer.Decode"/> of the same ids.
+/// <see cref="Flush"/> gives exactly <see cref="ITokenizer.Decode"/> of the same ids.
 /// Not thread-safe: one instance per stream.
 /// </summary>
 public sealed class IncrementalDetokenizer
@@ -16,17 +16,17 @@ public sealed class IncrementalDetokenizer
     private const int MaxHeldBackChars = 4;
     private const int StackBufferChars = 256;
 
-    private readonly Gpt2Tokenizer _tokenizer;
+    private readonly ITokenizer _tokenizer;
 
     // System.Text.Decoder keeps the partial character between calls and applies the same
-    // maximal-subpart replacement rules as the one-shot decoding in Gpt2Tokenizer.Decode.
+    // maximal-subpart replacement rules as the one-shot decoding in the tokenizers' Decode.
     private readonly Decoder _utf8 =
         new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetDecoder();
 
     private readonly StringBuilder _emitted = new();
     private string? _emittedSnapshot = string.Empty;
 
-    public IncrementalDetokenizer(Gpt2Tokenizer tokenizer)
+    public IncrementalDetokenizer(ITokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         _tokenizer = tokenizer;

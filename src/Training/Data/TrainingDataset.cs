@@ -28,7 +28,7 @@ public sealed class TrainingDataset
 
     /// <summary>Reads the file a line at a time; blank lines are skipped.</summary>
     /// <exception cref="InvalidDataException">A line is not an example that can be encoded; the message names the file and line.</exception>
-    public static TrainingDataset Load(string jsonlPath, Gpt2Tokenizer tokenizer, ChatPromptFormatter formatter, int maxLength)
+    public static TrainingDataset Load(string jsonlPath, ITokenizer tokenizer, ChatPromptFormatter formatter, int maxLength)
     {
         var encoder = new TrainingExampleEncoder(tokenizer, formatter);
         var examples = new List<TrainingExample>();

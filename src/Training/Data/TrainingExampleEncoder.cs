@@ -11,10 +11,10 @@ namespace LlmServer.Training.Data;
 /// </summary>
 public sealed class TrainingExampleEncoder
 {
-    private readonly Gpt2Tokenizer _tokenizer;
+    private readonly ITokenizer _tokenizer;
     private readonly ChatPromptFormatter _formatter;
 
-    public TrainingExampleEncoder(Gpt2Tokenizer tokenizer, ChatPromptFormatter formatter)
+    public TrainingExampleEncoder(ITokenizer tokenizer, ChatPromptFormatter formatter)
     {
         _tokenizer = tokenizer;
         _formatter = formatter;

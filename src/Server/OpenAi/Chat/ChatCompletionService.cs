@@ -48,7 +48,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         {
             throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
         }
-        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", aborted), model.Tokenizer);
+        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", addSpecialTokens: false, aborted), model.Tokenizer);
         // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
         (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
             ? (completionTokens, "max_completion_tokens")
@@ -136,11 +136,11 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         return new Usage(prompt, completion, prompt + completion, cached > 0 ? new PromptTokensDetails(cached) : null);
     }
 
-    private static ChatLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer) =>
+    private static ChatLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, ITokenizer tokenizer) =>
         new(tokens.Select(t => new ChatTokenLogprob(tokenizer.TokenText(t.TokenId), t.Logprob!.Value, Bytes(tokenizer, t.TokenId),
             (t.TopLogprobs ?? []).Select(a => new ChatTopLogprob(tokenizer.TokenText(a.TokenId), a.Logprob, Bytes(tokenizer, a.TokenId))).ToArray())).ToArray());
 
-    private static int[] Bytes(Gpt2Tokenizer tokenizer, int tokenId)
+    private static int[] Bytes(ITokenizer tokenizer, int tokenId)
     {
         ReadOnlySpan<byte> bytes = tokenizer.TokenBytes(tokenId);
         var result = new int[bytes.Length];

@@ -130,7 +130,7 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
         return new Usage(prompt, completion, prompt + completion, cached > 0 ? new PromptTokensDetails(cached) : null);
     }
 
-    private static CompletionLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, Gpt2Tokenizer tokenizer, int offsetBase) =>
+    private static CompletionLogprobs Logprobs(IReadOnlyList<GeneratedToken> tokens, ITokenizer tokenizer, int offsetBase) =>
         new(tokens.Select(t => offsetBase + t.TextOffset).ToArray(),
             tokens.Select(t => t.Logprob!.Value).ToArray(),
             tokens.Select(t => tokenizer.TokenText(t.TokenId)).ToArray(),
@@ -140,7 +140,7 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
     /// The top alternatives plus the sampled token itself, so there may be logprobs + 1 entries,
     /// as OpenAI documents: a client can always look up the token it got.
     /// </summary>
-    private static Dictionary<string, float> TopDictionary(GeneratedToken token, Gpt2Tokenizer tokenizer)
+    private static Dictionary<string, float> TopDictionary(GeneratedToken token, ITokenizer tokenizer)
     {
         var top = new Dictionary<string, float>();
         foreach (TokenLogprob alternative in token.TopLogprobs ?? [])

@@ -28,12 +28,12 @@ public static class PromptInput
     /// <remarks>A text prompt that cannot fit the context is refused as soon as that is known (<see cref="EncodePrompt"/>).</remarks>
     public static IReadOnlyList<IReadOnlyList<int>> ParseCompletionPrompt(JsonElement prompt, ServedModel model, CancellationToken cancellationToken)
     {
-        Gpt2Tokenizer tokenizer = model.Tokenizer;
+        ITokenizer tokenizer = model.Tokenizer;
         var prompts = new List<IReadOnlyList<int>>();
         switch (prompt.ValueKind)
         {
             case JsonValueKind.String:
-                prompts.Add(EncodePrompt(model, LargeJsonString.GetString(prompt), "prompt", cancellationToken));
+                prompts.Add(EncodePrompt(model, LargeJsonString.GetString(prompt), "prompt", addSpecialTokens: true, cancellationToken));
                 break;
             case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt[0].ValueKind == JsonValueKind.Number:
                 prompts.Add(ReadTokenIds(prompt, tokenizer, "prompt"));
@@ -43,7 +43,7 @@ public static class PromptInput
                 {
                     prompts.Add(item.ValueKind switch
                     {
-                        JsonValueKind.String => EncodePrompt(model, LargeJsonString.GetString(item), "prompt", cancellationToken),
+                        JsonValueKind.String => EncodePrompt(model, LargeJsonString.GetString(item), "prompt", addSpecialTokens: true, cancellationToken),
                         JsonValueKind.Array => ReadTokenIds(item, tokenizer, "prompt"),
                         _ => throw ApiException.InvalidParameter("prompt", "prompt must be a string, a list of strings, a list of token ids, or a list of token-id lists."),
                     });
@@ -64,8 +64,10 @@ public static class PromptInput
     /// UTF-8 length over the longest token's), else as soon as the encoding passes the context,
     /// so refusing a huge prompt costs one pass over it plus about a context's worth of encoding.
     /// Encoding stops when <paramref name="cancellationToken"/> (the client's connection) is cancelled.
+    /// <paramref name="addSpecialTokens"/> as vLLM: true for a completion prompt (Llama 3 gets its BOS), false for a
+    /// rendered chat template, which writes its own.
     /// </summary>
-    public static IReadOnlyList<int> EncodePrompt(ServedModel model, string text, string param, CancellationToken cancellationToken)
+    public static IReadOnlyList<int> EncodePrompt(ServedModel model, string text, string param, bool addSpecialTokens, CancellationToken cancellationToken)
     {
         long atLeast = model.Tokenizer.MinTokenCount(text);
         if (atLeast >= model.MaxModelLen)
@@ -73,7 +75,7 @@ public static class PromptInput
             throw SamplingRequestParser.PromptTooLong(model, atLeast, param, countIsLowerBound: true);
         }
         // One token short of the context is the longest prompt that leaves room to generate.
-        IReadOnlyList<int> ids = model.Tokenizer.Encode(text, model.MaxModelLen - 1, cancellationToken);
+        IReadOnlyList<int> ids = model.Tokenizer.Encode(text, addSpecialTokens, model.MaxModelLen - 1, cancellationToken);
         if (ids.Count >= model.MaxModelLen)
         {
             throw SamplingRequestParser.PromptTooLong(model, ids.Count, param, countIsLowerBound: true);
@@ -85,10 +87,10 @@ public static class PromptInput
     /// The ids the model reads: an empty prompt still needs a position to predict from, and GPT-2
     /// starts every document with end-of-text, so that is what an empty prompt becomes.
     /// </summary>
-    public static IReadOnlyList<int> ForModel(IReadOnlyList<int> promptIds, Gpt2Tokenizer tokenizer) =>
+    public static IReadOnlyList<int> ForModel(IReadOnlyList<int> promptIds, ITokenizer tokenizer) =>
         promptIds.Count == 0 ? [tokenizer.EndOfTextId] : promptIds;
 
-    public static IReadOnlyList<int> ReadTokenIds(JsonElement array, Gpt2Tokenizer tokenizer, string param)
+    public static IReadOnlyList<int> ReadTokenIds(JsonElement array, ITokenizer tokenizer, string param)
     {
         var ids = new List<int>(array.GetArrayLength());
         foreach (JsonElement item in array.EnumerateArray())

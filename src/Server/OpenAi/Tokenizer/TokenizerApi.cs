@@ -46,7 +46,8 @@ public static class TokenizerApi
         }
         // No context check, as vLLM's /tokenize has none: counting a long text is what it is for.
         // Linear in the text, and it stops if the client leaves.
-        IReadOnlyList<int> tokens = model.Tokenizer.Encode(text, context.RequestAborted);
+        bool addSpecialTokens = request.AddSpecialTokens ?? request.Messages is null;
+        IReadOnlyList<int> tokens = model.Tokenizer.Encode(text, addSpecialTokens, int.MaxValue, context.RequestAborted);
         return TypedResults.Ok(new TokenizeResponse(tokens, tokens.Count, model.MaxModelLen));
     }
 

@@ -6,7 +6,8 @@ namespace LlmServer.OpenAi.Tokenizer;
 
 /// <summary>vLLM's /tokenize: either a prompt or chat messages. A field it does not know is refused, as on /v1.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-/// <param name="AddSpecialTokens">vLLM's flag, accepted and without effect: GPT-2's tokenizer adds no special tokens either way.</param>
+/// <param name="AddSpecialTokens">vLLM's flag: add what the tokenizer's post-processor adds (Llama 3's &lt;|begin_of_text|&gt;;
+/// GPT-2 and Qwen add nothing). Defaults as vLLM's: true for a prompt, false for messages, whose template writes its own.</param>
 public sealed record TokenizeRequest(string? Model, string? Prompt, IReadOnlyList<ChatMessageRequest>? Messages, bool? AddGenerationPrompt,
     bool? AddSpecialTokens = null);
 
