@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tests;

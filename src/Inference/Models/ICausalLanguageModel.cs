@@ -27,3 +27,16 @@ public interface ICausalLanguageModel : IDisposable
     /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
     void PrepareForServing();
 }
+
+/// <summary>What every causal language model does the same way on top of <see cref="ICausalLanguageModel"/>.</summary>
+public static class CausalLanguageModel
+{
+    /// <summary>Training and evaluation: (B, T) token ids from position 0 in, logits (B, T, V) out.</summary>
+    /// <param name="adapters">Usually <see cref="AdapterRouting.ForAllRows"/> while training an adapter; null runs the base alone.</param>
+    public static Tensor ForwardTraining(this ICausalLanguageModel model, Tensor tokenIds, AdapterRouting? adapters = null)
+    {
+        using Tensor positions = arange(tokenIds.shape[1], ScalarType.Int64, tokenIds.device); // (T)
+        using Tensor hidden = model.Forward(tokenIds, positions, CausalAttention.Instance, adapters); // (B, T, C)
+        return model.Logits(hidden);                                                     // (B, T, V)
+    }
+}

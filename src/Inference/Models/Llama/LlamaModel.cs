@@ -222,7 +222,7 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
 
     /// <summary>
     /// Token ids in, final hidden states out: (N) flattened tokens with a <see cref="PagedAttention"/>
-    /// in serving, (B, T) sequences with <see cref="CausalAttention"/> (see <see cref="ForwardTraining"/>).
+    /// in serving, (B, T) sequences with <see cref="CausalAttention"/> (see <see cref="CausalLanguageModel.ForwardTraining"/>).
     /// </summary>
     /// <param name="positions">Each token's position, which drives its rotation: (N), or (T) shared by the B sequences.</param>
     /// <param name="adapters">LoRA adapters and the rows each applies to; null runs the base weights alone.</param>
@@ -237,27 +237,9 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         }
     }
 
-    /// <summary>Training and evaluation: (B, T) token ids from position 0 in, logits (B, T, V) out.</summary>
-    public Tensor ForwardTraining(Tensor tokenIds, AdapterRouting? adapters = null)
-    {
-        using Tensor positions = arange(tokenIds.shape[1], ScalarType.Int64, tokenIds.device); // (T)
-        using Tensor hidden = Forward(tokenIds, positions, CausalAttention.Instance, adapters);  // (B, T, C)
-        return Logits(hidden);                                                           // (B, T, V)
-    }
-
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
-    public Tensor Logits(Tensor hidden)
-    {
-        if (lm_head is not null)
-        {
-            return lm_head.Forward(hidden);                                              // (..., V)
-        }
-        if (_packedHead is not null && hidden.dim() == 2 && torch.is_inference_mode_enabled())
-        {
-            return _packedHead.Multiply(hidden, bias: null);                             // (N, V)
-        }
-        return hidden.matmul(model.EmbedTokens.Weight.t());                              // (..., V)
-    }
+    public Tensor Logits(Tensor hidden) =>
+        lm_head?.Forward(hidden) ?? TiedOutputHead.Logits(hidden, model.EmbedTokens.Weight, _packedHead);   // (..., V)
 
     protected override void Dispose(bool disposing)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Llama;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;

@@ -1,3 +1,4 @@
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Llama;
 using TorchSharp;
 using static TorchSharp.torch;
