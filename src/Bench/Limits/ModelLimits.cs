@@ -3,7 +3,6 @@ using LlmServer.Inference.Engine;
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
@@ -43,10 +42,10 @@ public sealed record ModelLimits(
     {
         MklDispatchOutcome mklDispatch = MklCpuDispatch.EnsureApplied();
         NativeMemoryTuning.KeepFreedMemoryForReuse();
-        using Gpt2Model model = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, CPU);
+        using ICausalLanguageModel model = ModelArchitectures.Load(modelDirectory, ScalarType.Float32, CPU);
         model.PrepareForServing();
         using var inference = inference_mode();
-        List<Tensor> weights = model.parameters().Select(p => (Tensor)p).ToList();
+        List<Tensor> weights = ((torch.nn.Module)model).parameters().Select(p => (Tensor)p).ToList();
 
         double weightRead = MedianMs(repetitions, () =>
         {
@@ -61,18 +60,18 @@ public sealed record ModelLimits(
         // by them packed for MKL where it can (see MklPackedMatrix); torch.mm is measured beside it in
         // both orientations, x W with W (in, out) and W^T x^T with W^T (out, in) contiguous, as the
         // yardstick the issue defines (TorchSharp matmuls of the model's weight shapes).
-        var matrices = model.named_parameters()
-            .Where(p => p.parameter.dim() == 2 && !p.name.StartsWith("wpe", StringComparison.Ordinal))
-            .Select(p => (Weight: (Tensor)p.parameter, IsHead: p.name.StartsWith("wte", StringComparison.Ordinal) || p.name.StartsWith("lm_head", StringComparison.Ordinal)))
+        var matrices = model.TokenMatrices()
             .Select(m =>
             {
                 Tensor transposed = m.Weight.t().contiguous();   // the other orientation, a copy freed below
-                return m.IsHead
-                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true))
-                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false));
+                return m.StoredAsOutByIn
+                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true), m.IsHead)
+                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false), m.IsHead);
             })
             .ToList();
         long matmulParameters = matrices.Sum(m => m.InByOut.numel());
+        long head = matrices.Where(m => m.IsHead).Sum(m => m.InByOut.numel());
+        long body = matmulParameters - head;
         double Gemm(int rows, Func<Tensor, Tensor, Tensor, MklPackedMatrix?, Tensor> product)
         {
             Dictionary<long, Tensor> inputs = matrices
@@ -81,7 +80,7 @@ public sealed record ModelLimits(
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
-                foreach ((Tensor inByOut, Tensor outByIn, _, MklPackedMatrix? packed) in matrices)
+                foreach ((Tensor inByOut, Tensor outByIn, _, MklPackedMatrix? packed, _) in matrices)
                 {
                     product(inputs[inByOut.shape[0]], inByOut, outByIn, packed);
                 }
@@ -106,17 +105,14 @@ public sealed record ModelLimits(
         }
         // A model with a short context (the test fixtures have 128 positions) is measured at the
         // longest context its position table allows for the prompt plus every decode step.
-        contextLength = Math.Min(contextLength, model.Config.MaxPositions - repetitions - 2);
+        contextLength = Math.Min(contextLength, model.Shape.MaxPositions - repetitions - 2);
         if (contextLength < 1)
         {
-            throw new ArgumentException($"the model's {model.Config.MaxPositions} positions leave no room for a prompt and {repetitions} decode steps");
+            throw new ArgumentException($"the model's {model.Shape.MaxPositions} positions leave no room for a prompt and {repetitions} decode steps");
         }
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
         double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
-        Gpt2Config config = model.Config;
-        long head = (long)config.VocabSize * config.EmbeddingSize;
-        long body = config.ParameterCount() - head - (long)config.MaxPositions * config.EmbeddingSize;
-        return new ModelLimits(config.ParameterCount(), body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
+        return new ModelLimits(model.Shape.ParameterCount, body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
             decode1, decode32, torch.get_num_threads(), mklDispatch);
     }
 
@@ -124,12 +120,12 @@ public sealed record ModelLimits(
     /// One decode step of <paramref name="sequences"/> requests at the given context, through the
     /// same runner and paged cache the engine uses, but with no scheduler loop, sampling or HTTP.
     /// </summary>
-    private static double BareDecodeMs(Gpt2Model model, int sequences, int contextLength, int repetitions)
+    private static double BareDecodeMs(ICausalLanguageModel model, int sequences, int contextLength, int repetitions)
     {
         const int blockSize = 16;
         int blocksPerSequence = (contextLength + repetitions + 8 + blockSize) / blockSize;
         int blockCount = sequences * blocksPerSequence;
-        var cache = new PagedKvCache(model.Config, blockCount, blockSize, ScalarType.Float32, CPU);
+        var cache = new PagedKvCache(model.Shape, blockCount, blockSize, ScalarType.Float32, CPU);
         var blocks = new KvCacheManager(new BlockPool(blockCount), blockSize, enablePrefixCaching: false);
         var scheduler = new Scheduler(new SchedulerOptions { MaxNumSeqs = sequences, MaxNumBatchedTokens = sequences * contextLength }, blocks);
         var runner = new ModelRunner(model, cache, blocks, ownsModel: false);
@@ -138,7 +134,7 @@ public sealed record ModelLimits(
             var random = new Random(0);
             for (int s = 0; s < sequences; s++)
             {
-                int[] prompt = Enumerable.Range(0, contextLength).Select(_ => random.Next(0, model.Config.VocabSize)).ToArray();
+                int[] prompt = Enumerable.Range(0, contextLength).Select(_ => random.Next(0, model.Shape.VocabSize)).ToArray();
                 scheduler.Add(new Request($"bench-{s}", prompt, new SamplingParameters { MaxTokens = repetitions + 8 }, s));
             }
             void Step()
@@ -148,7 +144,7 @@ public sealed record ModelLimits(
                 scheduler.CommitStep(output);
                 foreach (Request request in sampled)
                 {
-                    request.AppendOutputToken(random.Next(0, model.Config.VocabSize));
+                    request.AppendOutputToken(random.Next(0, model.Shape.VocabSize));
                 }
             }
             Step();   // prefill

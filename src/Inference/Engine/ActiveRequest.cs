@@ -13,11 +13,11 @@ internal sealed class ActiveRequest(Request request, RequestOutput output, Chann
     public LoadedWeights Weights { get; } = weights;
 
     /// <summary>Picks the request's next token from its row of logits and turns it into the event its client sees.</summary>
-    public GenerationEvent Sample(Sampler sampler, ReadOnlySpan<float> logits)
+    public GenerationEvent Sample(Sampler sampler, ReadOnlySpan<float> logits, int tokenCount)
     {
         try
         {
-            return Output.Append(sampler.Sample(logits, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset));
+            return Output.Append(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models;
 
 namespace LlmServer.Inference.Engine;
 
@@ -137,7 +137,7 @@ internal sealed class BackgroundWorkSlicer(ModelRegistry registry, double share)
         public IEngineBackgroundWork? Work { get; set; }
         public List<LoadedWeights> Held { get; } = [];
 
-        public (Gpt2Model Model, ServedModel Served) UseFullModel(string name)
+        public (ICausalLanguageModel Model, ServedModel Served) UseFullModel(string name)
         {
             LoadedWeights weights = registry.AcquireFullModel(name);
             Held.Add(weights);

@@ -49,10 +49,8 @@ internal sealed class EngineCore : IDisposable
             for (int row = 0; row < sampling.Count; row++)
             {
                 ActiveRequest active = _requests[sampling[row].RequestId];
-                // Checkpoints may pad the embedding past the tokenizer's last id (nanoGPT pads to
-                // 50304); those rows mean nothing, so they are never sampled nor reported.
-                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * _runner.VocabularySize, active.Weights.Served.Tokenizer.VocabSize);
-                _requests.Update(active, active.Sample(_sampler, rowLogits));
+                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * _runner.VocabularySize, _runner.VocabularySize);
+                _requests.Update(active, active.Sample(_sampler, rowLogits, active.Weights.Served.Tokenizer.VocabSize));
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)

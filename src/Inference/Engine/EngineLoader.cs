@@ -1,7 +1,6 @@
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Scheduling;
@@ -12,7 +11,7 @@ using static TorchSharp.torch;
 namespace LlmServer.Inference.Engine;
 
 /// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer and chat template that go with them.</summary>
-internal sealed record ServingCheckpoint(Gpt2Model Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
+internal sealed record ServingCheckpoint(ICausalLanguageModel Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
 
 /// <summary>What the engine runs on once started, and the model it serves first.</summary>
 internal sealed record LoadedEngine(Scheduler Scheduler, ModelRunner Runner, PagedKvCache Cache, ModelRegistry Registry, ServedModel Served);
@@ -38,16 +37,16 @@ internal static class EngineLoader
         ServingCheckpoint checkpoint = LoadCheckpoint(options.ModelDirectory, options.Dtype, device);
         try
         {
-            Gpt2Config config = checkpoint.Model.Config;
-            int maxModelLen = options.MaxModelLen ?? config.MaxPositions;
-            if (maxModelLen > config.MaxPositions)
+            ModelShape shape = checkpoint.Model.Shape;
+            int maxModelLen = options.MaxModelLen ?? shape.MaxPositions;
+            if (maxModelLen > shape.MaxPositions)
             {
-                throw new ArgumentException($"max model length {maxModelLen} exceeds the model's n_positions {config.MaxPositions}");
+                throw new ArgumentException($"max model length {maxModelLen} exceeds the model's {shape.MaxPositions} positions");
             }
-            int blockCount = KvCacheBlockCount(options, config, maxModelLen);
-            var cache = new PagedKvCache(config, blockCount, options.BlockSize, options.Dtype, device);
+            int blockCount = KvCacheBlockCount(options, shape, maxModelLen);
+            var cache = new PagedKvCache(shape, blockCount, options.BlockSize, options.Dtype, device);
             var blocks = new KvCacheManager(new BlockPool(blockCount), options.BlockSize, options.EnablePrefixCaching);
-            var registry = new ModelRegistry(options.ServedModelName, config, options.Dtype, device, maxModelLen);
+            var registry = new ModelRegistry(options.ServedModelName, shape, options.Dtype, device, maxModelLen);
             var runner = new ModelRunner(checkpoint.Model, cache, blocks, ownsModel: false,
                 weightsOf: request => registry.Live(request.WeightsId).ForRunner);
             ServedModel served = registry.AddFull(options.ServedModelName, options.ModelDirectory, checkpoint, started);
@@ -65,19 +64,19 @@ internal static class EngineLoader
     /// weights have rows is refused as a <see cref="CheckpointFormatException"/>: the two do not
     /// belong together. The weights are freed if anything is refused.
     /// </summary>
-    /// <param name="checkConfig">Throws to refuse the weights' config before the rest is loaded.</param>
-    public static ServingCheckpoint LoadCheckpoint(string directory, ScalarType dtype, Device device, Action<Gpt2Config>? checkConfig = null)
+    /// <param name="checkShape">Throws to refuse the weights' shape before the rest is loaded.</param>
+    public static ServingCheckpoint LoadCheckpoint(string directory, ScalarType dtype, Device device, Action<ModelShape>? checkShape = null)
     {
-        Gpt2Model model = CheckpointLoader.Load(directory, dtype, device);
+        ICausalLanguageModel model = ModelArchitectures.Load(directory, dtype, device);
         try
         {
-            checkConfig?.Invoke(model.Config);
+            checkShape?.Invoke(model.Shape);
             // A Hugging Face checkpoint's tokenizer.json wins over GPT-2's vocab.json + merges.txt, as transformers' fast tokenizers do.
             ITokenizer tokenizer = HuggingFaceTokenizer.Exists(directory) ? HuggingFaceTokenizer.Load(directory) : Gpt2Tokenizer.Load(directory);
-            if (tokenizer.VocabSize > model.Config.VocabSize)
+            if (tokenizer.VocabSize > model.Shape.VocabSize)
             {
                 throw new CheckpointFormatException(Path.Combine(directory, "config.json"),
-                    $"the tokenizer has {tokenizer.VocabSize} tokens but vocab_size is {model.Config.VocabSize}; they do not belong together");
+                    $"the tokenizer has {tokenizer.VocabSize} tokens but vocab_size is {model.Shape.VocabSize}; they do not belong together");
             }
             var formatter = ChatPromptFormatter.Load(directory, tokenizer);
             model.PrepareForServing();
@@ -91,9 +90,9 @@ internal static class EngineLoader
     }
 
     /// <summary>How many blocks the KV cache gets: what its memory budget holds, but no more than the sequences can use.</summary>
-    private static int KvCacheBlockCount(EngineOptions options, Gpt2Config config, int maxModelLen)
+    private static int KvCacheBlockCount(EngineOptions options, ModelShape shape, int maxModelLen)
     {
-        long bytesPerBlock = PagedKvCache.BytesPerBlock(config, options.BlockSize, options.Dtype);
+        long bytesPerBlock = PagedKvCache.BytesPerBlock(shape, options.BlockSize, options.Dtype);
         long cacheBytes = options.KvCacheMemoryFraction is double fraction
             ? (long)(fraction * DeviceMemory.AvailableBytes(options.Device))
             : options.KvCacheMemoryBytes;

@@ -19,5 +19,5 @@ public interface IEngineModelAccess
     /// work even if it is unloaded meanwhile). Throws <see cref="ModelAdministrationException"/>
     /// for an unknown name or an adapter.
     /// </summary>
-    (Models.Gpt2.Gpt2Model Model, ServedModel Served) UseFullModel(string name);
+    (Models.ICausalLanguageModel Model, ServedModel Served) UseFullModel(string name);
 }

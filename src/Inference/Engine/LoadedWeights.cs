@@ -1,5 +1,4 @@
 using LlmServer.Inference.Models;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 
 namespace LlmServer.Inference.Engine;
@@ -13,7 +12,7 @@ internal sealed class LoadedWeights
 {
     private int _users;
 
-    public LoadedWeights(ServedModel served, Gpt2Model model, LoraAdapter? adapter, LoadedWeights? baseWeights)
+    public LoadedWeights(ServedModel served, ICausalLanguageModel model, LoraAdapter? adapter, LoadedWeights? baseWeights)
     {
         Served = served;
         Model = model;
@@ -26,7 +25,7 @@ internal sealed class LoadedWeights
     public int Id => Served.WeightsId;
 
     /// <summary>The full model a forward pass runs: this one's own, or for an adapter its base's.</summary>
-    public Gpt2Model Model { get; }
+    public ICausalLanguageModel Model { get; }
     public LoraAdapter? Adapter { get; }
     public LoadedWeights? Base { get; }
 

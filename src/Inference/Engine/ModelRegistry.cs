@@ -1,6 +1,5 @@
 using System.Text.Json;
 using LlmServer.Inference.Models;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Models.Safetensors;
 using static TorchSharp.torch;
@@ -20,13 +19,13 @@ internal sealed class ModelRegistry
     private readonly Dictionary<int, LoadedWeights> _live = [];
     private readonly Dictionary<string, string> _aliases = new(StringComparer.Ordinal);
     private readonly string _defaultName;
-    private readonly Gpt2Config _shape;
+    private readonly ModelShape _shape;
     private readonly ScalarType _dtype;
     private readonly Device _device;
     private readonly int _maxModelLen;
     private int _nextWeightsId = 1;
 
-    public ModelRegistry(string defaultName, Gpt2Config shape, ScalarType dtype, Device device, int maxModelLen)
+    public ModelRegistry(string defaultName, ModelShape shape, ScalarType dtype, Device device, int maxModelLen)
     {
         _defaultName = defaultName;
         _shape = shape;
@@ -214,27 +213,25 @@ internal sealed class ModelRegistry
 
     private LoadedWeights LoadFull(string name, string directory, bool forAlias)
     {
-        ServingCheckpoint checkpoint = EngineLoader.LoadCheckpoint(directory, _dtype, _device, config => CheckSharesTheCache(directory, config));
+        ServingCheckpoint checkpoint = EngineLoader.LoadCheckpoint(directory, _dtype, _device, shape => CheckSharesTheEngine(directory, shape));
         return FullWeights(name, directory, checkpoint, DateTimeOffset.UtcNow, forAlias);
     }
 
     private LoadedWeights FullWeights(string name, string directory, ServingCheckpoint checkpoint, DateTimeOffset loadedAt, bool forAlias)
     {
-        Gpt2Config config = checkpoint.Model.Config;
-        var served = new ServedModel(name, directory, config, checkpoint.Tokenizer, checkpoint.ChatFormatter, Math.Min(_maxModelLen, config.MaxPositions),
+        ModelShape shape = checkpoint.Model.Shape;
+        var served = new ServedModel(name, directory, shape, checkpoint.Tokenizer, checkpoint.ChatFormatter, Math.Min(_maxModelLen, shape.MaxPositions),
             loadedAt) { WeightsId = _nextWeightsId++ };
         return new LoadedWeights(served, checkpoint.Model, adapter: null, baseWeights: null) { LoadedForAlias = forAlias };
     }
 
-    private void CheckSharesTheCache(string directory, Gpt2Config config)
+    private void CheckSharesTheEngine(string directory, ModelShape shape)
     {
-        if (config.LayerCount != _shape.LayerCount || config.HeadCount != _shape.HeadCount
-            || config.EmbeddingSize != _shape.EmbeddingSize || config.VocabSize != _shape.VocabSize)
+        if (!shape.CanShareEngineWith(_shape))
         {
             throw new ModelAdministrationException(ModelAdministrationError.Invalid,
-                $"{directory} has n_layer={config.LayerCount}, n_head={config.HeadCount}, n_embd={config.EmbeddingSize}, vocab_size={config.VocabSize}; " +
-                $"models served together share one KV cache, so they must match the served n_layer={_shape.LayerCount}, " +
-                $"n_head={_shape.HeadCount}, n_embd={_shape.EmbeddingSize}, vocab_size={_shape.VocabSize}.", "path");
+                $"{directory} is {shape.Describe()}; models served together share one KV cache and one logits width, " +
+                $"so their layers, KV heads, head size and vocabulary must match the served {_shape.Describe()}.", "path");
         }
     }
 
@@ -243,9 +240,10 @@ internal sealed class ModelRegistry
         LoadedWeights baseWeights = baseName is not null
             ? FullModelNamed(baseName)
             : FullModelAt(PeftAdapterFiles.BaseModelNameOrPath(directory), directory);
-        LoraAdapter adapter = PeftAdapterFiles.Load(directory, baseWeights.Model);
+        LoraAdapter adapter = PeftAdapterFiles.Load(directory, baseWeights.Model as Models.Gpt2.Gpt2Model
+            ?? throw new ModelAdministrationException(ModelAdministrationError.Invalid, $"LoRA adapters on a {baseWeights.Served.Shape.ModelType} model are not supported yet.", "path"));
         ServedModel parent = baseWeights.Served;
-        var served = new ServedModel(name, directory, parent.Config, parent.Tokenizer, parent.ChatFormatter, parent.MaxModelLen, DateTimeOffset.UtcNow)
+        var served = new ServedModel(name, directory, parent.Shape, parent.Tokenizer, parent.ChatFormatter, parent.MaxModelLen, DateTimeOffset.UtcNow)
         {
             WeightsId = _nextWeightsId++,
             Kind = ServedModelKind.Adapter,

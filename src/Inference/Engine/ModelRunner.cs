@@ -38,7 +38,7 @@ public sealed class ModelRunner : IDisposable
     }
 
     public ICausalLanguageModel Model => _model;
-    public int VocabularySize => _model.VocabSize;
+    public int VocabularySize => _model.Shape.VocabSize;
 
     /// <summary>
     /// Runs one forward pass. Returns the requests that sample this step, in order, and their logits

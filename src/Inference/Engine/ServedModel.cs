@@ -1,4 +1,4 @@
-using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Engine;
@@ -21,7 +21,7 @@ public enum ServedModelKind
 public sealed record ServedModel(
     string Name,
     string Directory,
-    Gpt2Config Config,
+    ModelShape Shape,
     ITokenizer Tokenizer,
     ChatPromptFormatter ChatFormatter,
     int MaxModelLen,

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Lora;
 using static TorchSharp.torch;
@@ -13,8 +14,11 @@ public interface ICausalLanguageModel : IDisposable
 {
     Device Device { get; }
 
-    /// <summary>Rows of the LM head: the width of every logits row (may exceed the tokenizer's vocabulary).</summary>
-    int VocabSize { get; }
+    /// <summary>The dtype the weights are held in.</summary>
+    ScalarType Dtype { get; }
+
+    /// <summary>The model's dimensions in architecture-independent words.</summary>
+    ModelShape Shape { get; }
 
     /// <param name="tokenIds">(N) in serving, (B, T) in training.</param>
     /// <param name="positions">(N), or (T) shared by the B sequences.</param>
@@ -26,7 +30,21 @@ public interface ICausalLanguageModel : IDisposable
 
     /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
     void PrepareForServing();
+
+    /// <summary>Every weight matrix a token is multiplied by, the LM head last: what a decode step reads and computes with.</summary>
+    IEnumerable<TokenMatrix> TokenMatrices();
+
+    /// <summary>Every weight under the key a Hugging Face checkpoint of this architecture stores it by (a tied LM head once).</summary>
+    IEnumerable<(string Key, Tensor Weight)> CheckpointTensors();
+
+    /// <summary>config.json as transformers writes it for this architecture, without torch_dtype.</summary>
+    JsonObject CheckpointConfig();
 }
+
+/// <summary>One weight matrix of a model's per-token products.</summary>
+/// <param name="StoredAsOutByIn">nn.Linear's (out, in) layout; false for GPT-2's Conv1D (in, out).</param>
+/// <param name="IsHead">The LM head (the tied embedding table, or a separate lm_head).</param>
+public readonly record struct TokenMatrix(Tensor Weight, bool StoredAsOutByIn, bool IsHead);
 
 /// <summary>What every causal language model does the same way on top of <see cref="ICausalLanguageModel"/>.</summary>
 public static class CausalLanguageModel

@@ -27,6 +27,10 @@ public static class ModelArchitectures
     /// <summary>The architecture class names, for messages: "GPT2LMHeadModel, LlamaForCausalLM, ...".</summary>
     public static string Supported => string.Join(", ", Known.Select(a => a.ClassName));
 
+    /// <summary>The class transformers names the architecture of <paramref name="modelType"/> by ("LlamaForCausalLM").</summary>
+    public static string ClassNameOf(string modelType) =>
+        Known.FirstOrDefault(a => a.ModelType == modelType)?.ClassName ?? throw new ArgumentException($"unknown model_type '{modelType}'", nameof(modelType));
+
     /// <summary>Loads whichever supported architecture the directory's config.json names.</summary>
     public static ICausalLanguageModel Load(string directory, ScalarType dtype, Device device)
     {

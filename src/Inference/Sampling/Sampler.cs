@@ -16,13 +16,20 @@ public sealed class Sampler
     private float[] _weights = [];
     private int[] _candidates = [];
 
-    /// <param name="logits">The request's row of raw logits (V).</param>
+    /// <param name="headLogits">The request's row of raw logits: one per row of the model's LM head.</param>
+    /// <param name="tokenCount">
+    /// The tokenizer's vocabulary: only ids below it are sampled or reported. A checkpoint may pad
+    /// its head past them (nanoGPT to 50304 rows, Qwen to 151936); those rows mean no token, but
+    /// they are part of the model's distribution, so they still count in the logprobs' normalizer,
+    /// as in transformers and vLLM.
+    /// </param>
     /// <param name="request">Supplies the parameters and the output so far (for penalties and min_tokens).</param>
     /// <param name="random">The request's own generator; unused for greedy rows.</param>
     /// <param name="suppressedTokens">Tokens that may not be picked now (end-of-text before min_tokens).</param>
-    public GeneratedToken Sample(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random,
+    public GeneratedToken Sample(ReadOnlySpan<float> headLogits, int tokenCount, ISamplingRequest request, SeededRandom random,
         IReadOnlyCollection<int> suppressedTokens, int textOffset)
     {
+        ReadOnlySpan<float> logits = headLogits[..tokenCount];
         SamplingParameters sampling = request.Sampling;
         // IndexOfMax returns the first NaN if there is one, so this also checks the row.
         int argMax = TensorPrimitives.IndexOfMax(logits);
@@ -41,7 +48,9 @@ public sealed class Sampler
         }
         // Logprobs describe the model's own distribution (before temperature, penalties and
         // cuts), which is what OpenAI's API reports.
-        double logNormalizer = LogSumExp(logits, logits[argMax]);
+        double logNormalizer = logits.Length == headLogits.Length
+            ? LogSumExp(logits, logits[argMax])
+            : LogSumExp(headLogits, TensorPrimitives.Max(headLogits));
         IReadOnlyList<TokenLogprob>? top = sampling.Logprobs > 0 ? TopLogprobs(logits, sampling.Logprobs.Value, logNormalizer) : null;
         return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
     }

@@ -18,8 +18,8 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
         try
         {
             ServedModel model = await engine.Ready.WaitAsync(stoppingToken);
-            logger.LogInformation("Serving {Model} from {Directory}: {Layers} layers, {Embedding} wide, {Parameters:N0} parameters, max model length {MaxModelLen}, loaded in {Seconds:F2}s",
-                model.Name, model.Directory, model.Config.LayerCount, model.Config.EmbeddingSize, model.Config.ParameterCount(),
+            logger.LogInformation("Serving {Model} from {Directory}: {Shape}, {Parameters:N0} parameters, max model length {MaxModelLen}, loaded in {Seconds:F2}s",
+                model.Name, model.Directory, model.Shape.Describe(), model.Shape.ParameterCount,
                 model.MaxModelLen, (DateTimeOffset.UtcNow - model.LoadedAt).TotalSeconds);
             logger.LogInformation("CPU matrix products: MKL dispatch {MklDispatch}", MklCpuDispatch.Describe());
         }

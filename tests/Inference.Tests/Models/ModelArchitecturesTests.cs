@@ -25,6 +25,26 @@ public sealed class ModelArchitecturesTests : IDisposable
         Assert.Equal(modelType, ModelArchitectures.ModelTypeOf(TestFixtures.ModelDirectory(fixture)));
     }
 
+    [Theory]
+    [InlineData("gpt2-random-2l-64d", ScalarType.Float32)]
+    [InlineData("llama3-random-2l-64d", ScalarType.BFloat16)]
+    [InlineData("qwen3-random-2l-64d", ScalarType.Float32)]
+    public void A_saved_model_loads_back_as_the_same_architecture_with_the_same_outputs(string fixture, ScalarType storeAs)
+    {
+        string saved = Path.Combine(_root, fixture);
+        using ICausalLanguageModel original = ModelArchitectures.Load(TestFixtures.ModelDirectory(fixture), ScalarType.Float32, CPU);
+        CheckpointWriter.Save(original, saved, TestFixtures.ModelDirectory(fixture), storeAs);
+        using ICausalLanguageModel reloaded = ModelArchitectures.Load(saved, ScalarType.Float32, CPU);
+
+        Assert.Equal(original.Shape, reloaded.Shape);
+        Assert.Equal(ModelArchitectures.ModelTypeOf(TestFixtures.ModelDirectory(fixture)), ModelArchitectures.ModelTypeOf(saved));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor ids = tensor(new long[] { 1, 5, 42, 7, 99 }).unsqueeze(0);                           // (1, T)
+        // The fixtures' weights are BF16 values, so storing them as BF16 loses nothing either.
+        Assert.True(original.ForwardTraining(ids).allclose(reloaded.ForwardTraining(ids), rtol: 0, atol: 0));
+    }
+
     [Fact]
     public void An_unsupported_architecture_is_one_line_naming_the_supported_ones()
     {

@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace LlmServer.Inference.Tests.Models;
 
-/// <summary>One case of a fixture model's reference.json (computed by an independent numpy GPT-2).</summary>
+/// <summary>
+/// One case of a fixture model's reference.json, computed by an independent numpy forward pass of its
+/// architecture. Plain cases have a prompt; chat cases have messages and give the rendered template as the prompt.
+/// </summary>
 public sealed record ReferenceCase(
     string Model,
     string Prompt,
@@ -16,14 +19,14 @@ public sealed record ReferenceCase(
 {
     public override string ToString() => $"{Model}: {Prompt}";
 
-    public static readonly string[] FixtureModels = ["gpt2-random-2l-64d", "tiny-gpt2"];
+    public static readonly string[] FixtureModels = ["gpt2-random-2l-64d", "tiny-gpt2", "llama3-random-2l-64d", "qwen3-random-2l-64d"];
 
     public static IReadOnlyList<ReferenceCase> Load(string model)
     {
         using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestFixtures.ModelDirectory(model), "reference.json")));
         return document.RootElement.GetProperty("cases").EnumerateArray().Select(c => new ReferenceCase(
             model,
-            c.GetProperty("prompt").GetString()!,
+            c.TryGetProperty("prompt", out JsonElement prompt) ? prompt.GetString()! : c.GetProperty("rendered").GetString()!,
             c.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
             c.GetProperty("greedy_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
             c.GetProperty("greedy_text").GetString()!,
@@ -32,6 +35,9 @@ public sealed record ReferenceCase(
             c.GetProperty("last_logits_first8").EnumerateArray().Select(e => e.GetDouble()).ToArray(),
             c.GetProperty("last_logits_argmax").GetInt32())).ToList();
     }
+
+    /// <summary>xunit member data: every fixture model.</summary>
+    public static TheoryData<string> Models() => new(FixtureModels);
 
     /// <summary>xunit member data: (model, case index) for every case of every fixture model.</summary>
     public static TheoryData<string, int> All()

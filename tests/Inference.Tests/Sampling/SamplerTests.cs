@@ -27,7 +27,7 @@ public class SamplerTests
         Request request = RequestWith(sampling);
         for (int i = 0; i < draws; i++)
         {
-            int token = sampler.Sample(Logits, request, random, [], 0).TokenId;
+            int token = sampler.Sample(Logits, Logits.Length, request, random, [], 0).TokenId;
             counts[token] = counts.GetValueOrDefault(token) + 1;
         }
         return counts;
@@ -70,36 +70,51 @@ public class SamplerTests
     {
         var sampler = new Sampler();
         var random = new SeededRandom(1);
-        Assert.Equal(3, sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 0, LogitBias = new Dictionary<int, double> { [3] = 5 } }), random, [], 0).TokenId);
+        Assert.Equal(3, sampler.Sample(Logits, Logits.Length, RequestWith(new SamplingParameters { Temperature = 0, LogitBias = new Dictionary<int, double> { [3] = 5 } }), random, [], 0).TokenId);
         // Token 0 already said twice: 1.386 - 2 * 0.5 - 0.5 < 0.693, so token 1 wins.
         Request repeated = RequestWith(new SamplingParameters { Temperature = 0, FrequencyPenalty = 0.5, PresencePenalty = 0.5 }, 0, 0);
-        Assert.Equal(1, sampler.Sample(Logits, repeated, random, [], 0).TokenId);
-        Assert.Equal(1, sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 0 }), random, [0], 0).TokenId);
+        Assert.Equal(1, sampler.Sample(Logits, Logits.Length, repeated, random, [], 0).TokenId);
+        Assert.Equal(1, sampler.Sample(Logits, Logits.Length, RequestWith(new SamplingParameters { Temperature = 0 }), random, [0], 0).TokenId);
     }
 
     [Fact]
     public void Logprobs_are_the_models_own_distribution_whatever_the_temperature()
     {
         var sampler = new Sampler();
-        GeneratedToken token = sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 0.3, Logprobs = 2, Seed = 3 }), new SeededRandom(3), [], 0);
+        GeneratedToken token = sampler.Sample(Logits, Logits.Length, RequestWith(new SamplingParameters { Temperature = 0.3, Logprobs = 2, Seed = 3 }), new SeededRandom(3), [], 0);
         Assert.Equal(MathF.Log(0.5f), token.TopLogprobs![0].Logprob, 5);
         Assert.Equal(MathF.Log(0.25f), token.TopLogprobs[1].Logprob, 5);
         Assert.Equal([0, 1], token.TopLogprobs.Select(t => t.TokenId));
-        Assert.Null(sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 0 }), new SeededRandom(3), [], 0).Logprob);
+        Assert.Null(sampler.Sample(Logits, Logits.Length, RequestWith(new SamplingParameters { Temperature = 0 }), new SeededRandom(3), [], 0).Logprob);
+    }
+
+    [Fact]
+    public void Head_rows_past_the_tokenizer_are_never_picked_but_count_in_the_logprobs()
+    {
+        var sampler = new Sampler();
+        // Four tokens with probabilities 1/2, 1/4, 1/8, 1/8 of a head padded by one row as likely as them all.
+        float[] padded = [MathF.Log(4), MathF.Log(2), 0, 0, MathF.Log(8)];
+        GeneratedToken token = sampler.Sample(padded, 4, RequestWith(new SamplingParameters { Temperature = 0, Logprobs = 4 }), new SeededRandom(3), [], 0);
+        Assert.Equal(0, token.TokenId);
+        Assert.Equal(MathF.Log(0.25f), token.Logprob!.Value, 5);
+        Assert.Equal([0, 1, 2, 3], token.TopLogprobs!.Select(t => t.TokenId).Order());
+        var random = new SeededRandom(2);
+        var hot = RequestWith(new SamplingParameters { Temperature = 1.5 });
+        Assert.All(Enumerable.Range(0, 200), _ => Assert.InRange(sampler.Sample(padded, 4, hot, random, [], 0).TokenId, 0, 3));
     }
 
     [Fact]
     public void A_temperature_too_small_to_divide_by_is_greedy()
     {
         var sampler = new Sampler();
-        Assert.Equal(0, sampler.Sample(Logits, RequestWith(new SamplingParameters { Temperature = 1e-39, Seed = 1 }), new SeededRandom(1), [], 0).TokenId);
-        Assert.Equal(1, sampler.Sample([1, float.PositiveInfinity, 2], RequestWith(new SamplingParameters { Temperature = 0.7 }), new SeededRandom(1), [], 0).TokenId);
+        Assert.Equal(0, sampler.Sample(Logits, Logits.Length, RequestWith(new SamplingParameters { Temperature = 1e-39, Seed = 1 }), new SeededRandom(1), [], 0).TokenId);
+        Assert.Equal(1, sampler.Sample([1, float.PositiveInfinity, 2], 3, RequestWith(new SamplingParameters { Temperature = 0.7 }), new SeededRandom(1), [], 0).TokenId);
     }
 
     [Fact]
     public void Nan_logits_are_refused_rather_than_sampled()
     {
         var sampler = new Sampler();
-        Assert.Throws<SamplingException>(() => sampler.Sample([0, float.NaN, 1], RequestWith(new SamplingParameters()), new SeededRandom(1), [], 0));
+        Assert.Throws<SamplingException>(() => sampler.Sample([0, float.NaN, 1], 3, RequestWith(new SamplingParameters()), new SeededRandom(1), [], 0));
     }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
@@ -138,13 +140,15 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
         // lm_head in Hugging Face is an nn.Linear: weight (V, C), no bias.
         lm_head = separateHead ? Conv1D.LinearWithoutBias(config.EmbeddingSize, config.VocabSize, dtype, device) : null;
         RegisterComponents();
+        Shape = new ModelShape(config.ModelType, config.LayerCount, config.EmbeddingSize, config.HeadCount, config.HeadCount,
+            config.HeadSize, config.VocabSize, config.MaxPositions, parameters().Sum(p => p.numel()));
     }
 
     public Gpt2Config Config { get; }
     public ScalarType Dtype { get; }
     public Device Device { get; }
 
-    int ICausalLanguageModel.VocabSize => Config.VocabSize;
+    public ModelShape Shape { get; }
 
     // Serving only: the tied LM head (wte) packed for MKL; a separate head packs itself as a Conv1D.
     private MklPackedMatrix? _packedHead;
@@ -182,6 +186,23 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
         {
             return ln_f.Forward(x);                                                      // (..., C)
         }
+    }
+
+    public IEnumerable<TokenMatrix> TokenMatrices() =>
+        h.SelectMany(block => block.modules().OfType<Conv1D>())
+            .Select(layer => new TokenMatrix(layer.Weight, StoredAsOutByIn: false, IsHead: false))
+            .Append(new TokenMatrix(lm_head?.Weight ?? wte.Weight, StoredAsOutByIn: true, IsHead: true));
+
+    // GPT2LMHeadModel nests the network under "transformer."; only its lm_head sits at the top.
+    public IEnumerable<(string Key, Tensor Weight)> CheckpointTensors() =>
+        state_dict().Select(entry => (entry.Key.StartsWith("lm_head.", StringComparison.Ordinal) ? entry.Key : "transformer." + entry.Key, entry.Value));
+
+    public JsonObject CheckpointConfig()
+    {
+        JsonObject json = JsonSerializer.SerializeToNode(Config)!.AsObject();
+        json["architectures"] = new JsonArray("GPT2LMHeadModel");
+        json["n_ctx"] = Config.MaxPositions;
+        return json;
     }
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>

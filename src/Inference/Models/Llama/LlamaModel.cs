@@ -1,3 +1,6 @@
+using System.Text.Json.Serialization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
@@ -185,13 +188,15 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         lm_head = separateHead ? new Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype, device) : null;
         _rotary = new RotaryEmbedding(InverseFrequencies(config), config.MaxPositions, dtype, device);
         RegisterComponents();
+        Shape = new ModelShape(config.ModelType, config.LayerCount, config.HiddenSize, config.HeadCount, config.KvHeadCount,
+            config.HeadSize, config.VocabSize, config.MaxPositions, parameters().Sum(p => p.numel()));
     }
 
     public LlamaConfig Config { get; }
     public ScalarType Dtype { get; }
     public Device Device { get; }
 
-    int ICausalLanguageModel.VocabSize => Config.VocabSize;
+    public ModelShape Shape { get; }
 
     // Serving only: the tied LM head (embed_tokens) packed for MKL; a separate head packs itself.
     private MklPackedMatrix? _packedHead;
@@ -235,6 +240,21 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         {
             return model.Forward(tokenIds, cos, sin, attention, adapters);               // (..., C)
         }
+    }
+
+    public IEnumerable<TokenMatrix> TokenMatrices() =>
+        model.modules().OfType<Linear>()
+            .Select(layer => new TokenMatrix(layer.Weight, StoredAsOutByIn: true, IsHead: false))
+            .Append(new TokenMatrix(lm_head?.Weight ?? model.EmbedTokens.Weight, StoredAsOutByIn: true, IsHead: true));
+
+    // The modules are named after the checkpoint's keys, so state_dict() is the checkpoint as is.
+    public IEnumerable<(string Key, Tensor Weight)> CheckpointTensors() => state_dict().Select(entry => (entry.Key, entry.Value));
+
+    public JsonObject CheckpointConfig()
+    {
+        JsonObject json = JsonSerializer.SerializeToNode(Config, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull })!.AsObject();
+        json["architectures"] = new JsonArray(ModelArchitectures.ClassNameOf(Config.ModelType));
+        return json;
     }
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>

@@ -25,7 +25,7 @@ public class LlamaServingForwardTests
         using LlamaModel llama = LlamaCheckpointLoader.Load(TestFixtures.ModelDirectory(model), ScalarType.Float32, CPU);
         llama.PrepareForServing();
         using var inference = inference_mode();
-        foreach (LlamaReferenceCase reference in LlamaReferenceCase.Load(model))
+        foreach (ReferenceCase reference in ReferenceCase.Load(model))
         {
             int total = reference.PromptIds.Length + reference.GreedyIds.Length;
             int blocks = (total + BlockSize - 1) / BlockSize;
@@ -64,7 +64,7 @@ public class LlamaServingForwardTests
 
     /// <summary>One serving step; checks the last token's distribution against the reference and returns the greedy id.</summary>
     private static int Step(LlamaModel llama, PagedKvCache cache, IReadOnlyList<int> stepIds, int firstPosition, int[] table,
-        AttentionGroup group, LlamaReferenceCase reference, int step)
+        AttentionGroup group, ReferenceCase reference, int step)
     {
         using var scope = NewDisposeScope();
         long[] positions = Enumerable.Range(firstPosition, stepIds.Count).Select(p => (long)p).ToArray();
