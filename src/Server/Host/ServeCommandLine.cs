@@ -14,7 +14,7 @@ public static class ServeCommandLine
 
     public static readonly IReadOnlyList<CommandLineFlag> Flags =
     [
-        Flag("--model", nameof(ServerOptions.Model), "Hugging Face GPT-2 model directory (config.json, *.safetensors, vocab.json, merges.txt)", "the bundled demo model, models/demo"),
+        Flag("--model", nameof(ServerOptions.Model), "Hugging Face model directory as published: config.json, *.safetensors, tokenizer.json (or GPT-2's vocab.json + merges.txt)", "the bundled demo model, models/demo"),
         Flag("--served-model-name", nameof(ServerOptions.ServedModelName), "name clients use in \"model\"", "the model directory's name"),
         Flag("--host", nameof(ServerOptions.Host), "address to listen on (0.0.0.0 for all interfaces)", Defaults.Host),
         Flag("--port", nameof(ServerOptions.Port), "port to listen on", Defaults.Port.ToString()),
