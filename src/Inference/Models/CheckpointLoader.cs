@@ -65,7 +65,11 @@ public static class CheckpointLoader
         }
         if (!File.Exists(index))
         {
-            throw new CheckpointFormatException(single, $"missing: neither {SingleFileName} nor {ShardIndexName} is in the model directory");
+            // Older repositories publish only PyTorch's pickles, which a server should not unpickle.
+            string? pickle = new[] { "pytorch_model.bin", "pytorch_model.bin.index.json" }.FirstOrDefault(name => File.Exists(Path.Combine(directory, name)));
+            throw new CheckpointFormatException(single, pickle is null
+                ? $"missing: neither {SingleFileName} nor {ShardIndexName} is in the model directory"
+                : $"missing: the directory has only {pickle} (PyTorch pickle), which is not read; convert it to safetensors (transformers' save_pretrained writes them)");
         }
         var files = new List<SafetensorsFile>();
         try

@@ -126,6 +126,16 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
         AssertOneLine(Load(directory), Path.Combine(directory, ShardOf(ReadTensors(fixture), name)), $"tensor '{name}' is F64; weights must be F32, F16 or BF16");
     }
 
+    [Fact]
+    public void A_directory_with_only_pytorch_pickles_says_they_are_not_read()
+    {
+        const string fixture = "qwen3-random-2l-64d";
+        string directory = CopyConfigs(fixture, "pickled", editConfig: null);
+        File.WriteAllBytes(Path.Combine(directory, "pytorch_model.bin"), [0x50, 0x4b, 0x03, 0x04]);
+
+        AssertOneLine(Load(directory), Path.Combine(directory, "model.safetensors"), "only pytorch_model.bin (PyTorch pickle), which is not read");
+    }
+
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void A_config_without_num_hidden_layers_says_so(string fixture)
