@@ -10,7 +10,7 @@ public sealed class ServerOptions
 {
     public const string Section = "Server";
 
-    /// <summary>A Hugging Face model directory; the bundled models/demo when not set and present.</summary>
+    /// <summary>A Hugging Face model directory of a supported architecture; the bundled models/demo when not set and present.</summary>
     [Required(ErrorMessage = "--model is required: the path of a Hugging Face model directory (models/demo, served by default, is not here)")]
     public string? Model { get; set; }
 

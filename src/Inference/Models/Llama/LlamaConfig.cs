@@ -61,6 +61,12 @@ public sealed record LlamaConfig : IKvCacheShape
         _ => [],
     };
 
+    /// <summary>
+    /// The keys without which a config.json does not describe a network. transformers would fill them
+    /// with Llama-2-7B's defaults and then fail on the weights; naming the key is the useful message.
+    /// </summary>
+    public static readonly string[] RequiredKeys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"];
+
     /// <summary>Reads and checks <c>config.json</c>; every problem is one line naming the file.</summary>
     public static LlamaConfig Load(string configPath)
     {
@@ -71,7 +77,22 @@ public sealed record LlamaConfig : IKvCacheShape
         LlamaConfig? config;
         try
         {
-            config = JsonSerializer.Deserialize<LlamaConfig>(File.ReadAllText(configPath));
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(configPath));
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new CheckpointFormatException(configPath, "not a JSON object");
+            }
+            string[] absent = RequiredKeys.Where(key => !document.RootElement.TryGetProperty(key, out _)).ToArray();
+            if (absent.Length > 0)
+            {
+                throw new CheckpointFormatException(configPath, $"{string.Join(", ", absent)} missing; a {RequiredKeysOwner(document.RootElement)} config.json needs {string.Join(", ", RequiredKeys)}");
+            }
+            config = document.Deserialize<LlamaConfig>();
+        }
+        catch (JsonException e) when (e.Path is { Length: > 1 })
+        {
+            // A value of the wrong kind ("num_hidden_layers": "24"): name the key, not the parser's internals.
+            throw new CheckpointFormatException(configPath, $"{e.Path.TrimStart('$', '.')} has a value of the wrong type ({e.Message})");
         }
         catch (JsonException e)
         {
@@ -84,6 +105,9 @@ public sealed record LlamaConfig : IKvCacheShape
         config.Validate(configPath);
         return config;
     }
+
+    private static string RequiredKeysOwner(JsonElement root) =>
+        root.TryGetProperty("model_type", out JsonElement type) && type.ValueKind == JsonValueKind.String ? type.GetString()! : "Llama-family";
 
     public void Validate(string configPath)
     {
