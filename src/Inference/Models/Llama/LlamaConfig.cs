@@ -70,44 +70,10 @@ public sealed record LlamaConfig : IKvCacheShape
     /// <summary>Reads and checks <c>config.json</c>; every problem is one line naming the file.</summary>
     public static LlamaConfig Load(string configPath)
     {
-        if (!File.Exists(configPath))
-        {
-            throw new CheckpointFormatException(configPath, "missing: a Hugging Face model directory needs config.json");
-        }
-        LlamaConfig? config;
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(configPath));
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new CheckpointFormatException(configPath, "not a JSON object");
-            }
-            string[] absent = RequiredKeys.Where(key => !document.RootElement.TryGetProperty(key, out _)).ToArray();
-            if (absent.Length > 0)
-            {
-                throw new CheckpointFormatException(configPath, $"{string.Join(", ", absent)} missing; a {RequiredKeysOwner(document.RootElement)} config.json needs {string.Join(", ", RequiredKeys)}");
-            }
-            config = document.Deserialize<LlamaConfig>();
-        }
-        catch (JsonException e) when (e.Path is { Length: > 1 })
-        {
-            // A value of the wrong kind ("num_hidden_layers": "24"): name the key, not the parser's internals.
-            throw new CheckpointFormatException(configPath, $"{e.Path.TrimStart('$', '.')} has a value of the wrong type ({e.Message})");
-        }
-        catch (JsonException e)
-        {
-            throw new CheckpointFormatException(configPath, $"not valid JSON ({e.Message})");
-        }
-        if (config is null)
-        {
-            throw new CheckpointFormatException(configPath, "not a JSON object");
-        }
+        LlamaConfig config = ModelConfigFile.Read<LlamaConfig>(configPath, RequiredKeys, "Llama-family");
         config.Validate(configPath);
         return config;
     }
-
-    private static string RequiredKeysOwner(JsonElement root) =>
-        root.TryGetProperty("model_type", out JsonElement type) && type.ValueKind == JsonValueKind.String ? type.GetString()! : "Llama-family";
 
     public void Validate(string configPath)
     {
