@@ -5,6 +5,7 @@ using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LlmServer.Inference.Tests.Models.CheckpointVariants;
 using TensorToWrite = LlmServer.Inference.Models.Safetensors.SafetensorsWriter.TensorToWrite;
 
 namespace LlmServer.Inference.Tests.Models.Llama;
@@ -18,24 +19,21 @@ namespace LlmServer.Inference.Tests.Models.Llama;
 /// </summary>
 public sealed class PublishedCheckpointLayoutTests : IDisposable
 {
-    private const string Index = "model.safetensors.index.json";
-    private const string FirstShard = "model-00001-of-00002.safetensors";
-    private const string SecondShard = "model-00002-of-00002.safetensors";
     private static readonly long[] Probe = [9906, 11, 856, 836, 374, 13];
-    private readonly string _root = Directory.CreateTempSubdirectory("published-checkpoint-tests-").FullName;
+    private readonly CheckpointVariants _variants = new();
 
     public static TheoryData<string> Fixtures => new() { "llama3-random-2l-64d", "qwen3-random-2l-64d" };
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _variants.Dispose();
 
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void Two_shards_with_an_index_give_the_logits_of_the_single_file(string fixture)
     {
-        string directory = WriteShards(fixture, "sharded", ReadTensors(fixture));
+        string directory = _variants.WriteShards(fixture, "sharded", ReadTensors(fixture));
         Assert.False(File.Exists(Path.Combine(directory, "model.safetensors")));
 
-        AssertLogits(fixture, directory, tolerance: 0);
+        AssertSameLogits(fixture, directory, Probe, 0);
     }
 
     [Theory]
@@ -44,21 +42,21 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     {
         // BF16 widens to F32 exactly; F16 has three more mantissa bits but a narrower range, so the
         // smallest random weights lose bits as F16 subnormals.
-        string f32 = WriteSingle(fixture, "f32", ReadTensors(fixture).Select(t => Convert(t, SafetensorsDtype.F32, ScalarType.Float32)));
-        AssertLogits(fixture, f32, tolerance: 0);
+        string f32 = _variants.WriteSingle(fixture, "f32", ReadTensors(fixture).Select(t => Convert(t, SafetensorsDtype.F32, ScalarType.Float32)));
+        AssertSameLogits(fixture, f32, Probe, 0);
 
-        string f16 = WriteShards(fixture, "f16-sharded", ReadTensors(fixture).Select(t => Convert(t, SafetensorsDtype.F16, ScalarType.Float16)).ToList());
-        AssertLogits(fixture, f16, tolerance: 1e-3);
+        string f16 = _variants.WriteShards(fixture, "f16-sharded", ReadTensors(fixture).Select(t => Convert(t, SafetensorsDtype.F16, ScalarType.Float16)).ToList());
+        AssertSameLogits(fixture, f16, Probe, 1e-3);
     }
 
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void A_shard_the_index_names_but_the_directory_lacks_is_named(string fixture)
     {
-        string directory = WriteShards(fixture, "lost-shard", ReadTensors(fixture));
+        string directory = _variants.WriteShards(fixture, "lost-shard", ReadTensors(fixture));
         File.Delete(Path.Combine(directory, SecondShard));
 
-        AssertOneLine(Load(directory), Path.Combine(directory, SecondShard), $"missing: {Index} names this shard");
+        AssertOneLine(Load(directory), Path.Combine(directory, SecondShard), $"missing: {ShardIndex} names this shard");
     }
 
     [Theory]
@@ -66,18 +64,18 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void A_tensor_the_index_puts_in_a_shard_that_lacks_it_is_named_with_the_shard(string fixture)
     {
         List<TensorToWrite> tensors = ReadTensors(fixture);
-        string directory = WriteShards(fixture, "stale-index", tensors);
+        string directory = _variants.WriteShards(fixture, "stale-index", tensors);
         string dropped = SecondHalf(tensors).First().Name;
         SafetensorsWriter.Write(Path.Combine(directory, SecondShard), SecondHalf(tensors).Where(t => t.Name != dropped));
 
-        AssertOneLine(Load(directory), Path.Combine(directory, SecondShard), $"tensor '{dropped}' is missing, though {Index} puts it in this shard");
+        AssertOneLine(Load(directory), Path.Combine(directory, SecondShard), $"tensor '{dropped}' is missing, though {ShardIndex} puts it in this shard");
     }
 
     [Theory]
     [MemberData(nameof(Fixtures))]
     public void A_truncated_shard_is_named_and_called_truncated(string fixture)
     {
-        string directory = WriteShards(fixture, "truncated", ReadTensors(fixture));
+        string directory = _variants.WriteShards(fixture, "truncated", ReadTensors(fixture));
         string shard = Path.Combine(directory, FirstShard);
         using (var stream = new FileStream(shard, FileMode.Open))
         {
@@ -96,7 +94,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
         TensorToWrite original = tensors.Single(t => t.Name == name);
         // The same bytes read as the transpose: the shape a converter that forgot nn.Linear's layout writes.
         TensorToWrite transposed = original with { Shape = [original.Shape[1], original.Shape[0]] };
-        string directory = WriteShards(fixture, "transposed", tensors.Select(t => t.Name == name ? transposed : t).ToList());
+        string directory = _variants.WriteShards(fixture, "transposed", tensors.Select(t => t.Name == name ? transposed : t).ToList());
 
         CheckpointFormatException error = Load(directory);
         AssertOneLine(error, Path.Combine(directory, ShardOf(tensors, name)), $"tensor '{name}' has shape [{original.Shape[1]}, {original.Shape[0]}]");
@@ -107,7 +105,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     [MemberData(nameof(Fixtures))]
     public void A_dtype_the_format_does_not_know_is_named_with_the_tensor(string fixture)
     {
-        string directory = WriteSingle(fixture, "fp8", ReadTensors(fixture));
+        string directory = _variants.WriteSingle(fixture, "fp8", ReadTensors(fixture));
         string file = Path.Combine(directory, "model.safetensors");
         RewriteHeader(file, header => header.Replace("\"BF16\"", "\"F8_E4M3\"", StringComparison.Ordinal));
 
@@ -121,7 +119,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void An_integer_or_float64_weight_is_refused_naming_the_tensor(string fixture)
     {
         const string name = "model.norm.weight";
-        string directory = WriteShards(fixture, "float64", ReadTensors(fixture).Select(t => t.Name == name ? Convert(t, SafetensorsDtype.F64, ScalarType.Float64) : t).ToList());
+        string directory = _variants.WriteShards(fixture, "float64", ReadTensors(fixture).Select(t => t.Name == name ? Convert(t, SafetensorsDtype.F64, ScalarType.Float64) : t).ToList());
 
         AssertOneLine(Load(directory), Path.Combine(directory, ShardOf(ReadTensors(fixture), name)), $"tensor '{name}' is F64; weights must be F32, F16 or BF16");
     }
@@ -130,7 +128,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void A_directory_with_only_pytorch_pickles_says_they_are_not_read()
     {
         const string fixture = "qwen3-random-2l-64d";
-        string directory = CopyConfigs(fixture, "pickled", editConfig: null);
+        string directory = _variants.CopyConfig(fixture, "pickled", editConfig: null);
         File.WriteAllBytes(Path.Combine(directory, "pytorch_model.bin"), [0x50, 0x4b, 0x03, 0x04]);
 
         AssertOneLine(Load(directory), Path.Combine(directory, "model.safetensors"), "only pytorch_model.bin (PyTorch pickle), which is not read");
@@ -140,7 +138,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     [MemberData(nameof(Fixtures))]
     public void A_config_without_num_hidden_layers_says_so(string fixture)
     {
-        string directory = WriteSingle(fixture, "no-layers", ReadTensors(fixture), config => config.Remove("num_hidden_layers"));
+        string directory = _variants.WriteSingle(fixture, "no-layers", ReadTensors(fixture), config => config.Remove("num_hidden_layers"));
 
         AssertOneLine(Load(directory), Path.Combine(directory, "config.json"), "num_hidden_layers missing");
     }
@@ -149,7 +147,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     [MemberData(nameof(Fixtures))]
     public void A_config_value_of_the_wrong_type_names_the_key(string fixture)
     {
-        string directory = WriteSingle(fixture, "layers-as-text", ReadTensors(fixture), config => config["num_hidden_layers"] = "2");
+        string directory = _variants.WriteSingle(fixture, "layers-as-text", ReadTensors(fixture), config => config["num_hidden_layers"] = "2");
 
         AssertOneLine(Load(directory), Path.Combine(directory, "config.json"), "num_hidden_layers has a value of the wrong type");
     }
@@ -159,7 +157,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void Yarn_rope_scaling_is_refused_naming_the_type(string fixture)
     {
         // As Qwen's model cards tell users to extend the context: the legacy "type" key.
-        string directory = WriteSingle(fixture, "yarn", ReadTensors(fixture), config =>
+        string directory = _variants.WriteSingle(fixture, "yarn", ReadTensors(fixture), config =>
             config["rope_scaling"] = new JsonObject { ["type"] = "yarn", ["factor"] = 4.0, ["original_max_position_embeddings"] = 32768 });
 
         AssertOneLine(Load(directory), Path.Combine(directory, "config.json"), "unsupported rope_scaling type 'yarn' (supported: default, llama3, linear)");
@@ -169,7 +167,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void Mistral_7b_v01s_4096_token_window_is_refused_and_a_window_free_mistral_loads()
     {
         const string fixture = "llama3-random-2l-64d";
-        string windowed = WriteSingle(fixture, "mistral-v0.1", ReadTensors(fixture), config =>
+        string windowed = _variants.WriteSingle(fixture, "mistral-v0.1", ReadTensors(fixture), config =>
         {
             config["architectures"] = new JsonArray("MistralForCausalLM");
             config["model_type"] = "mistral";
@@ -180,28 +178,28 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
             "sliding_window 4096 is smaller than max_position_embeddings 32768; sliding-window attention is not supported");
 
         // Mistral 7B v0.2 and later write "sliding_window": null.
-        string windowless = WriteSingle(fixture, "mistral-v0.3", ReadTensors(fixture), config =>
+        string windowless = _variants.WriteSingle(fixture, "mistral-v0.3", ReadTensors(fixture), config =>
         {
             config["architectures"] = new JsonArray("MistralForCausalLM");
             config["model_type"] = "mistral";
             config["sliding_window"] = null;
         });
-        AssertLogits(fixture, windowless, tolerance: 0);
+        AssertSameLogits(fixture, windowless, Probe, 0);
     }
 
     [Fact]
     public void Qwen_with_use_sliding_window_on_is_refused_and_with_it_off_loads()
     {
         const string fixture = "qwen3-random-2l-64d";
-        string on = WriteSingle(fixture, "qwen-window-on", ReadTensors(fixture), config =>
+        string on = _variants.WriteSingle(fixture, "qwen-window-on", ReadTensors(fixture), config =>
         {
             config["use_sliding_window"] = true;
             config["sliding_window"] = 128;
         });
         AssertOneLine(Load(on), Path.Combine(on, "config.json"), "sliding_window 128 is smaller than max_position_embeddings 512");
 
-        string off = WriteSingle(fixture, "qwen-window-off", ReadTensors(fixture), config => config["sliding_window"] = 128);
-        AssertLogits(fixture, off, tolerance: 0);
+        string off = _variants.WriteSingle(fixture, "qwen-window-off", ReadTensors(fixture), config => config["sliding_window"] = 128);
+        AssertSameLogits(fixture, off, Probe, 0);
     }
 
     [Fact]
@@ -210,7 +208,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
         // Qwen2 weights (q/k/v biases) under a config that says llama: the biases would be dropped.
         const string fixture = "llama3-random-2l-64d";
         var bias = new TensorToWrite("model.layers.0.self_attn.q_proj.bias", SafetensorsDtype.BF16, [64], new byte[64 * 2]);
-        string directory = WriteShards(fixture, "stray-bias", [.. ReadTensors(fixture), bias]);
+        string directory = _variants.WriteShards(fixture, "stray-bias", [.. ReadTensors(fixture), bias]);
 
         AssertOneLine(Load(directory), Path.Combine(directory, ShardOf([.. ReadTensors(fixture), bias], bias.Name)),
             "tensor 'model.layers.0.self_attn.q_proj.bias' has no place in the llama network config.json describes");
@@ -222,7 +220,7 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     public void An_unknown_architecture_is_one_line_listing_the_supported_ones(string? modelType, string className)
     {
         const string fixture = "llama3-random-2l-64d";
-        string directory = WriteSingle(fixture, className, ReadTensors(fixture), config =>
+        string directory = _variants.WriteSingle(fixture, className, ReadTensors(fixture), config =>
         {
             config["architectures"] = new JsonArray(className);
             if (modelType is null)
@@ -246,32 +244,8 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     private static CheckpointFormatException Load(string directory) =>
         Assert.Throws<CheckpointFormatException>(() => ModelArchitectures.Load(directory, ScalarType.Float32, CPU).Dispose());
 
-    private static void AssertOneLine(CheckpointFormatException error, string path, string problem)
-    {
-        Assert.DoesNotContain('\n', error.Message);
-        Assert.StartsWith(path + ": ", error.Message);
-        Assert.Contains(problem, error.Message);
-    }
 
-    private static void AssertLogits(string fixture, string directory, double tolerance)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        using ICausalLanguageModel expected = ModelArchitectures.Load(TestFixtures.ModelDirectory(fixture), ScalarType.Float32, CPU);
-        using ICausalLanguageModel actual = ModelArchitectures.Load(directory, ScalarType.Float32, CPU);
-        Tensor ids = tensor(Probe).unsqueeze(0);                                          // (1, T)
-        Tensor want = expected.ForwardTraining(ids);                                      // (1, T, vocab)
-        Tensor got = actual.ForwardTraining(ids);                                         // (1, T, vocab)
-        double difference = (want - got).abs().max().item<float>();
-        Assert.True(difference <= tolerance, $"logits differ from the fixture's by {difference} (allowed {tolerance})");
-        Assert.Equal(want.argmax(-1).data<long>().ToArray(), got.argmax(-1).data<long>().ToArray());
-    }
 
-    private static List<TensorToWrite> ReadTensors(string fixture)
-    {
-        using SafetensorsFile file = SafetensorsFile.Open(Path.Combine(TestFixtures.ModelDirectory(fixture), "model.safetensors"));
-        return file.Tensors.Values.Select(t => new TensorToWrite(t.Name, t.Dtype, t.Shape, file.GetBytes(t).ToArray())).ToList();
-    }
 
     private static TensorToWrite Convert(TensorToWrite stored, SafetensorsDtype dtype, ScalarType type)
     {
@@ -282,53 +256,11 @@ public sealed class PublishedCheckpointLayoutTests : IDisposable
     }
 
     // Shards as transformers' save_pretrained splits them: tensors in name order, each in one shard.
-    private static IEnumerable<TensorToWrite> FirstHalf(List<TensorToWrite> tensors) =>
-        tensors.OrderBy(t => t.Name, StringComparer.Ordinal).Take(tensors.Count / 2);
 
-    private static IEnumerable<TensorToWrite> SecondHalf(List<TensorToWrite> tensors) =>
-        tensors.OrderBy(t => t.Name, StringComparer.Ordinal).Skip(tensors.Count / 2);
 
-    private static string ShardOf(List<TensorToWrite> tensors, string name) =>
-        FirstHalf(tensors).Any(t => t.Name == name) ? FirstShard : SecondShard;
 
-    private string WriteShards(string fixture, string name, List<TensorToWrite> tensors, Action<JsonObject>? editConfig = null)
-    {
-        string directory = CopyConfigs(fixture, name, editConfig);
-        SafetensorsWriter.Write(Path.Combine(directory, FirstShard), FirstHalf(tensors), new Dictionary<string, string> { ["format"] = "pt" });
-        SafetensorsWriter.Write(Path.Combine(directory, SecondShard), SecondHalf(tensors), new Dictionary<string, string> { ["format"] = "pt" });
-        var weightMap = new JsonObject();
-        foreach (TensorToWrite tensor in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
-        {
-            weightMap[tensor.Name] = ShardOf(tensors, tensor.Name);
-        }
-        long totalSize = tensors.Sum(t => (long)t.Data.Length);
-        File.WriteAllText(Path.Combine(directory, Index),
-            new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = totalSize }, ["weight_map"] = weightMap }.ToJsonString());
-        return directory;
-    }
 
-    private string WriteSingle(string fixture, string name, IEnumerable<TensorToWrite> tensors, Action<JsonObject>? editConfig = null)
-    {
-        string directory = CopyConfigs(fixture, name, editConfig);
-        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        return directory;
-    }
 
-    /// <summary>config.json (edited) and the files published beside the weights.</summary>
-    private string CopyConfigs(string fixture, string name, Action<JsonObject>? editConfig)
-    {
-        string source = TestFixtures.ModelDirectory(fixture);
-        string directory = Path.Combine(_root, name);
-        Directory.CreateDirectory(directory);
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
-        editConfig?.Invoke(config);
-        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString());
-        foreach (string file in new[] { "generation_config.json", "tokenizer.json", "tokenizer_config.json" })
-        {
-            File.Copy(Path.Combine(source, file), Path.Combine(directory, file));
-        }
-        return directory;
-    }
 
     /// <summary>Rewrites a safetensors header in place of the writer's, keeping the 8-byte length prefix honest.</summary>
     private static void RewriteHeader(string path, Func<string, string> edit)
