@@ -1,0 +1,190 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Inference.Tests.Tokenization;
+
+/// <summary>
+/// SentencePiece-style tokenizer.json files (byte fallback, "▁" for spaces) against Data/mistral: Mistral 7B
+/// v0.1's own file, in Llama 2's form (Prepend + Replace normalizer, no pre-tokenizer), and the same file
+/// rewritten to the Metaspace form that Mistral v0.3 and legacy=False conversions use. Expected values are
+/// tokenizers.js' (Data/mistral/make_cases.mjs), which also reproduces transformers.js' own Mistral test ids.
+/// </summary>
+public sealed class HuggingFaceTokenizerSentencePieceTests
+{
+    private static readonly string DataDirectory = Path.Combine(AppContext.BaseDirectory, "Tokenization", "Data", "mistral");
+
+    private static readonly Lazy<HuggingFaceTokenizer> Legacy = new(() => HuggingFaceTokenizer.Load(DataDirectory));
+
+    private static readonly Lazy<HuggingFaceTokenizer> Metaspace = new(() => LoadRewritten(json =>
+    {
+        // The rewrite make_cases.mjs' metaspaceVariant makes.
+        json["normalizer"] = null;
+        json["pre_tokenizer"] = new JsonObject
+        {
+            ["type"] = "Metaspace",
+            ["replacement"] = "\u2581",
+            ["prepend_scheme"] = "first",
+            ["split"] = false,
+        };
+    }));
+
+    private static HuggingFaceTokenizer Tokenizer(string variant) => variant == "legacy" ? Legacy.Value : Metaspace.Value;
+
+    /// <summary>Loads Data/mistral's tokenizer.json changed by <paramref name="change"/>, from a temporary folder.</summary>
+    private static HuggingFaceTokenizer LoadRewritten(Action<JsonObject> change)
+    {
+        string directory = Directory.CreateTempSubdirectory("sp-tokenizer-").FullName;
+        try
+        {
+            JsonObject json = JsonNode.Parse(File.ReadAllText(Path.Combine(DataDirectory, "tokenizer.json")))!.AsObject();
+            change(json);
+            File.WriteAllText(Path.Combine(directory, "tokenizer.json"), json.ToJsonString());
+            File.Copy(Path.Combine(DataDirectory, "tokenizer_config.json"), Path.Combine(directory, "tokenizer_config.json"));
+            return HuggingFaceTokenizer.Load(directory);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static JsonElement Cases()
+    {
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(DataDirectory, "cases.json")));
+        return document.RootElement.GetProperty("cases").Clone();
+    }
+
+    private static (string Text, JsonElement Expected) Case(string variant, string name)
+    {
+        JsonElement item = Cases().EnumerateArray().Single(c => c.GetProperty("name").GetString() == name);
+        return (item.GetProperty("text").GetString()!, item.GetProperty(variant));
+    }
+
+    private static int[] Ids(JsonElement element) => element.EnumerateArray().Select(id => id.GetInt32()).ToArray();
+
+    public static TheoryData<string, string> TokenizerCases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string variant in new[] { "legacy", "metaspace" })
+        {
+            foreach (JsonElement item in Cases().EnumerateArray())
+            {
+                data.Add(variant, item.GetProperty("name").GetString()!);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerCases))]
+    public void Encode_MatchesHuggingFace_WithAndWithoutSpecialTokens(string variant, string name)
+    {
+        (string text, JsonElement expected) = Case(variant, name);
+        HuggingFaceTokenizer tokenizer = Tokenizer(variant);
+
+        Assert.Equal(Ids(expected.GetProperty("ids")), tokenizer.Encode(text, addSpecialTokens: false));
+        Assert.Equal(Ids(expected.GetProperty("ids_with_special")), tokenizer.Encode(text, addSpecialTokens: true));
+        Assert.Equal(
+            Ids(expected.GetProperty("ids_split_special")),
+            tokenizer.Encode(text, addSpecialTokens: false, splitSpecialTokens: true, int.MaxValue, CancellationToken.None));
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerCases))]
+    public void Decode_RunsTheDecoderChain_AsHuggingFace(string variant, string name)
+    {
+        (_, JsonElement expected) = Case(variant, name);
+        int[] ids = Ids(expected.GetProperty("ids"));
+        HuggingFaceTokenizer tokenizer = Tokenizer(variant);
+
+        Assert.Equal(expected.GetProperty("decoded").GetString(), tokenizer.Decode(ids, skipSpecialTokens: false));
+        Assert.Equal(expected.GetProperty("decoded_skip_special").GetString(), tokenizer.Decode(ids, skipSpecialTokens: true));
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerCases))]
+    public void Stream_ConcatenatesToThePlainDecode_WhichIsTheTextAfterBos(string variant, string name)
+    {
+        // A stream follows the prompt, so a first "▁Hello" shows " Hello": HF's decode(BOS + ids) less BOS's text.
+        (_, JsonElement expected) = Case(variant, name);
+        int[] ids = Ids(expected.GetProperty("ids"));
+        HuggingFaceTokenizer tokenizer = Tokenizer(variant);
+        string afterBos = expected.GetProperty("decoded_after_bos").GetString()!;
+        var detokenizer = new IncrementalDetokenizer(tokenizer);
+
+        List<string> deltas = [.. ids.Select(detokenizer.Push), detokenizer.Flush()];
+
+        Assert.Equal(afterBos, ((ITokenizer)tokenizer).Decode(ids));
+        Assert.Equal(afterBos, string.Concat(deltas));
+        // The fallback bytes of one character (an emoji is four <0xNN> tokens) are held back until it is whole.
+        Assert.Equal(afterBos.Count(c => c == '\uFFFD'), deltas.Sum(delta => delta.Count(c => c == '\uFFFD')));
+    }
+
+    [Fact]
+    public void Load_ReadsTheSpecialTokens_FromTheFiles()
+    {
+        HuggingFaceTokenizer tokenizer = Legacy.Value;
+
+        Assert.Equal(32000, tokenizer.VocabSize);
+        Assert.Equal(2, tokenizer.EndOfTextId);
+        Assert.Equal("</s>", tokenizer.EndOfTextToken);
+        Assert.Equal(1, tokenizer.BeginningOfTextId);
+        Assert.Equal([1], tokenizer.PrefixIds);
+        Assert.True(tokenizer.IsSpecialId(1));
+        Assert.Equal([(byte)'\n'], tokenizer.TokenBytes(13).ToArray());
+        Assert.Equal(" Hello"u8.ToArray(), tokenizer.TokenBytes(22557).ToArray());
+    }
+
+    [Fact]
+    public void Encode_LongText_IsOneWordMergedInLinearithmicTime()
+    {
+        // Without a pre-tokenizer the whole text is one word; the merger must not be quadratic in its length.
+        HuggingFaceTokenizer tokenizer = Legacy.Value;
+        string text = string.Concat(Enumerable.Repeat("The quick brown fox jumps over the lazy dog. ", 20_000));
+
+        IReadOnlyList<int> ids = tokenizer.Encode(text);
+
+        Assert.Equal(" " + text, ((ITokenizer)tokenizer).Decode(ids));
+        Assert.Equal(text, tokenizer.Decode(ids, skipSpecialTokens: false));
+    }
+
+    [Fact]
+    public void Encode_MetaspaceThatSplits_MergesEachSpaceStartedWordOnItsOwn()
+    {
+        // Older files write Metaspace without "split" (tokenizers' default: split before every "▁"), so runs of
+        // spaces cannot merge into "▁▁"-style tokens: "▁Hi" "▁" "▁" "▁Hello" "▁there", each merged alone.
+        HuggingFaceTokenizer splitting = LoadRewritten(json =>
+        {
+            json["normalizer"] = null;
+            json["pre_tokenizer"] = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["add_prefix_space"] = true };
+        });
+        HuggingFaceTokenizer whole = Metaspace.Value;
+        int space = Assert.Single(whole.Encode(" "));
+
+        int[] expected = [.. whole.Encode("Hi"), space, space, .. whole.Encode(" Hello"), .. whole.Encode(" there")];
+
+        Assert.Equal(expected, splitting.Encode("Hi   Hello there"));
+        Assert.NotEqual(expected, whole.Encode("Hi   Hello there"));
+    }
+
+    [Theory]
+    [InlineData("""{"type":"Unigram","vocab":[["a",0.0]]}""", "tokenizer model type 'Unigram' is not supported")]
+    public void Load_RefusesWhatItDoesNotImplement_NamingIt(string model, string message)
+    {
+        string directory = Directory.CreateTempSubdirectory("sp-tokenizer-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "tokenizer.json"), $$"""{"model":{{model}}}""");
+
+            var error = Assert.Throws<InvalidDataException>(() => HuggingFaceTokenizer.Load(directory));
+
+            Assert.Contains(message, error.Message);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
