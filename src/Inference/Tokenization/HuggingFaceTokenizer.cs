@@ -144,6 +144,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             _tokenByteOffsets[id + 1] = _tokenByteOffsets[id] + length;
         }
 
+        if (_tokenStrings is not null)
+        {
+            // A SentencePiece token covers its string in the text too: a literal "▁" there is 3 bytes, not a space's 1.
+            longest = Math.Max(longest, _tokenStrings.Max(token => token is null ? 0 : Encoding.UTF8.GetByteCount(token)));
+        }
+
         MaxTokenByteLength = longest;
         _tokenBytes = new byte[_tokenByteOffsets[idCount]];
         for (int id = 0; id < idCount; id++)
@@ -255,6 +261,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
                 model.TryGetProperty("byte_fallback", out JsonElement fallback) && fallback.ValueKind == JsonValueKind.True,
                 ReadUnknownId(model, vocabulary, path),
                 model.TryGetProperty("fuse_unk", out JsonElement fuse) && fuse.ValueKind == JsonValueKind.True,
+                ignoreMerges,
                 normalizer,
                 ReadMetaspace(root, path));
             return new HuggingFaceTokenizer(

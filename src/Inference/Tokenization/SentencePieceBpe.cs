@@ -22,6 +22,7 @@ internal sealed class SentencePieceBpe
     private readonly bool _byteFallback;
     private readonly int _unknownId;
     private readonly bool _fuseUnknown;
+    private readonly bool _ignoreMerges;
     private readonly IReadOnlyList<NormalizerStep> _normalizer;
     private readonly MetaspaceOptions? _metaspace;
 
@@ -31,6 +32,7 @@ internal sealed class SentencePieceBpe
         bool byteFallback,
         int unknownId,
         bool fuseUnknown,
+        bool ignoreMerges,
         IReadOnlyList<NormalizerStep> normalizer,
         MetaspaceOptions? metaspace)
     {
@@ -39,6 +41,7 @@ internal sealed class SentencePieceBpe
         _byteFallback = byteFallback;
         _unknownId = unknownId;
         _fuseUnknown = fuseUnknown;
+        _ignoreMerges = ignoreMerges;
         _normalizer = normalizer;
         _metaspace = metaspace;
         _idByByte = new int[256];
@@ -137,6 +140,13 @@ internal sealed class SentencePieceBpe
     /// <summary>Hugging Face's <c>merge_word</c>: one symbol per character (or its fallback bytes, or unk), then the merges.</summary>
     private void EncodeWord(ReadOnlySpan<char> word, List<int> ids, ByteLevelBpe.Workspace workspace, CancellationToken cancellationToken)
     {
+        if (_ignoreMerges && _vocabulary.TryGetValue(word, out int whole))
+        {
+            // ignore_merges: a word that is itself a vocabulary entry is that entry.
+            ids.Add(whole);
+            return;
+        }
+
         // A UTF-16 char is at most 3 UTF-8 bytes (a surrogate pair: 4 for 2 chars), so at most 3 fallback symbols.
         workspace.EnsureCapacity(3 * word.Length + 1);
         ByteLevelBpe.Symbol[] symbols = workspace.Symbols;

@@ -89,6 +89,17 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
         Assert.Equal(
             Ids(expected.GetProperty("ids_split_special")),
             tokenizer.Encode(text, addSpecialTokens: false, splitSpecialTokens: true, int.MaxValue, CancellationToken.None));
+        Assert.InRange(tokenizer.MinTokenCount(text), 0, expected.GetProperty("ids").GetArrayLength());
+    }
+
+    [Fact]
+    public void MinTokenCount_IsALowerBound_EvenForLiteralSpaceSymbols()
+    {
+        // "▁" typed into the text is 3 UTF-8 bytes, yet "▁▁▁▁..." tokens cover a run of them as they would spaces.
+        string text = new('\u2581', 64);
+
+        Assert.InRange(Legacy.Value.MinTokenCount(text), 0, Legacy.Value.Encode(text).Count);
+        Assert.InRange(Metaspace.Value.MinTokenCount(text), 0, Metaspace.Value.Encode(text).Count);
     }
 
     [Theory]
