@@ -8,7 +8,8 @@ namespace LlmServer.Inference.Tests.Tokenization;
 /// SentencePiece-style tokenizer.json files (byte fallback, "▁" for spaces) against Data/mistral: Mistral 7B
 /// v0.1's own file, in Llama 2's form (Prepend + Replace normalizer, no pre-tokenizer), and the same file
 /// rewritten to the Metaspace form that Mistral v0.3 and legacy=False conversions use. Expected values are
-/// tokenizers.js' (Data/mistral/make_cases.mjs), which also reproduces transformers.js' own Mistral test ids.
+/// tokenizers.js' (Data/mistral/make_cases.mjs), which also reproduces transformers.js' own Mistral test ids,
+/// and a second implementation's (mistral-tokenizer-js' test cases).
 /// </summary>
 public sealed class HuggingFaceTokenizerSentencePieceTests
 {
@@ -131,6 +132,27 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
         Assert.Equal(afterBos, string.Concat(deltas));
         // The fallback bytes of one character (an emoji is four <0xNN> tokens) are held back until it is whole.
         Assert.Equal(afterBos.Count(c => c == '\uFFFD'), deltas.Sum(delta => delta.Count(c => c == '\uFFFD')));
+    }
+
+    public static TheoryData<string> SecondWitnessCases()
+    {
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(DataDirectory, "mistral_tokenizer_js_cases.json")));
+        return new TheoryData<string>(document.RootElement.GetProperty("cases").EnumerateArray().Select(item => item.GetProperty("title").GetString()!));
+    }
+
+    [Theory]
+    [MemberData(nameof(SecondWitnessCases))]
+    public void Encode_MatchesASecondImplementation_OfMistralsTokenizer(string title)
+    {
+        // mistral-tokenizer-js' own test cases: merge order among equal ranks and runs of spaces, byte fallback of
+        // characters of different UTF-8 lengths side by side, a page of text with IPA and emoji.
+        using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(DataDirectory, "mistral_tokenizer_js_cases.json")));
+        JsonElement item = document.RootElement.GetProperty("cases").EnumerateArray().Single(c => c.GetProperty("title").GetString() == title);
+        string text = item.GetProperty("text").GetString()!;
+        int[] ids = Ids(item.GetProperty("ids_with_special"));
+
+        Assert.Equal(ids, Legacy.Value.Encode(text, addSpecialTokens: true));
+        Assert.Equal(text, Legacy.Value.Decode(ids, skipSpecialTokens: true));
     }
 
     [Fact]
