@@ -25,8 +25,9 @@ namespace LlmServer.Inference.Tokenization;
 /// "▁" as a space and &lt;0xNN&gt; as that byte, so streams concatenate them; <see cref="Decode(IEnumerable{int}, bool, bool?)"/>
 /// is Hugging Face's decode, which also drops the text's leading space (Strip).
 /// Not implemented, and refused at load with the file and feature named: other model types (WordPiece,
-/// Unigram), other normalizers, pre-tokenizers and decoders, added tokens with lstrip/rstrip/single_word. Added tokens marked <c>normalized</c> are matched in the raw
-/// text like the others (tokenizers matches them after normalization; the same for NFC-stable token text).
+/// Unigram), other normalizers, pre-tokenizers and decoders, added tokens with lstrip/rstrip/single_word.
+/// Added tokens marked <c>normalized</c> are matched in the raw text like the others (tokenizers matches them
+/// after normalization; the same for NFC-stable token text).
 /// </remarks>
 public sealed class HuggingFaceTokenizer : ITokenizer
 {
@@ -204,7 +205,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         string modelType = model.TryGetProperty("type", out JsonElement typeElement) ? typeElement.GetString() ?? "" : "BPE";
         if (modelType != "BPE")
         {
-            throw new InvalidDataException($"'{path}': tokenizer model type '{modelType}' is not supported (only byte-level BPE).");
+            throw new InvalidDataException($"'{path}': tokenizer model type '{modelType}' is not supported (only BPE).");
         }
 
         RequireEmpty(model, "continuing_subword_prefix", path);

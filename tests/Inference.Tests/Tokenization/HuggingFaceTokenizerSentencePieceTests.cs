@@ -203,13 +203,18 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
     }
 
     [Theory]
-    [InlineData("""{"type":"Unigram","vocab":[["a",0.0]]}""", "tokenizer model type 'Unigram' is not supported")]
-    public void Load_RefusesWhatItDoesNotImplement_NamingIt(string model, string message)
+    [InlineData("""{"model":{"type":"Unigram","vocab":[["a",0.0]]}}""", "tokenizer model type 'Unigram' is not supported")]
+    [InlineData("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"normalizer":{"type":"Lowercase"}}""", "normalizer 'Lowercase' is not supported")]
+    [InlineData(
+        """{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Metaspace","replacement":"▁"},"decoder":{"type":"BPEDecoder"}}""",
+        "decoder 'BPEDecoder' is not supported with a SentencePiece-style tokenizer")]
+    [InlineData("""{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Metaspace","replacement":"▁"}}""", "has no decoder")]
+    public void Load_RefusesWhatItDoesNotImplement_NamingIt(string json, string message)
     {
         string directory = Directory.CreateTempSubdirectory("sp-tokenizer-").FullName;
         try
         {
-            File.WriteAllText(Path.Combine(directory, "tokenizer.json"), $$"""{"model":{{model}}}""");
+            File.WriteAllText(Path.Combine(directory, "tokenizer.json"), json);
 
             var error = Assert.Throws<InvalidDataException>(() => HuggingFaceTokenizer.Load(directory));
 
