@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Tests.Tokenization;
@@ -153,6 +154,46 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
 
         Assert.Equal(ids, Legacy.Value.Encode(text, addSpecialTokens: true));
         Assert.Equal(text, Legacy.Value.Decode(ids, skipSpecialTokens: true));
+    }
+
+    [Fact]
+    public void ChatPrompt_OfMistralInstruct_RendersAndEncodesAsTransformersJs()
+    {
+        // Mistral-7B-Instruct-v0.1's chat_template (as llama.cpp's chat-template tests quote it) over the
+        // conversation of transformers.js' Mistral chat test, whose rendering and ids are cases.json's mistral_chat.
+        const string template =
+            "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+            + "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+            + "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+            + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}"
+            + "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}";
+        (string rendered, JsonElement expected) = Case("legacy", "mistral_chat");
+        string directory = Directory.CreateTempSubdirectory("sp-tokenizer-").FullName;
+        try
+        {
+            JsonObject config = JsonNode.Parse(File.ReadAllText(Path.Combine(DataDirectory, "tokenizer_config.json")))!.AsObject();
+            config["chat_template"] = template;
+            File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString());
+            File.Copy(Path.Combine(DataDirectory, "tokenizer.json"), Path.Combine(directory, "tokenizer.json"));
+            HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.Load(directory);
+            var formatter = ChatPromptFormatter.Load(directory, tokenizer);
+
+            string prompt = formatter.Format(
+                [
+                    new ChatMessage("user", "Hello, how are you?"),
+                    new ChatMessage("assistant", "I'm doing great. How can I help you today?"),
+                    new ChatMessage("user", "I'd like to show off how chat templating works!"),
+                ],
+                addGenerationPrompt: false);
+
+            Assert.Equal(rendered, prompt);
+            // As vLLM encodes a rendered chat prompt: without adding special tokens, the template wrote <s>.
+            Assert.Equal(Ids(expected.GetProperty("ids")), tokenizer.Encode(prompt, addSpecialTokens: false));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
