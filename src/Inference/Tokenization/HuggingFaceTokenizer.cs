@@ -58,6 +58,8 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly CodePointRegexSplitter? _splitter;
     private readonly AddedTokenMatcher _allAddedTokens;
     private readonly AddedTokenMatcher _nonSpecialAddedTokens;
+    private readonly AddedTokenMatcher? _allNormalizedAddedTokens;
+    private readonly AddedTokenMatcher? _nonSpecialNormalizedAddedTokens;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
     private readonly bool _cleanUpTokenizationSpaces;
@@ -92,8 +94,26 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         _ignoreMerges = ignoreMerges;
         _normalizeNfc = normalizeNfc;
         _splitter = splitter;
-        _allAddedTokens = new AddedTokenMatcher(addedTokens);
-        _nonSpecialAddedTokens = new AddedTokenMatcher(addedTokens.Where(token => !token.Special));
+        if (_sentencePiece is not null && addedTokens.Any(token => token.Normalized))
+        {
+            // As tokenizers: normalized tokens are looked for in each normalized stretch between the others, as
+            // their content normalized (Llama 2's "<s>" is then "▁<s>").
+            var raw = addedTokens.Where(token => !token.Normalized).ToList();
+            var normalized = addedTokens.Where(token => token.Normalized)
+                .Select(token => token with { Content = _sentencePiece.Normalize(token.Content) })
+                .Where(token => token.Content.Length > 0)
+                .ToList();
+            _allAddedTokens = new AddedTokenMatcher(raw);
+            _nonSpecialAddedTokens = new AddedTokenMatcher(raw.Where(token => !token.Special));
+            _allNormalizedAddedTokens = new AddedTokenMatcher(normalized);
+            _nonSpecialNormalizedAddedTokens = new AddedTokenMatcher(normalized.Where(token => !token.Special));
+        }
+        else
+        {
+            _allAddedTokens = new AddedTokenMatcher(addedTokens);
+            _nonSpecialAddedTokens = new AddedTokenMatcher(addedTokens.Where(token => !token.Special));
+        }
+
         _prefixIds = prefixIds;
         _suffixIds = suffixIds;
         _cleanUpTokenizationSpaces = cleanUpTokenizationSpaces;
@@ -160,7 +180,9 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     }
 
     /// <summary>One entry of tokenizer.json's <c>added_tokens</c>.</summary>
-    public sealed record AddedToken(int Id, string Content, bool Special);
+    /// <param name="Normalized">Matched in the normalized text, by its normalized content (tokenizers' split_normalized_trie);
+    /// only SentencePiece-style files, whose normalizer changes text, treat it apart.</param>
+    public sealed record AddedToken(int Id, string Content, bool Special, bool Normalized = false);
 
     public int VocabSize { get; }
 
@@ -324,9 +346,14 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             string segment = text[position..segmentEnd];
             if (_sentencePiece is not null)
             {
-                // SentencePiece-style: the whole stretch between added tokens is normalized and merged as a unit.
                 cancellationToken.ThrowIfCancellationRequested();
-                _sentencePiece.EncodeSegment(segment, atTextStart: position == 0, ids, workspace, cancellationToken);
+                EncodeSentencePieceSegment(
+                    segment,
+                    atTextStart: position == 0,
+                    splitSpecialTokens ? _nonSpecialNormalizedAddedTokens : _allNormalizedAddedTokens,
+                    ids,
+                    workspace,
+                    cancellationToken);
                 if (ids.Count > maxTokens)
                 {
                     return ids;
@@ -377,6 +404,36 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         }
 
         return ids;
+    }
+
+    /// <summary>
+    /// SentencePiece-style: the stretch between two added tokens is normalized, cut at the normalized added tokens
+    /// found in it, and each piece is pre-tokenized and merged as a unit.
+    /// </summary>
+    private void EncodeSentencePieceSegment(
+        string segment, bool atTextStart, AddedTokenMatcher? normalizedTokens, List<int> ids, ByteLevelBpe.Workspace workspace, CancellationToken cancellationToken)
+    {
+        if (segment.Length == 0)
+        {
+            return;
+        }
+
+        string normalized = _sentencePiece!.Normalize(segment);
+        int position = 0;
+        while (position < normalized.Length)
+        {
+            (int matchStart, int matchLength, int matchId) = normalizedTokens?.FindNext(normalized, position) ?? (-1, 0, 0);
+            int end = matchStart < 0 ? normalized.Length : matchStart;
+            // Only a piece that starts the input is at its start (what Metaspace's "first" scheme asks).
+            _sentencePiece.EncodeNormalized(normalized[position..end], atTextStart && position == 0, ids, workspace, cancellationToken);
+            if (matchStart < 0)
+            {
+                break;
+            }
+
+            ids.Add(matchId);
+            position = matchStart + matchLength;
+        }
     }
 
     private void EncodeWord(ReadOnlySpan<char> chars, List<int> ids, ByteLevelBpe.Workspace workspace, ref byte[] wordBytes, CancellationToken cancellationToken)
@@ -879,6 +936,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             int id = entry.GetProperty("id").GetInt32();
             string content = entry.GetProperty("content").GetString() ?? "";
             bool special = entry.TryGetProperty("special", out JsonElement s) && s.ValueKind == JsonValueKind.True;
+            bool normalized = entry.TryGetProperty("normalized", out JsonElement n) && n.ValueKind == JsonValueKind.True;
             foreach (string flag in new[] { "lstrip", "rstrip", "single_word" })
             {
                 if (entry.TryGetProperty(flag, out JsonElement value) && value.ValueKind == JsonValueKind.True)
@@ -889,7 +947,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
             if (content.Length > 0)
             {
-                tokens.Add(new AddedToken(id, content, special));
+                tokens.Add(new AddedToken(id, content, special, normalized));
             }
         }
 

@@ -77,18 +77,34 @@ internal sealed class SentencePieceBpe
     /// <summary>The vocabulary entry of byte fallback's token for <paramref name="value"/>: "&lt;0x0A&gt;".</summary>
     public static string ByteTokenName(byte value) => $"<0x{value:X2}>";
 
-    /// <summary>
-    /// Appends the ids of one stretch of text between added tokens. <paramref name="atTextStart"/>: the stretch
-    /// begins the input (Metaspace's "first" scheme prepends "▁" only there, not after a special token).
-    /// </summary>
-    public void EncodeSegment(string segment, bool atTextStart, List<int> ids, ByteLevelBpe.Workspace workspace, CancellationToken cancellationToken)
+    /// <summary>The normalizer's steps in order (Llama 2: "▁" in front of a non-empty text, then spaces to "▁").</summary>
+    public string Normalize(string text)
     {
-        if (segment.Length == 0)
+        foreach (NormalizerStep step in _normalizer)
+        {
+            text = step switch
+            {
+                Prepend prepend => text.Length == 0 ? text : prepend.Prefix + text,
+                Replace replace => text.Replace(replace.Pattern, replace.Content, StringComparison.Ordinal),
+                Nfc => text.IsNormalized(NormalizationForm.FormC) ? text : text.Normalize(NormalizationForm.FormC),
+                _ => throw new InvalidOperationException($"normalizer step {step} has no implementation"),
+            };
+        }
+
+        return text;
+    }
+
+    /// <summary>
+    /// Appends the ids of one stretch of normalized text between added tokens. <paramref name="atTextStart"/>: the
+    /// stretch begins the input (Metaspace's "first" scheme prepends "▁" only there, not after a special token).
+    /// </summary>
+    public void EncodeNormalized(string text, bool atTextStart, List<int> ids, ByteLevelBpe.Workspace workspace, CancellationToken cancellationToken)
+    {
+        if (text.Length == 0)
         {
             return;
         }
 
-        string text = Normalize(segment);
         if (_metaspace is not { } metaspace)
         {
             // No pre-tokenizer (Llama 2's file): the whole normalized stretch is one word.
@@ -119,22 +135,6 @@ internal sealed class SentencePieceBpe
                 start = i;
             }
         }
-    }
-
-    private string Normalize(string text)
-    {
-        foreach (NormalizerStep step in _normalizer)
-        {
-            text = step switch
-            {
-                Prepend prepend => text.Length == 0 ? text : prepend.Prefix + text,
-                Replace replace => text.Replace(replace.Pattern, replace.Content, StringComparison.Ordinal),
-                Nfc => text.IsNormalized(NormalizationForm.FormC) ? text : text.Normalize(NormalizationForm.FormC),
-                _ => throw new InvalidOperationException($"normalizer step {step} has no implementation"),
-            };
-        }
-
-        return text;
     }
 
     /// <summary>Hugging Face's <c>merge_word</c>: one symbol per character (or its fallback bytes, or unk), then the merges.</summary>

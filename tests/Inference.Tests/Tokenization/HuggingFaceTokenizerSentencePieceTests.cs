@@ -8,7 +8,8 @@ namespace LlmServer.Inference.Tests.Tokenization;
 /// <summary>
 /// SentencePiece-style tokenizer.json files (byte fallback, "▁" for spaces) against Data/mistral: Mistral 7B
 /// v0.1's own file, in Llama 2's form (Prepend + Replace normalizer, no pre-tokenizer), and the same file
-/// rewritten to the Metaspace form that Mistral v0.3 and legacy=False conversions use. Expected values are
+/// rewritten to the Metaspace form that Mistral v0.3 and legacy=False conversions use, and with its added tokens
+/// marked normalized (matched in the normalized text, "<s>" as "▁<s>"). Expected values are
 /// tokenizers.js' (Data/mistral/make_cases.mjs), which also reproduces transformers.js' own Mistral test ids,
 /// and a second implementation's (mistral-tokenizer-js' test cases).
 /// </summary>
@@ -31,7 +32,22 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
         };
     }));
 
-    private static HuggingFaceTokenizer Tokenizer(string variant) => variant == "legacy" ? Legacy.Value : Metaspace.Value;
+    private static readonly Lazy<HuggingFaceTokenizer> NormalizedAddedTokens = new(() => LoadRewritten(json =>
+    {
+        // The rewrite make_cases.mjs' normalizedAddedTokensVariant makes.
+        foreach (JsonNode? token in json["added_tokens"]!.AsArray())
+        {
+            token!["normalized"] = true;
+        }
+    }));
+
+    private static HuggingFaceTokenizer Tokenizer(string variant) => variant switch
+    {
+        "legacy" => Legacy.Value,
+        "metaspace" => Metaspace.Value,
+        "normalized_added_tokens" => NormalizedAddedTokens.Value,
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, null),
+    };
 
     /// <summary>Loads Data/mistral's tokenizer.json changed by <paramref name="change"/>, from a temporary folder.</summary>
     private static HuggingFaceTokenizer LoadRewritten(Action<JsonObject> change)
@@ -68,7 +84,7 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
     public static TheoryData<string, string> TokenizerCases()
     {
         var data = new TheoryData<string, string>();
-        foreach (string variant in new[] { "legacy", "metaspace" })
+        foreach (string variant in new[] { "legacy", "metaspace", "normalized_added_tokens" })
         {
             foreach (JsonElement item in Cases().EnumerateArray())
             {

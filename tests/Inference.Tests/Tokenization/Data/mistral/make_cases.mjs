@@ -21,6 +21,13 @@ function metaspaceVariant(json) {
   };
 }
 
+// The same file with its added tokens marked normalized, as some Llama-family files have them: tokenizers then
+// looks for them in the normalized text, by their normalized content ("▁<s>" under the Prepend normalizer).
+// HuggingFaceTokenizerSentencePieceTests builds the same file.
+function normalizedAddedTokensVariant(json) {
+  return { ...json, added_tokens: json.added_tokens.map((token) => ({ ...token, normalized: true })) };
+}
+
 // HF's split_special_tokens=True: the special added tokens are not matched in text (tokenizers.js has no such
 // option, so they are left out of its added-token matcher; their ids stay in model.vocab).
 function withoutSpecialAddedTokens(json) {
@@ -90,12 +97,19 @@ function run(json) {
 
 const legacy = run(tokenizerJson);
 const metaspace = run(metaspaceVariant(tokenizerJson));
-const out = cases.map(([name, text]) => ({ name, text, legacy: legacy(text), metaspace: metaspace(text) }));
+const normalizedAdded = run(normalizedAddedTokensVariant(tokenizerJson));
+const out = cases.map(([name, text]) => ({
+  name,
+  text,
+  legacy: legacy(text),
+  metaspace: metaspace(text),
+  normalized_added_tokens: normalizedAdded(text),
+}));
 const chat = out.find((item) => item.name === "mistral_chat");
 if (JSON.stringify(chat.legacy.ids) !== JSON.stringify(chatIds)) throw new Error("tokenizers.js disagrees with transformers.js' Mistral chat test");
 
 fs.writeFileSync("cases.json", JSON.stringify({
-  source: "@huggingface/tokenizers 0.2.0 (tokenizers.js) on tokenizer.json (legacy) and on its Metaspace rewrite (metaspace), see make_cases.mjs",
+  source: "@huggingface/tokenizers 0.2.0 (tokenizers.js) on tokenizer.json (legacy), on its Metaspace rewrite (metaspace) and with its added tokens marked normalized (normalized_added_tokens), see make_cases.mjs",
   fields: {
     ids: "encode(text, add_special_tokens=false); special-token text in the input becomes the special token",
     tokens: "the vocabulary entries of ids",
