@@ -473,6 +473,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     public long MinTokenCount(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (_sentencePiece is { FusesUnknownRuns: true })
+        {
+            // A run of characters the vocabulary lacks (and cannot byte-fall-back) is one unk, however long.
+            return text.Length == 0 ? 0 : 1;
+        }
+
         long bytes = Encoding.UTF8.GetByteCount(text);
         return (bytes + MaxTokenByteLength - 1) / MaxTokenByteLength;
     }

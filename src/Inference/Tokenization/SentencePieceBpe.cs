@@ -74,6 +74,10 @@ internal sealed class SentencePieceBpe
     /// <paramref name="Split"/>, the text is cut before each <paramref name="Replacement"/>.</summary>
     public sealed record MetaspaceOptions(char Replacement, PrependScheme Scheme, bool Split);
 
+    /// <summary>Whether one unk token can stand for a run of characters of any length (fuse_unk, and a character can
+    /// be unknown: no byte fallback, or a byte token missing): then no token length bounds how much text a token covers.</summary>
+    public bool FusesUnknownRuns => _fuseUnknown && _unknownId != NoToken && !(_byteFallback && _idByByte.All(id => id != NoToken));
+
     /// <summary>The vocabulary entry of byte fallback's token for <paramref name="value"/>: "&lt;0x0A&gt;".</summary>
     public static string ByteTokenName(byte value) => $"<0x{value:X2}>";
 
@@ -114,7 +118,7 @@ internal sealed class SentencePieceBpe
 
         text = text.Replace(' ', metaspace.Replacement);
         bool prepend = metaspace.Scheme == PrependScheme.Always || (metaspace.Scheme == PrependScheme.First && atTextStart);
-        if (prepend && (text.Length == 0 || text[0] != metaspace.Replacement))
+        if (prepend && text[0] != metaspace.Replacement)
         {
             text = metaspace.Replacement + text;
         }

@@ -118,6 +118,22 @@ public sealed class HuggingFaceTokenizerSentencePieceTests
 
         Assert.InRange(Legacy.Value.MinTokenCount(text), 0, Legacy.Value.Encode(text).Count);
         Assert.InRange(Metaspace.Value.MinTokenCount(text), 0, Metaspace.Value.Encode(text).Count);
+        // Every character has its fallback bytes, so unk never fuses a run and the bound still means something.
+        Assert.True(Legacy.Value.MinTokenCount(new string('a', 100_000)) > 1);
+    }
+
+    [Fact]
+    public void MinTokenCount_WithoutByteFallback_AllowsOneFusedUnkForAnyRun()
+    {
+        // fuse_unk without byte fallback: a run of characters outside the vocabulary, however long, is one <unk>.
+        HuggingFaceTokenizer tokenizer = LoadRewritten(json => json["model"]!["byte_fallback"] = false);
+        string text = string.Concat(Enumerable.Repeat("\U0001F917", 1000));
+
+        IReadOnlyList<int> ids = tokenizer.Encode(text);
+
+        // "▁" (as the byte-fallback file starts the same text), then <unk> (id 0) for all 1000 emoji.
+        Assert.Equal([Legacy.Value.Encode("\U0001F917")[0], 0], ids);
+        Assert.InRange(tokenizer.MinTokenCount(text), 0, ids.Count);
     }
 
     [Theory]
