@@ -180,7 +180,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
     private LoraAdapter RandomAdapter(LoraSettings settings)
     {
         var generator = new Generator(9);
-        LoraAdapter adapter = LoraAdapter.Create(_model.Config, settings, ScalarType.Float32, CPU, generator);
+        LoraAdapter adapter = LoraAdapter.Create(_model.AdaptableLayers, settings, ScalarType.Float32, CPU, generator);
         using var noGrad = no_grad();
         foreach (LoraLayer layer in adapter.Layers.Values)
         {
