@@ -169,6 +169,15 @@ public static class PeftAdapterFiles
         RequireAbsent(root, "layers_to_transform", configPath, "layers_to_transform is set; only adapters on every layer are supported (name single layers in target_modules instead)");
         RequireAbsent(root, "rank_pattern", configPath, "rank_pattern is set; only one rank for every layer is supported");
         RequireAbsent(root, "alpha_pattern", configPath, "alpha_pattern is set; only one lora_alpha for every layer is supported");
+        // Newer PEFT options that change which layers are adapted or what an adapted layer computes.
+        if (OptionalBool(root, "lora_bias", configPath) == true)
+        {
+            throw new CheckpointFormatException(configPath, "lora_bias is true; only adapters without a bias on lora_B are supported");
+        }
+        RequireAbsent(root, "exclude_modules", configPath, "exclude_modules is set; name the adapted modules in target_modules instead");
+        RequireAbsent(root, "layer_replication", configPath, "layer_replication is set; only adapters on the base's own layers are supported");
+        RequireAbsent(root, "trainable_token_indices", configPath, "trainable_token_indices is set; only pure LoRA adapters are supported");
+        RequireAbsent(root, "target_parameters", configPath, "target_parameters is set; only adapters on whole linear layers (target_modules) are supported");
 
         if (!root.TryGetProperty("target_modules", out JsonElement targets) || targets.ValueKind != JsonValueKind.Array)
         {
