@@ -221,7 +221,7 @@ internal sealed class ModelRegistry
     {
         ModelShape shape = checkpoint.Model.Shape;
         var served = new ServedModel(name, directory, shape, checkpoint.Tokenizer, checkpoint.ChatFormatter, Math.Min(_maxModelLen, shape.MaxPositions),
-            loadedAt) { WeightsId = _nextWeightsId++ };
+            loadedAt) { WeightsId = _nextWeightsId++, AdaptableLayers = checkpoint.Model.AdaptableLayers };
         return new LoadedWeights(served, checkpoint.Model, adapter: null, baseWeights: null) { LoadedForAlias = forAlias };
     }
 
@@ -240,14 +240,14 @@ internal sealed class ModelRegistry
         LoadedWeights baseWeights = baseName is not null
             ? FullModelNamed(baseName)
             : FullModelAt(PeftAdapterFiles.BaseModelNameOrPath(directory), directory);
-        LoraAdapter adapter = PeftAdapterFiles.Load(directory, baseWeights.Model as Models.Gpt2.Gpt2Model
-            ?? throw new ModelAdministrationException(ModelAdministrationError.Invalid, $"LoRA adapters on a {baseWeights.Served.Shape.ModelType} model are not supported yet.", "path"));
+        LoraAdapter adapter = PeftAdapterFiles.Load(directory, baseWeights.Model);
         ServedModel parent = baseWeights.Served;
         var served = new ServedModel(name, directory, parent.Shape, parent.Tokenizer, parent.ChatFormatter, parent.MaxModelLen, DateTimeOffset.UtcNow)
         {
             WeightsId = _nextWeightsId++,
             Kind = ServedModelKind.Adapter,
             Parent = parent.Name,
+            AdaptableLayers = parent.AdaptableLayers,
         };
         return new LoadedWeights(served, baseWeights.Model, adapter, baseWeights) { LoadedForAlias = forAlias };
     }

@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models;
+using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Engine;
@@ -30,6 +31,9 @@ public sealed record ServedModel(
     public int WeightsId { get; init; }
     public ServedModelKind Kind { get; init; } = ServedModelKind.Full;
     public string? Parent { get; init; }
+
+    /// <summary>The layers a LoRA adapter on this model can target (an adapter's are its base's).</summary>
+    public required AdaptableLayers AdaptableLayers { get; init; }
 
     /// <summary>OpenAI's system_fingerprint: names the exact weights that produced a response.</summary>
     public string Fingerprint => $"fp_w{WeightsId}";

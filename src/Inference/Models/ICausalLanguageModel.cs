@@ -28,6 +28,9 @@ public interface ICausalLanguageModel : IDisposable
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
     Tensor Logits(Tensor hidden);
 
+    /// <summary>The layers LoRA adapters can target, by the module path the forward hands to <see cref="AdapterRouting"/>.</summary>
+    AdaptableLayers AdaptableLayers { get; }
+
     /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
     void PrepareForServing();
 

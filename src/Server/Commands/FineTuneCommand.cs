@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using LlmServer.Bench.Progress;
 using LlmServer.Inference.Models;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Checkpoints;
@@ -63,15 +62,20 @@ public static class FineTuneCommand
             Seed = arguments.Long("--seed", 42),
             MaxLength = arguments.Has("--max-length") ? arguments.Int("--max-length", 0) : null,
             MicroBatchTokens = arguments.Int("--micro-batch-tokens", 4096),
-            Lora = loraRank > 0 ? new LoraSettings(loraRank, arguments.Double("--lora-alpha", 2.0 * loraRank), LoraSettings.ModulesInBlock) : null,
         };
         Device device = TrainingDevice.Select(arguments.String("--device") ?? "cpu", arguments.Int("--threads", 0));
         string? checkpoint = arguments.ResumeCheckpoint(output);
 
-        using Gpt2Model baseModel = CheckpointLoader.Load(modelDirectory, ScalarType.Float32, device);
-        Gpt2Tokenizer tokenizer = Gpt2Tokenizer.Load(modelDirectory);
+        using ICausalLanguageModel baseModel = ModelArchitectures.Load(modelDirectory, ScalarType.Float32, device);
+        // Every projection of each block, the default of a fine-tuning job that names no target modules.
+        settings = settings with
+        {
+            Lora = loraRank > 0 ? new LoraSettings(loraRank, arguments.Double("--lora-alpha", 2.0 * loraRank), baseModel.AdaptableLayers.DefaultTargetModules) : null,
+        };
+        // The model's own tokenizer and chat template, as serving uses them (see EngineLoader).
+        ITokenizer tokenizer = HuggingFaceTokenizer.Exists(modelDirectory) ? HuggingFaceTokenizer.Load(modelDirectory) : Gpt2Tokenizer.Load(modelDirectory);
         ChatPromptFormatter formatter = ChatPromptFormatter.Load(modelDirectory, tokenizer);
-        int maxLength = settings.EffectiveMaxLength(baseModel.Config);
+        int maxLength = settings.EffectiveMaxLength(baseModel.Shape);
         TrainingDataset training = TrainingDataset.Load(CommandArguments.ExistingFile(arguments.Required("--training-file"), "--training-file"), tokenizer, formatter, maxLength);
         TrainingDataset? validation = arguments.String("--validation-file") is { } validationPath
             ? TrainingDataset.Load(CommandArguments.ExistingFile(validationPath, "--validation-file"), tokenizer, formatter, maxLength)

@@ -103,6 +103,13 @@ public static class TrainCommand
             ? File.ReadAllText(CommandArguments.ExistingFile(templatePath, "--chat-template"))
             : null;
         string? givenTokenizer = arguments.String("--tokenizer");
+        if (givenTokenizer is not null && !File.Exists(Path.Combine(givenTokenizer, "vocab.json")) && HuggingFaceTokenizer.Exists(givenTokenizer))
+        {
+            // Pretraining stays GPT-2's: its model, its byte-level BPE files and the BPE trainer that writes them.
+            throw new CommandLineException(
+                $"--tokenizer: {givenTokenizer} has a tokenizer.json (Llama, Qwen, ...) but no vocab.json + merges.txt; train pretrains " +
+                "GPT-2 models with a GPT-2 tokenizer only: give one, or --vocab-size N (to tune a Llama-family model, use fine-tune --model DIR)");
+        }
         Gpt2Tokenizer? loadedTokenizer = givenTokenizer is null ? null : Gpt2Tokenizer.Load(givenTokenizer);
         string endOfText = loadedTokenizer?.EndOfTextToken ?? Gpt2Tokenizer.DefaultEndOfTextToken;
         // Chat lines are rendered before any tokenizer exists: a trained one learns from the rendered text.

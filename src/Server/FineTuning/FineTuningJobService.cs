@@ -60,7 +60,7 @@ public sealed partial class FineTuningJobService(
             request.Suffix,
             request.Seed,
             hyperparameters.ToJobHyperparameters(),
-            hyperparameters.ToLoraSettings(),
+            hyperparameters.ToLoraSettings(model.AdaptableLayers),
             request.Metadata));
         signals.NotifyJobCreated();
         return FineTuningJob.From(job);

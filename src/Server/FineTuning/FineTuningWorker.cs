@@ -219,9 +219,7 @@ public sealed class FineTuningWorker(
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancelled, stopping);
             Task training = administration.RunBackgroundAsync(access =>
             {
-                (Inference.Models.ICausalLanguageModel servedModel, ServedModel served) = access.UseFullModel(job.Model);
-                var model = servedModel as Inference.Models.Gpt2.Gpt2Model
-                    ?? throw new NotSupportedException($"fine-tuning a {served.Shape.ModelType} model is not supported yet");
+                (Inference.Models.ICausalLanguageModel model, ServedModel served) = access.UseFullModel(job.Model);
                 var inputs = new FineTuningInputs(model, served.Directory, trainingSet, validationSet, settings, outputDirectory);
                 FineTuningRun run = resumeFrom is null ? FineTuningRun.Start(inputs) : FineTuningRun.Resume(inputs, resumeFrom);
                 return new TrainingWork(run, events.Writer);

@@ -1,7 +1,9 @@
+using LlmServer.Inference.Models.Lora;
+
 namespace LlmServer.FineTuning;
 
-/// <summary>A base model a job may fine-tune: the name clients give as "model", and its Hugging Face directory.</summary>
-public sealed record FineTunableModel(string Name, string Directory);
+/// <summary>A base model a job may fine-tune: the name clients give as "model", its Hugging Face directory, and the layers a LoRA job can target.</summary>
+public sealed record FineTunableModel(string Name, string Directory, AdaptableLayers AdaptableLayers);
 
 /// <summary>Which base models this server can fine-tune.</summary>
 public interface IFineTunableModels

@@ -22,10 +22,6 @@ public sealed record RequestedHyperparameters(
     Given<IReadOnlyList<string>>? LoraTargetModules)
 {
     public const int DefaultLoraRank = 8;
-    public static readonly IReadOnlyList<string> DefaultLoraTargetModules = ["c_attn", "c_proj", "c_fc"];
-    /// <summary>GPT-2's linear layers by their Hugging Face names; "c_proj" means both attention's and the MLP's.</summary>
-    public static readonly IReadOnlyList<string> LoraModuleNames = ["c_attn", "c_proj", "c_fc", "attn.c_proj", "mlp.c_proj"];
-
     private static readonly RequestedHyperparameters None = new(null, null, null, null, null, null);
 
     /// <summary>Checks one placement's values; <paramref name="prefix"/> is its path in the request.</summary>
@@ -65,9 +61,12 @@ public sealed record RequestedHyperparameters(
 
     /// <summary>
     /// LoRA settings with their defaults filled in now, since they do not depend on the data: rank 8,
-    /// alpha twice the rank, adapters on c_attn, c_proj and c_fc. Rank 0 is a full fine-tune, which has no alpha or modules.
+    /// alpha twice the rank, adapters on every projection of a block (<see cref="AdaptableLayers.DefaultTargetModules"/>:
+    /// GPT-2's c_attn, c_proj and c_fc; the Llama family's q, k, v, o, gate, up and down projections).
+    /// Rank 0 is a full fine-tune, which has no alpha or modules.
     /// </summary>
-    public LoraSettings ToLoraSettings()
+    /// <param name="model">The base's adaptable layers, which the target modules must match.</param>
+    public LoraSettings ToLoraSettings(AdaptableLayers model)
     {
         int rank = LoraRank?.Value.Number is double given ? (int)given : DefaultLoraRank;
         if (rank == 0)
@@ -82,7 +81,17 @@ public sealed record RequestedHyperparameters(
             }
             return new LoraSettings(0, 0, []);
         }
-        return new LoraSettings(rank, LoraAlpha?.Value.Number ?? 2.0 * rank, LoraTargetModules?.Value ?? DefaultLoraTargetModules);
+        var settings = new LoraSettings(rank, LoraAlpha?.Value.Number ?? 2.0 * rank, LoraTargetModules?.Value ?? model.DefaultTargetModules);
+        try
+        {
+            settings.TargetedPaths(model);
+        }
+        catch (ArgumentException e) when (LoraTargetModules is { } modules)
+        {
+            string reason = e.Message.Split(" (Parameter")[0];
+            throw ApiException.InvalidParameter(modules.Param, $"{modules.Param}: {reason}.");
+        }
+        return settings;
     }
 
     private static Given<T>? Pick<T>(Given<T>? top, Given<T>? method, Func<T, T, bool> agree)
@@ -139,23 +148,23 @@ public sealed record RequestedHyperparameters(
         throw ApiException.InvalidParameter(param, $"{param} must be \"auto\" or a number greater than 0 and at most {max}.");
     }
 
+    /// <summary>Module names as PEFT's target_modules; whether they match a layer of the base is checked in <see cref="ToLoraSettings"/>.</summary>
     private static Given<IReadOnlyList<string>>? Modules(JsonElement value, string param)
     {
         if (IsAbsent(value))
         {
             return null;
         }
-        string allowed = string.Join(", ", LoraModuleNames);
         if (value.ValueKind != JsonValueKind.Array)
         {
-            throw ApiException.InvalidParameter(param, $"{param} must be a list of module names from: {allowed}.");
+            throw ApiException.InvalidParameter(param, $"{param} must be a list of module names, such as [\"q_proj\", \"v_proj\"].");
         }
         var modules = new List<string>();
         foreach (JsonElement item in value.EnumerateArray())
         {
-            if (item.ValueKind != JsonValueKind.String || item.GetString() is not { } name || !LoraModuleNames.Contains(name))
+            if (item.ValueKind != JsonValueKind.String || item.GetString() is not { Length: > 0 } name)
             {
-                throw ApiException.InvalidParameter(param, $"{param} has '{item}', which is not one of: {allowed}.");
+                throw ApiException.InvalidParameter(param, $"{param} has '{item}', which is not a module name.");
             }
             if (!modules.Contains(name))
             {

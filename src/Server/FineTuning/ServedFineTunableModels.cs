@@ -20,6 +20,6 @@ public sealed class ServedFineTunableModels(IEngineClient engine) : IFineTunable
         }
         return model.Kind == ServedModelKind.Adapter
             ? throw ApiException.InvalidParameter("model", $"'{name}' is a LoRA adapter; fine-tune its base model '{model.Parent}' instead.")
-            : new FineTunableModel(name, model.Directory);
+            : new FineTunableModel(name, model.Directory, model.AdaptableLayers);
     }
 }

@@ -107,9 +107,13 @@ public sealed class TrainingExampleEncoder
     }
 
     /// <summary>The prompt's tokens, then the completion's and end-of-text; trained are the completion and end-of-text.</summary>
+    /// <remarks>
+    /// The prompt gets the post-processor's special tokens (Llama 3's &lt;|begin_of_text|&gt;; GPT-2 has
+    /// none), as /v1/completions encodes a prompt in serving: the model learns on what it will be given.
+    /// </remarks>
     public TrainingExample EncodePromptCompletion(string prompt, string completion)
     {
-        IReadOnlyList<int> promptIds = _tokenizer.Encode(prompt);
+        IReadOnlyList<int> promptIds = _tokenizer.Encode(prompt, addSpecialTokens: true, int.MaxValue, CancellationToken.None);
         IReadOnlyList<int> completionIds = _tokenizer.Encode(completion);
         int[] ids = [.. promptIds, .. completionIds, _tokenizer.EndOfTextId];
         bool[] trained = new bool[ids.Length];

@@ -343,12 +343,12 @@ public sealed class FineTuningRun : IDisposable
 
     private static void Validate(FineTuningInputs inputs)
     {
-        inputs.Settings.Validate(inputs.BaseModel.Config);
+        inputs.Settings.Validate(inputs.BaseModel);
         if (inputs.Training.Examples.Count == 0)
         {
             throw new ArgumentException("the training set has no example with a trained token");
         }
-        int maxLength = inputs.Settings.EffectiveMaxLength(inputs.BaseModel.Config);
+        int maxLength = inputs.Settings.EffectiveMaxLength(inputs.BaseModel.Shape);
         IEnumerable<TrainingExample> all = inputs.Training.Examples.Concat(inputs.Validation?.Examples ?? []);
         if (all.Any(e => e.Length > maxLength))
         {

@@ -1,5 +1,4 @@
 using LlmServer.Inference.Models;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Lora;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,31 +13,31 @@ namespace LlmServer.Training.FineTuning;
 /// </summary>
 internal sealed class LoraWeights : TrainedWeights
 {
-    private readonly Gpt2Model _base;
+    private readonly ICausalLanguageModel _base;
     private readonly LoraAdapter _adapter;
     private readonly AdapterRouting _routing;
     private readonly string _baseModelName;
 
-    private LoraWeights(Gpt2Model baseModel, LoraAdapter adapter, string baseModelName)
+    private LoraWeights(ICausalLanguageModel baseModel, LoraAdapter adapter, string baseModelName)
     {
         _base = baseModel;
         _adapter = adapter;
         _baseModelName = baseModelName;
         _routing = AdapterRouting.ForAllRows(adapter);
-        foreach (Parameter weight in baseModel.parameters())
+        foreach (Parameter weight in baseModel.Weights())
         {
             weight.requires_grad = false;
         }
         Parameters = adapter.parameters().ToList();
     }
 
-    public static LoraWeights Create(Gpt2Model baseModel, LoraSettings settings, long seed, string baseModelName)
+    public static LoraWeights Create(ICausalLanguageModel baseModel, LoraSettings settings, long seed, string baseModelName)
     {
         using var generator = new Generator(unchecked((ulong)seed), baseModel.Device);
-        return new LoraWeights(baseModel, LoraAdapter.Create(baseModel.Config, settings, baseModel.Dtype, baseModel.Device, generator), baseModelName);
+        return new LoraWeights(baseModel, LoraAdapter.Create(baseModel.AdaptableLayers, settings, baseModel.Dtype, baseModel.Device, generator), baseModelName);
     }
 
-    public static LoraWeights Load(Gpt2Model baseModel, string checkpointDirectory, string baseModelName) =>
+    public static LoraWeights Load(ICausalLanguageModel baseModel, string checkpointDirectory, string baseModelName) =>
         new(baseModel, PeftAdapterFiles.Load(checkpointDirectory, baseModel), baseModelName);
 
     public LoraAdapter Adapter => _adapter;

@@ -1,4 +1,4 @@
-using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 
 namespace LlmServer.Training.FineTuning;
@@ -34,7 +34,7 @@ public sealed record TrainingSettings
     /// <summary>Train a LoRA adapter; null trains every weight of a copy of the base.</summary>
     public LoraSettings? Lora { get; init; }
 
-    /// <summary>Longest example in tokens; null is the model's context (n_positions).</summary>
+    /// <summary>Longest example in tokens; null is the model's context (n_positions, max_position_embeddings).</summary>
     public int? MaxLength { get; init; }
 
     /// <summary>
@@ -50,11 +50,11 @@ public sealed record TrainingSettings
         return new LearningRateSchedule(LearningRate, MinLearningRateFraction, warmup, totalSteps);
     }
 
-    /// <summary>The longest example this run accepts for a model with <paramref name="config"/>.</summary>
-    public int EffectiveMaxLength(Gpt2Config config) => Math.Min(MaxLength ?? config.MaxPositions, config.MaxPositions);
+    /// <summary>The longest example this run accepts for a model of <paramref name="shape"/>.</summary>
+    public int EffectiveMaxLength(ModelShape shape) => Math.Min(MaxLength ?? shape.MaxPositions, shape.MaxPositions);
 
     /// <exception cref="ArgumentException">A setting is out of range; the message names it.</exception>
-    public void Validate(Gpt2Config config)
+    public void Validate(ICausalLanguageModel model)
     {
         Require(Epochs >= 1, $"epochs must be at least 1, got {Epochs}");
         Require(BatchSize >= 1, $"batch size must be at least 1, got {BatchSize}");
@@ -66,7 +66,7 @@ public sealed record TrainingSettings
         Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), $"weight decay must not be negative, got {WeightDecay}");
         Require(MaxLength is null or >= 2, $"max length must be at least 2 tokens, got {MaxLength}");
         Require(MicroBatchTokens >= 1, $"micro-batch tokens must be at least 1, got {MicroBatchTokens}");
-        Lora?.TargetedPaths(config.LayerCount);
+        Lora?.TargetedPaths(model.AdaptableLayers);
     }
 
     private static void Require(bool condition, string message)

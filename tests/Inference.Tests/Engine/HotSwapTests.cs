@@ -175,8 +175,9 @@ public sealed class HotSwapTests : IAsyncLifetime, IDisposable
     {
         string directory = Path.Combine(_otherDirectory, name);
         Gpt2Config config = Gpt2Config.Load(Path.Combine(TestFixtures.ModelDirectory(Fixture), "config.json"));
+        using Gpt2Model shape = new(config, ScalarType.Float32, CPU);
         var generator = new Generator((ulong)seed);
-        using LoraAdapter adapter = LoraAdapter.Create(config, new LoraSettings(4, 8, ["c_attn", "c_fc"]), ScalarType.Float32, CPU, generator);
+        using LoraAdapter adapter = LoraAdapter.Create(shape.AdaptableLayers, new LoraSettings(4, 8, ["c_attn", "c_fc"]), ScalarType.Float32, CPU, generator);
         using (no_grad())
         {
             foreach (LoraLayer layer in adapter.Layers.Values)

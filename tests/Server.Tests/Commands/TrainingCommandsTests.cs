@@ -112,4 +112,34 @@ public sealed class TrainingCommandsTests : IDisposable
         HttpResponseMessage response = await server.Http.PostAsJsonAsync("/v1/completions", new { model = "tuned", prompt = "Hi", max_tokens = 2 });
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task Train_refuses_a_Llama_family_tokenizer_in_one_line_since_pretraining_is_GPT_2_only()
+    {
+        File.WriteAllText(Path.Combine(_scratch, "corpus.txt"), "one two three");
+        var (exitCode, output) = await LlmServerProcess.RunAsync(Timeout, "train", "--data", Path.Combine(_scratch, "corpus.txt"),
+            "--out", Path.Combine(_scratch, "x"), "--tokenizer", TestFixtures.ModelDirectory("llama3-random-2l-64d"));
+        Assert.Equal(2, exitCode);
+        Assert.Contains("train pretrains GPT-2 models with a GPT-2 tokenizer only", output);
+        Assert.Single(output.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task Fine_tune_trains_a_LoRA_adapter_on_a_Llama_base_with_PEFTs_target_names()
+    {
+        string data = Path.Combine(_scratch, "train.jsonl");
+        File.WriteAllLines(data, DemoCorpusGenerator.Training(new DemoCorpusOptions { TrainingExamples = 16 })
+            .Select(e => DemoCorpusGenerator.ToJsonLine(e, withFamily: false)));
+        string output = Path.Combine(_scratch, "llama-lora");
+
+        var (exitCode, log) = await LlmServerProcess.RunAsync(Timeout, "fine-tune", "--model", TestFixtures.ModelDirectory("llama3-random-2l-64d"),
+            "--training-file", data, "--epochs", "1", "--batch-size", "8", "--lr", "1e-3", "--lora-rank", "4", "--out", output);
+
+        Assert.True(exitCode == 0, log);
+        Assert.Contains("LoRA rank 4", log);
+        using JsonDocument config = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "final", "adapter_config.json")));
+        Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            config.RootElement.GetProperty("target_modules").EnumerateArray().Select(t => t.GetString()));
+        Assert.False(config.RootElement.GetProperty("fan_in_fan_out").GetBoolean());
+    }
 }

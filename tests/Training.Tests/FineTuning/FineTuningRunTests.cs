@@ -92,7 +92,7 @@ public sealed class FineTuningRunTests : IDisposable
         using Gpt2Model tuned = CheckpointLoader.Load(run.FinalDirectory, ScalarType.Float32, CPU);
         double accuracy = AnimalSoundTask.HeldOutAccuracy(tuned, adapter: null);
         Assert.True(accuracy >= 0.9, $"held-out accuracy after training is {accuracy}");
-        Gpt2Model trained = ((FullWeights)run.Weights).Model;
+        var trained = (Gpt2Model)((FullWeights)run.Weights).Model;
         foreach ((string name, Tensor weight) in trained.state_dict())
         {
             Assert.True(Same(weight, tuned.state_dict()[name]), $"{name} differs between the run and final/");
@@ -313,7 +313,7 @@ public sealed class FineTuningRunTests : IDisposable
     private static Dictionary<string, Tensor> TrainedState(FineTuningRun run) => run.Weights switch
     {
         LoraWeights lora => lora.Adapter.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone()),
-        FullWeights full => full.Model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone()),
+        FullWeights full => ((nn.Module)full.Model).state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone()),
         _ => throw new InvalidOperationException(),
     };
 

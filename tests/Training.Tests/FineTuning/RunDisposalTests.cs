@@ -50,7 +50,7 @@ public sealed class RunDisposalTests : IDisposable
         // TorchSharp's Parameter constructor takes the native handle out of the tensor it wraps
         // without lowering Tensor.TotalCount, so each parameter the run built stays counted once
         // (no native memory is held by that emptied wrapper). Everything else must be gone.
-        int parametersBuilt = lora ? settings.Lora!.TargetedPaths(baseModel.Config.LayerCount).Count * 2 : baseModel.parameters().Count();
+        int parametersBuilt = lora ? settings.Lora!.TargetedPaths(baseModel.AdaptableLayers).Count * 2 : baseModel.parameters().Count();
         Assert.Equal(before + parametersBuilt, LiveTensors());
     }
 

@@ -143,6 +143,13 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
         RegisterComponents();
         Shape = new ModelShape(config.ModelType, config.LayerCount, config.EmbeddingSize, config.HeadCount, config.HeadCount,
             config.HeadSize, config.VocabSize, config.MaxPositions, parameters().Sum(p => p.numel()));
+        // Every Conv1D of a block; the LM head has no path, so no adapter targets it. A Conv1D stores (in, out).
+        AdaptableLayers = new AdaptableLayers("GPT-2", config.LayerCount, PeftNamePrefix: "transformer.", FanInFanOut: true,
+            h.SelectMany(block => block.modules().OfType<Conv1D>())
+                .Where(layer => layer.ModulePath is not null)
+                .Select(layer => new AdaptableLayer(layer.ModulePath!, (int)layer.Weight.shape[0], (int)layer.Weight.shape[1]))
+                .ToList(),
+            DefaultTargetModules: ["c_attn", "c_proj", "c_fc"]);
     }
 
     public Gpt2Config Config { get; }
@@ -150,6 +157,8 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
     public Device Device { get; }
 
     public ModelShape Shape { get; }
+
+    public AdaptableLayers AdaptableLayers { get; }
 
     // Serving only: the tied LM head (wte) packed for MKL; a separate head packs itself as a Conv1D.
     private MklPackedMatrix? _packedHead;

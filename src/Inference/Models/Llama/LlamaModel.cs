@@ -190,6 +190,14 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         RegisterComponents();
         Shape = new ModelShape(config.ModelType, config.LayerCount, config.HiddenSize, config.HeadCount, config.KvHeadCount,
             config.HeadSize, config.VocabSize, config.MaxPositions, parameters().Sum(p => p.numel()));
+        // Every projection of a layer (q, k, v, o, gate, up, down), named as in the checkpoint, so
+        // PEFT's full module name is the path itself. The LM head has no path: no adapter targets it.
+        AdaptableLayers = new AdaptableLayers(ModelArchitectures.ClassNameOf(config.ModelType), config.LayerCount, PeftNamePrefix: "", FanInFanOut: false,
+            model.modules().OfType<Linear>()
+                .Where(layer => layer.ModulePath is not null)
+                .Select(layer => new AdaptableLayer(layer.ModulePath!, (int)layer.Weight.shape[1], (int)layer.Weight.shape[0]))
+                .ToList(),
+            DefaultTargetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]);
     }
 
     public LlamaConfig Config { get; }
@@ -197,6 +205,8 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
     public Device Device { get; }
 
     public ModelShape Shape { get; }
+
+    public AdaptableLayers AdaptableLayers { get; }
 
     // Serving only: the tied LM head (embed_tokens) packed for MKL; a separate head packs itself.
     private MklPackedMatrix? _packedHead;

@@ -32,7 +32,7 @@ public sealed class AdapterRouting : IDisposable
     public IReadOnlyList<AdapterSegment> Segments => _segments;
 
     /// <summary>
-    /// Adds to <paramref name="baseOutput"/> (the Conv1D's x W + b, fresh memory that it owns) the
+    /// Adds to <paramref name="baseOutput"/> (the layer's base product, fresh memory that it owns) the
     /// update of every adapter that targets <paramref name="modulePath"/>, on that adapter's rows.
     /// Returns the result, which is <paramref name="baseOutput"/> itself when it was updated in place.
     /// </summary>

@@ -1,4 +1,3 @@
-using LlmServer.Inference.Models.Gpt2;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -6,10 +5,11 @@ using static TorchSharp.torch.nn;
 namespace LlmServer.Inference.Models.Lora;
 
 /// <summary>
-/// One LoRA adapter for a GPT-2 base: a <see cref="LoraLayer"/> for every targeted Conv1D, keyed by
-/// the Conv1D's module path ("h.0.attn.c_attn"). The layers are nested under modules named after the
-/// path's parts, so state_dict() keys read "h.0.attn.c_attn.lora_A.weight": PEFT's saved key for a
-/// GPT2LMHeadModel without its "base_model.model.transformer." prefix.
+/// One LoRA adapter for a base model: a <see cref="LoraLayer"/> for every targeted layer, keyed by
+/// the layer's module path ("h.0.attn.c_attn", "model.layers.0.self_attn.q_proj"). The layers are
+/// nested under modules named after the path's parts, so state_dict() keys read
+/// "h.0.attn.c_attn.lora_A.weight": PEFT's saved key without its "base_model.model." prefix and
+/// the architecture's <see cref="AdaptableLayers.PeftNamePrefix"/>.
 /// </summary>
 public sealed class LoraAdapter : Module
 {
@@ -17,20 +17,24 @@ public sealed class LoraAdapter : Module
     private readonly Dictionary<string, PathNode> _nodes = new(StringComparer.Ordinal);
 
     /// <summary>Builds the adapter with uninitialized weights; see <see cref="Create"/> for PEFT's initialization.</summary>
-    /// <exception cref="ArgumentException">The settings do not fit <paramref name="config"/>.</exception>
-    public LoraAdapter(Gpt2Config config, LoraSettings settings, ScalarType dtype, Device device) : base("lora_adapter")
+    /// <param name="model">The base's adaptable layers (<see cref="ICausalLanguageModel.AdaptableLayers"/>).</param>
+    /// <exception cref="ArgumentException">The settings do not fit <paramref name="model"/>.</exception>
+    public LoraAdapter(AdaptableLayers model, LoraSettings settings, ScalarType dtype, Device device) : base("lora_adapter")
     {
+        Model = model;
         Settings = settings;
         // Kept as a Scalar and handed to add/index_add as alpha: no tensor per call for the scaling.
         Scale = settings.Scale;
-        foreach (string path in settings.TargetedPaths(config.LayerCount))
+        foreach (AdaptableLayer target in settings.TargetedLayers(model))
         {
-            (int inputs, int outputs) = Dimensions(config, path);
-            var layer = new LoraLayer(inputs, outputs, settings.Rank, dtype, device);
-            _layers.Add(path, layer);
-            Attach(path, layer);
+            var layer = new LoraLayer(target.Inputs, target.Outputs, settings.Rank, dtype, device);
+            _layers.Add(target.ModulePath, layer);
+            Attach(target.ModulePath, layer);
         }
     }
+
+    /// <summary>The layers of the base this adapter was built for.</summary>
+    public AdaptableLayers Model { get; }
 
     public LoraSettings Settings { get; }
 
@@ -45,9 +49,9 @@ public sealed class LoraAdapter : Module
     /// uniform in ±1/sqrt(in)), B zero, so a new adapter leaves the base's outputs unchanged.
     /// The same <paramref name="generator"/> state gives the same weights.
     /// </summary>
-    public static LoraAdapter Create(Gpt2Config config, LoraSettings settings, ScalarType dtype, Device device, Generator? generator = null)
+    public static LoraAdapter Create(AdaptableLayers model, LoraSettings settings, ScalarType dtype, Device device, Generator? generator = null)
     {
-        var adapter = new LoraAdapter(config, settings, dtype, device);
+        var adapter = new LoraAdapter(model, settings, dtype, device);
         using var noGrad = torch.no_grad();
         foreach (LoraLayer layer in adapter._layers.Values)
         {
@@ -60,21 +64,6 @@ public sealed class LoraAdapter : Module
 
     public bool TryGetLayer(string modulePath, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out LoraLayer? layer) =>
         _layers.TryGetValue(modulePath, out layer);
-
-    /// <summary>(in, out) of the Conv1D at <paramref name="path"/>, one of <see cref="LoraSettings.ModulesInBlock"/> in a block.</summary>
-    private static (int Inputs, int Outputs) Dimensions(Gpt2Config config, string path)
-    {
-        int c = config.EmbeddingSize, f = config.FeedForwardSize;
-        string module = path.Split('.', 3)[^1];                                          // "h.0.attn.c_attn" -> "attn.c_attn"
-        return module switch
-        {
-            "attn.c_attn" => (c, 3 * c),
-            "attn.c_proj" => (c, c),
-            "mlp.c_fc" => (c, f),
-            "mlp.c_proj" => (f, c),
-            _ => throw new ArgumentException($"'{path}' is not a GPT-2 layer LoRA can adapt", nameof(path)),
-        };
-    }
 
     // TorchSharp refuses dots in a module name, so "h.0.attn.c_attn" becomes h -> 0 -> attn -> c_attn.
     private void Attach(string path, LoraLayer layer)

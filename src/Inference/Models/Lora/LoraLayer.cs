@@ -8,8 +8,8 @@ using Linear = LlmServer.Inference.Models.Layers.Linear;
 namespace LlmServer.Inference.Models.Lora;
 
 /// <summary>
-/// The low-rank update of one projection: lora_A (r, in) then lora_B (out, r), both nn.Linear without
-/// bias as in PEFT, so that the state_dict keys end in "lora_A.weight" and "lora_B.weight".
+/// The low-rank update of one linear layer (GPT-2's Conv1D or an nn.Linear): lora_A (r, in) then
+/// lora_B (out, r), both nn.Linear without bias as in PEFT, so that the state_dict keys end in "lora_A.weight" and "lora_B.weight".
 /// </summary>
 public sealed class LoraLayer : Module
 {

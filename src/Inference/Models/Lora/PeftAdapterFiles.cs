@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using static TorchSharp.torch;
 
@@ -8,16 +7,19 @@ namespace LlmServer.Inference.Models.Lora;
 
 /// <summary>
 /// Reads and writes a LoRA adapter as a PEFT adapter directory (adapter_config.json and
-/// adapter_model.safetensors), the layout PEFT's save_pretrained writes for a GPT2LMHeadModel and
-/// PeftModel.from_pretrained, vLLM and this server read back.
+/// adapter_model.safetensors), the layout PEFT's save_pretrained writes for a GPT2LMHeadModel or a
+/// *ForCausalLM of the Llama family and PeftModel.from_pretrained, vLLM and this server read back.
 /// </summary>
 public static class PeftAdapterFiles
 {
     public const string ConfigFileName = "adapter_config.json";
     public const string WeightsFileName = "adapter_model.safetensors";
 
-    /// <summary>What PEFT puts before a GPT2LMHeadModel's module path in the saved keys (the adapter name is left out).</summary>
-    public const string KeyPrefix = "base_model.model.transformer.";
+    /// <summary>
+    /// What PEFT puts before a module path in the saved keys: its wrappers' "base_model.model." and
+    /// the architecture's own prefix ("transformer." for GPT-2); the adapter name is left out.
+    /// </summary>
+    public static string KeyPrefix(AdaptableLayers model) => "base_model.model." + model.PeftNamePrefix;
 
     private const string PickledWeightsFileName = "adapter_model.bin";
 
@@ -28,14 +30,14 @@ public static class PeftAdapterFiles
     {
         ArgumentNullException.ThrowIfNull(adapter);
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, ConfigFileName), ConfigJson(adapter.Settings, baseModelNameOrPath));
+        File.WriteAllText(Path.Combine(directory, ConfigFileName), ConfigJson(adapter.Settings, adapter.Model, baseModelNameOrPath));
         SafetensorsWriter.Write(Path.Combine(directory, WeightsFileName), Tensors(adapter),
             new Dictionary<string, string> { ["format"] = "pt" });
     }
 
     /// <summary>Loads an adapter for <paramref name="baseModel"/>, on its device and in its dtype.</summary>
     /// <exception cref="CheckpointFormatException">The directory is not a LoRA adapter this server can apply to the base; the message is one line naming the file.</exception>
-    public static LoraAdapter Load(string directory, Gpt2Model baseModel)
+    public static LoraAdapter Load(string directory, ICausalLanguageModel baseModel)
     {
         ArgumentNullException.ThrowIfNull(baseModel);
         string configPath = Path.Combine(directory, ConfigFileName);
@@ -48,7 +50,8 @@ public static class PeftAdapterFiles
         {
             throw new CheckpointFormatException(configPath, "missing: a PEFT adapter directory needs adapter_config.json");
         }
-        LoraSettings settings = ReadSettings(configPath, baseModel.Config);
+        AdaptableLayers layers = baseModel.AdaptableLayers;
+        LoraSettings settings = ReadSettings(configPath, layers);
         if (!File.Exists(weightsPath))
         {
             string problem = File.Exists(Path.Combine(directory, PickledWeightsFileName))
@@ -58,7 +61,7 @@ public static class PeftAdapterFiles
         }
 
         using SafetensorsFile file = SafetensorsFile.Open(weightsPath);
-        var adapter = new LoraAdapter(baseModel.Config, settings, baseModel.Dtype, baseModel.Device);
+        var adapter = new LoraAdapter(layers, settings, baseModel.Dtype, baseModel.Device);
         try
         {
             CopyWeights(adapter, file, configPath);
@@ -73,14 +76,15 @@ public static class PeftAdapterFiles
 
     private static IEnumerable<SafetensorsWriter.TensorToWrite> Tensors(LoraAdapter adapter)
     {
+        string prefix = KeyPrefix(adapter.Model);
         foreach ((string name, Tensor weight) in adapter.state_dict())
         {
             using Tensor stored = weight.detach().to(ScalarType.Float32).cpu().contiguous();
-            yield return new SafetensorsWriter.TensorToWrite(KeyPrefix + name, SafetensorsDtype.F32, stored.shape, stored.bytes.ToArray());
+            yield return new SafetensorsWriter.TensorToWrite(prefix + name, SafetensorsDtype.F32, stored.shape, stored.bytes.ToArray());
         }
     }
 
-    private static string ConfigJson(LoraSettings settings, string baseModelNameOrPath)
+    private static string ConfigJson(LoraSettings settings, AdaptableLayers model, string baseModelNameOrPath)
     {
         var json = new JsonObject
         {
@@ -92,7 +96,7 @@ public static class PeftAdapterFiles
             ["lora_dropout"] = 0.0,
             ["target_modules"] = new JsonArray(settings.TargetModules.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
             // GPT-2's Conv1D stores its weight (in, out); PEFT needs this to merge the update into it.
-            ["fan_in_fan_out"] = true,
+            ["fan_in_fan_out"] = model.FanInFanOut,
             ["bias"] = "none",
             ["use_rslora"] = settings.UseRsLora,
             ["use_dora"] = false,
@@ -126,7 +130,7 @@ public static class PeftAdapterFiles
     }
 
     /// <summary>adapter_config.json as settings, refusing every PEFT option that would change the forward pass in a way this server does not implement.</summary>
-    private static LoraSettings ReadSettings(string configPath, Gpt2Config baseConfig)
+    private static LoraSettings ReadSettings(string configPath, AdaptableLayers baseLayers)
     {
         JsonElement root;
         try
@@ -165,6 +169,15 @@ public static class PeftAdapterFiles
         RequireAbsent(root, "layers_to_transform", configPath, "layers_to_transform is set; only adapters on every layer are supported (name single layers in target_modules instead)");
         RequireAbsent(root, "rank_pattern", configPath, "rank_pattern is set; only one rank for every layer is supported");
         RequireAbsent(root, "alpha_pattern", configPath, "alpha_pattern is set; only one lora_alpha for every layer is supported");
+        // Newer PEFT options that change which layers are adapted or what an adapted layer computes.
+        if (OptionalBool(root, "lora_bias", configPath) == true)
+        {
+            throw new CheckpointFormatException(configPath, "lora_bias is true; only adapters without a bias on lora_B are supported");
+        }
+        RequireAbsent(root, "exclude_modules", configPath, "exclude_modules is set; name the adapted modules in target_modules instead");
+        RequireAbsent(root, "layer_replication", configPath, "layer_replication is set; only adapters on the base's own layers are supported");
+        RequireAbsent(root, "trainable_token_indices", configPath, "trainable_token_indices is set; only pure LoRA adapters are supported");
+        RequireAbsent(root, "target_parameters", configPath, "target_parameters is set; only adapters on whole linear layers (target_modules) are supported");
 
         if (!root.TryGetProperty("target_modules", out JsonElement targets) || targets.ValueKind != JsonValueKind.Array)
         {
@@ -186,7 +199,7 @@ public static class PeftAdapterFiles
         var settings = new LoraSettings(rank, alpha, targetModules, useRsLora);
         try
         {
-            settings.TargetedPaths(baseConfig.LayerCount);
+            settings.TargetedPaths(baseLayers);
         }
         catch (ArgumentException e)
         {
@@ -197,13 +210,14 @@ public static class PeftAdapterFiles
 
     private static void CopyWeights(LoraAdapter adapter, SafetensorsFile file, string configPath)
     {
-        var expected = adapter.state_dict().ToDictionary(entry => KeyPrefix + entry.Key, entry => entry.Value, StringComparer.Ordinal);
+        string prefix = KeyPrefix(adapter.Model);
+        var expected = adapter.state_dict().ToDictionary(entry => prefix + entry.Key, entry => entry.Value, StringComparer.Ordinal);
         foreach (string stored in file.Tensors.Keys)
         {
             if (!expected.ContainsKey(stored))
             {
                 throw new CheckpointFormatException(file.Path,
-                    $"unexpected tensor '{stored}': adapter_config.json's target_modules do not cover it, or it is not a LoRA weight of a GPT-2 layer");
+                    $"unexpected tensor '{stored}': adapter_config.json's target_modules do not cover it, or it is not a LoRA weight of a {adapter.Model.Architecture} layer");
             }
         }
         int rank = adapter.Settings.Rank;

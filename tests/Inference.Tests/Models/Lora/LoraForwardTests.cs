@@ -32,7 +32,7 @@ public sealed class LoraForwardTests : IDisposable
     [Fact]
     public void A_new_adapter_changes_no_output()
     {
-        using LoraAdapter adapter = LoraAdapter.Create(_model.Config, AllModules(rank: 4), ScalarType.Float32, CPU, new Generator(1));
+        using LoraAdapter adapter = LoraAdapter.Create(_model.AdaptableLayers, AllModules(rank: 4), ScalarType.Float32, CPU, new Generator(1));
 
         List<Tensor> baseServed = ServingBatch.Logits(_model, Prompts, _ => null);
         List<Tensor> adapterServed = ServingBatch.Logits(_model, Prompts, spans => EveryRow(adapter, spans));
@@ -118,7 +118,7 @@ public sealed class LoraForwardTests : IDisposable
     private LoraAdapter RandomAdapter(LoraSettings settings, long seed)
     {
         var generator = new Generator((ulong)seed);
-        LoraAdapter adapter = LoraAdapter.Create(_model.Config, settings, ScalarType.Float32, CPU, generator);
+        LoraAdapter adapter = LoraAdapter.Create(_model.AdaptableLayers, settings, ScalarType.Float32, CPU, generator);
         using var noGrad = no_grad();
         foreach (LoraLayer layer in adapter.Layers.Values)
         {

@@ -100,6 +100,9 @@ public sealed class PeftAdapterFilesTests : IDisposable
         { "regex-targets", "adapter_config.json", "target_modules is a regular expression" },
         { "unknown-target", "adapter_config.json", "LoRA target module 'q_proj' matches no layer" },
         { "modules-to-save", "adapter_config.json", "modules_to_save lists fully trained modules" },
+        { "lora-bias", "adapter_config.json", "lora_bias is true" },
+        { "exclude-modules", "adapter_config.json", "exclude_modules is set" },
+        { "layer-replication", "adapter_config.json", "layer_replication is set" },
         { "missing-key", "adapter_model.safetensors", "tensor 'base_model.model.transformer.h.1.attn.c_attn.lora_B.weight' is missing" },
         { "unknown-key", "adapter_model.safetensors", "unexpected tensor 'base_model.model.transformer.h.0.mlp.c_fc.lora_A.weight'" },
         { "rank-mismatch", "adapter_model.safetensors", "has rank 2 (shape [2, 64]) but adapter_config.json says r = 4" },
@@ -145,6 +148,9 @@ public sealed class PeftAdapterFilesTests : IDisposable
             case "regex-targets": config["target_modules"] = ".*c_attn"; break;
             case "unknown-target": config["target_modules"] = new JsonArray("c_attn", "q_proj"); break;
             case "modules-to-save": config["modules_to_save"] = new JsonArray("lm_head"); break;
+            case "lora-bias": config["lora_bias"] = true; break;
+            case "exclude-modules": config["exclude_modules"] = new JsonArray("h.0.attn.c_attn"); break;
+            case "layer-replication": config["layer_replication"] = new JsonArray(new JsonArray(0, 2)); break;
             case "missing-key": RewriteWeights(weightsPath, tensors => tensors.Where(t => !t.Name.Contains("h.1.attn.c_attn.lora_B"))); break;
             case "unknown-key": RewriteWeights(weightsPath, tensors => tensors.Append(Zeros("base_model.model.transformer.h.0.mlp.c_fc.lora_A.weight", [4, 64]))); break;
             case "rank-mismatch":
@@ -180,7 +186,7 @@ public sealed class PeftAdapterFilesTests : IDisposable
     private LoraAdapter RandomAdapter(LoraSettings settings)
     {
         var generator = new Generator(9);
-        LoraAdapter adapter = LoraAdapter.Create(_model.Config, settings, ScalarType.Float32, CPU, generator);
+        LoraAdapter adapter = LoraAdapter.Create(_model.AdaptableLayers, settings, ScalarType.Float32, CPU, generator);
         using var noGrad = no_grad();
         foreach (LoraLayer layer in adapter.Layers.Values)
         {
