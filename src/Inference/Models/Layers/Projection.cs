@@ -1,0 +1,105 @@
+using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace LlmServer.Inference.Models.Layers;
+
+/// <summary>
+/// A learned linear map of the last dimension, y = x W (+ b), with the weight in the orientation its
+/// checkpoint stores it, so loading is a plain copy: nn.Linear's (out, in) in <see cref="Linear"/>,
+/// GPT-2's Conv1D (in, out) in <see cref="Conv1D"/>. Knows its module path, by which LoRA adapters
+/// target it, and packs itself for serving.
+/// </summary>
+public abstract class Projection : Module
+{
+    private readonly Parameter _weight;
+    private readonly Parameter? _bias;
+    // Serving only, on the CPU: the weight in MKL's packed layout (see MklPackedMatrix).
+    private MklPackedMatrix? _packed;
+
+    // Every model builds its products from projections, so MKL's kernels are chosen before the first one runs.
+    static Projection() => MklCpuDispatch.EnsureApplied();
+
+    protected Projection(string name, int inputs, int outputs, bool hasBias, bool storedAsOutByIn, ScalarType dtype, Device device, string? modulePath)
+        : base(name)
+    {
+        StoredAsOutByIn = storedAsOutByIn;
+        ModulePath = modulePath;
+        // Registered by hand under the checkpoint's names: state_dict() keys end in "weight" and "bias".
+        _weight = new Parameter(empty(storedAsOutByIn ? [outputs, inputs] : [inputs, outputs], dtype, device));
+        register_parameter("weight", _weight);
+        if (hasBias)
+        {
+            _bias = new Parameter(zeros([outputs], dtype, device));
+            register_parameter("bias", _bias);
+        }
+    }
+
+    public Parameter Weight => _weight;
+
+    /// <summary>Where the layer sits ("model.layers.0.self_attn.q_proj", "h.0.attn.c_attn"); null for a layer no adapter can target.</summary>
+    public string? ModulePath { get; }
+
+    /// <summary>nn.Linear's (out, in) weight; false for Conv1D's (in, out).</summary>
+    public bool StoredAsOutByIn { get; }
+
+    /// <summary>Packs the weight for serving (CPU with MKL only); call again after the weights change.</summary>
+    public void PrepareForServing()
+    {
+        _packed?.Dispose();
+        _packed = MklPackedMatrix.TryPack(_weight, StoredAsOutByIn);
+    }
+
+    public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
+    {
+        Tensor y = ForwardBase(x);                                                       // (..., out)
+        return adapters is null || ModulePath is null ? y : adapters.AddUpdates(ModulePath, x, y);
+    }
+
+    private Tensor ForwardBase(Tensor x)
+    {
+        // Only under inference mode (the engine), so training keeps autograd's products.
+        if (_packed is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
+        {
+            return _packed.Multiply(x, _bias);                                           // (N, out)
+        }
+        return Unpacked(x, _weight, _bias);                                              // (..., out)
+    }
+
+    /// <summary>The product in the stored orientation, with autograd: (..., in) to (..., out).</summary>
+    protected abstract Tensor Unpacked(Tensor x, Tensor weight, Tensor? bias);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _packed?.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>PyTorch's nn.Linear as Llama-family checkpoints (and every lm_head) store it: weight (out, in), optional bias, y = x Wᵀ + b.</summary>
+public sealed class Linear(int inputs, int outputs, bool hasBias, ScalarType dtype, Device device, string? modulePath = null)
+    : Projection("linear", inputs, outputs, hasBias, storedAsOutByIn: true, dtype, device, modulePath)
+{
+    protected override Tensor Unpacked(Tensor x, Tensor weight, Tensor? bias) => functional.linear(x, weight, bias);   // (..., out)
+}
+
+/// <summary>GPT-2's Conv1D: weight stored (in, out) and always a bias, y = x W + b.</summary>
+public sealed class Conv1D(int inputs, int outputs, ScalarType dtype, Device device, string? modulePath = null)
+    : Projection("conv1d", inputs, outputs, hasBias: true, storedAsOutByIn: false, dtype, device, modulePath)
+{
+    protected override Tensor Unpacked(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (x.dim() == 2)
+        {
+            return addmm(bias!, x, weight, beta: 1, alpha: 1);                           // (N, out)
+        }
+        using Tensor product = x.matmul(weight);                                         // (..., out)
+        return product.add(bias!);
+    }
+}
