@@ -41,12 +41,14 @@ public static class RandomCheckpoint
     }
 
     /// <summary>Writes a Llama-family model of <paramref name="config"/>'s shape with transformers' initialisation to <paramref name="directory"/>.</summary>
-    public static void Create(LlamaConfig config, string directory, string tokenizerDirectory, long seed = 0)
+    /// <returns>The shape written, its parameter count included.</returns>
+    public static ModelShape Create(LlamaConfig config, string directory, string tokenizerDirectory, long seed = 0)
     {
         config.Validate("config.json");
         using LlamaModel model = new(config, ScalarType.Float32, CPU, separateHead: !config.TieWordEmbeddings);
         Initialize(model, seed);
         CheckpointWriter.Save(model, directory, tokenizerDirectory);
+        return model.Shape;
     }
 
     /// <summary>

@@ -73,9 +73,10 @@ public static class RandomModelCommand
                 LlamaConfig shape = PublishedLlamaShapes.Get(arch, shapeName);
                 shape = maxPositions is int p ? shape with { MaxPositions = p } : shape;
                 RequireVocabularyFits(tokenizer, shape.VocabSize, tokenizerDirectory);
-                RandomCheckpoint.Create(shape, output, tokenizerDirectory, seed);
-                written = $"{arch} of {PublishedLlamaShapes.SourceOf(arch, shapeName)}'s shape ({shape.LayerCount} layers, {shape.HiddenSize} wide, " +
-                    $"{shape.HeadCount} heads, {shape.KvHeadCount} KV heads of {shape.HeadSize})";
+                ModelShape model = RandomCheckpoint.Create(shape, output, tokenizerDirectory, seed);
+                string source = PublishedLlamaShapes.SourceOf(arch, shapeName);
+                written = $"{model.ParameterCount:N0}-parameter {arch} {shapeName} ({(source == "tiny" ? "" : $"the shape of {source}: ")}" +
+                    $"{shape.LayerCount} layers, {shape.HiddenSize} wide, {shape.HeadCount} heads, {shape.KvHeadCount} KV heads of {shape.HeadSize})";
             }
             Console.WriteLine($"wrote a {written} to {output} in {clock.Elapsed.TotalSeconds:F1}s");
             return 0;
