@@ -3,7 +3,10 @@
 #   docker build -t llmserver:cuda .                        (default: TorchSharp-cuda-linux, CUDA runtime base)
 #   docker build -t llmserver:cpu --build-arg BACKEND=cpu .  (TorchSharp-cpu, ASP.NET Core runtime base)
 # Configuration is by environment (LLMSERVER_Server__X, see docs/configuration.md); mount the model
-# under /models and keep /data (files, fine-tuning jobs, checkpoints) on a volume.
+# under /models and keep /data (files, fine-tuning jobs, checkpoints) on a volume. The image holds no
+# model and fetches none: a Hugging Face directory as published (Llama 3.x, Qwen2/2.5, Qwen3, SmolLM2,
+# Mistral, GPT-2) is mounted, and arguments after the image name are serve flags, e.g.
+#   docker run --gpus all -p 8000:8000 -v "$PWD/models:/models:ro" llmserver:cuda --model /models/Qwen2.5-0.5B-Instruct
 
 ARG BACKEND=cuda
 # libtorch 2.10 as packaged for TorchSharp 0.107.0 is built for CUDA 12.8; the host needs an

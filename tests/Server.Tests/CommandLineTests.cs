@@ -59,14 +59,15 @@ public sealed class CommandLineTests : IDisposable
     [Fact]
     public async Task An_unsupported_model_type_exits_non_zero_naming_config_json()
     {
-        string model = Path.Combine(_scratch, "llama");
+        string model = Path.Combine(_scratch, "gemma");
         Directory.CreateDirectory(model);
-        File.WriteAllText(Path.Combine(model, "config.json"), "{\"model_type\": \"llama\"}");
+        File.WriteAllText(Path.Combine(model, "config.json"), "{\"model_type\": \"gemma2\", \"architectures\": [\"Gemma2ForCausalLM\"]}");
 
         var (exitCode, output) = await RunAsync("serve", "--model", model, "--port", "0");
 
         Assert.NotEqual(0, exitCode);
-        Assert.Contains($"{Path.Combine(model, "config.json")}: unsupported model_type 'llama'", output);
+        Assert.Contains($"{Path.Combine(model, "config.json")}: unsupported architecture 'Gemma2ForCausalLM'", output);
+        Assert.Contains("supported: GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM", output);
     }
 
     [Theory]

@@ -50,7 +50,11 @@ public static class CheckpointLoader
         }
     }
 
-    /// <summary>model.safetensors, or every shard model.safetensors.index.json names; bad files are one line naming the file.</summary>
+    /// <summary>
+    /// model.safetensors, or every shard model.safetensors.index.json names. A shard the index names
+    /// must exist and hold every tensor the index puts in it, so that a half-finished download or a
+    /// stale index is one line naming the shard rather than a tensor missing somewhere.
+    /// </summary>
     internal static List<SafetensorsFile> OpenWeightFiles(string directory)
     {
         string single = Path.Combine(directory, SingleFileName);
@@ -61,14 +65,29 @@ public static class CheckpointLoader
         }
         if (!File.Exists(index))
         {
-            throw new CheckpointFormatException(single, $"missing: neither {SingleFileName} nor {ShardIndexName} is in the model directory");
+            // Older repositories publish only PyTorch's pickles, which a server should not unpickle.
+            string? pickle = new[] { "pytorch_model.bin", "pytorch_model.bin.index.json" }.FirstOrDefault(name => File.Exists(Path.Combine(directory, name)));
+            throw new CheckpointFormatException(single, pickle is null
+                ? $"missing: neither {SingleFileName} nor {ShardIndexName} is in the model directory"
+                : $"missing: the directory has only {pickle} (PyTorch pickle), which is not read; convert it to safetensors (transformers' save_pretrained writes them)");
         }
         var files = new List<SafetensorsFile>();
         try
         {
-            foreach (string shard in ReadShardNames(index))
+            foreach (IGrouping<string, string> shard in ReadWeightMap(index).GroupBy(entry => entry.Value, entry => entry.Key).OrderBy(g => g.Key, StringComparer.Ordinal))
             {
-                files.Add(SafetensorsFile.Open(Path.Combine(directory, shard)));
+                string shardPath = Path.Combine(directory, shard.Key);
+                if (!File.Exists(shardPath))
+                {
+                    throw new CheckpointFormatException(shardPath, $"missing: {ShardIndexName} names this shard but there is no such file");
+                }
+                SafetensorsFile file = SafetensorsFile.Open(shardPath);
+                files.Add(file);
+                string? absent = shard.FirstOrDefault(name => !file.Tensors.ContainsKey(name));
+                if (absent is not null)
+                {
+                    throw new CheckpointFormatException(shardPath, $"tensor '{absent}' is missing, though {ShardIndexName} puts it in this shard");
+                }
             }
         }
         catch
@@ -79,34 +98,38 @@ public static class CheckpointLoader
         return files;
     }
 
-    private static IEnumerable<string> ReadShardNames(string indexPath)
+    /// <summary>The index's weight_map: tensor name to shard file name.</summary>
+    private static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
         try
         {
             using JsonDocument document = JsonDocument.Parse(File.ReadAllText(indexPath));
-            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement weightMap) || weightMap.ValueKind != JsonValueKind.Object)
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("weight_map", out JsonElement weightMap) || weightMap.ValueKind != JsonValueKind.Object)
             {
                 throw new CheckpointFormatException(indexPath, "no \"weight_map\" object");
             }
-            var shards = new SortedSet<string>(StringComparer.Ordinal);
+            var shards = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (JsonProperty entry in weightMap.EnumerateObject())
             {
-                string shard = entry.Value.GetString() ?? throw new CheckpointFormatException(indexPath, $"weight_map entry '{entry.Name}' is not a file name");
+                string shard = entry.Value.ValueKind == JsonValueKind.String && entry.Value.GetString() is { Length: > 0 } name
+                    ? name
+                    : throw new CheckpointFormatException(indexPath, $"weight_map entry '{entry.Name}' is not a file name");
                 if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
                 {
                     throw new CheckpointFormatException(indexPath, $"weight_map entry '{entry.Name}' points outside the model directory");
                 }
-                shards.Add(shard);
+                shards[entry.Name] = shard;
+            }
+            if (shards.Count == 0)
+            {
+                throw new CheckpointFormatException(indexPath, "weight_map names no tensors");
             }
             return shards;
         }
         catch (JsonException e)
         {
             throw new CheckpointFormatException(indexPath, $"not valid JSON ({e.Message})");
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new CheckpointFormatException(indexPath, $"unexpected content ({e.Message})");
         }
     }
 

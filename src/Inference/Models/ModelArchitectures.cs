@@ -82,6 +82,6 @@ public static class ModelArchitectures
             found = Known[0];
         }
         return found ?? throw new CheckpointFormatException(configPath,
-            $"unsupported architecture '{className ?? modelType}' (model_type '{modelType}'); supported: {Supported}");
+            $"unsupported architecture '{className ?? modelType}'{(modelType is null ? "" : $" (model_type '{modelType}')")}; supported: {Supported}");
     }
 }

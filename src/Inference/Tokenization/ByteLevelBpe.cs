@@ -53,6 +53,17 @@ internal sealed class ByteLevelBpe
             }
         }
 
+        Merge(count, ids, workspace, cancellationToken);
+    }
+
+    /// <summary>
+    /// Merges the first <paramref name="count"/> of <paramref name="workspace"/>'s symbols, whose ids the caller
+    /// has set (SentencePiece-style BPE starts from one symbol per character or fallback byte, not per byte),
+    /// and appends the result to <paramref name="ids"/>.
+    /// </summary>
+    public void Merge(int count, List<int> ids, Workspace workspace, CancellationToken cancellationToken)
+    {
+        Symbol[] symbols = workspace.Symbols;
         if (count <= 1)
         {
             if (count == 1)

@@ -6,8 +6,9 @@ using Microsoft.ML.Tokenizers;
 namespace LlmServer.Inference.Tokenization;
 
 /// <summary>
-/// A byte-level BPE tokenizer loaded from a Hugging Face <c>tokenizer.json</c> (+ <c>tokenizer_config.json</c>),
-/// as Llama 3, Qwen2/2.5/3 and SmolLM2 publish them. Everything that differs between families comes from the
+/// A BPE tokenizer loaded from a Hugging Face <c>tokenizer.json</c> (+ <c>tokenizer_config.json</c>): byte-level,
+/// as Llama 3, Qwen2/2.5/3 and SmolLM2 publish them, or SentencePiece-style with byte fallback, as Llama 2,
+/// TinyLlama and Mistral 7B do. Everything that differs between families comes from the
 /// files: the vocabulary and merges, the pre-tokenizer's split regex, the NFC normalizer, the added tokens
 /// and their <c>special</c> flag, the post-processor's template (Llama 3's &lt;|begin_of_text|&gt;) and
 /// <c>clean_up_tokenization_spaces</c>. Instances are immutable and safe to share between threads.
@@ -18,10 +19,15 @@ namespace LlmServer.Inference.Tokenization;
 /// byte-level symbols and merged. Words up to <see cref="Gpt2Tokenizer.LibraryWordBytes"/> bytes are merged by
 /// Microsoft.ML.Tokenizers' <c>BpeTokenizer</c>; longer ones by <see cref="ByteLevelBpe"/>, whose cost stays
 /// O(n log n) in the word's length where the library's is quadratic (see <see cref="Gpt2Tokenizer"/>).
+/// SentencePiece-style files (a Metaspace pre-tokenizer, or none with Llama 2's Prepend("▁") + Replace(" ", "▁")
+/// normalizer) go through <see cref="SentencePieceBpe"/> instead of the split regex and byte-level merges, and
+/// decode through their decoder chain (<see cref="SentencePieceDecoder"/>). Each token's bytes are its text with
+/// "▁" as a space and &lt;0xNN&gt; as that byte, so streams concatenate them; <see cref="Decode(IEnumerable{int}, bool, bool?)"/>
+/// is Hugging Face's decode, which also drops the text's leading space (Strip).
 /// Not implemented, and refused at load with the file and feature named: other model types (WordPiece,
-/// Unigram, SentencePiece-style Metaspace as Mistral/Llama 2 use), byte_fallback, normalizers other than NFC,
-/// added tokens with lstrip/rstrip/single_word. Added tokens marked <c>normalized</c> are matched in the raw
-/// text like the others (tokenizers matches them after normalization; the same for NFC-stable token text).
+/// Unigram), other normalizers, pre-tokenizers and decoders, added tokens with lstrip/rstrip/single_word.
+/// Added tokens marked <c>normalized</c> are matched in the raw text like the others (tokenizers matches them
+/// after normalization; the same for NFC-stable token text).
 /// </remarks>
 public sealed class HuggingFaceTokenizer : ITokenizer
 {
@@ -42,13 +48,18 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     ];
 
     private readonly Dictionary<string, int> _vocabulary;
-    private readonly BpeTokenizer _libraryBpe;
+    private readonly BpeTokenizer? _libraryBpe;
+    private readonly SentencePieceBpe? _sentencePiece;
+    private readonly SentencePieceDecoder? _sentencePieceDecoder;
+    private readonly string[]? _tokenStrings;
     private readonly ByteLevelBpe _bpe;
     private readonly bool _ignoreMerges;
     private readonly bool _normalizeNfc;
-    private readonly CodePointRegexSplitter _splitter;
+    private readonly CodePointRegexSplitter? _splitter;
     private readonly AddedTokenMatcher _allAddedTokens;
     private readonly AddedTokenMatcher _nonSpecialAddedTokens;
+    private readonly AddedTokenMatcher? _allNormalizedAddedTokens;
+    private readonly AddedTokenMatcher? _nonSpecialNormalizedAddedTokens;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
     private readonly bool _cleanUpTokenizationSpaces;
@@ -60,11 +71,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
     private HuggingFaceTokenizer(
         Dictionary<string, int> vocabulary,
-        BpeTokenizer libraryBpe,
+        BpeTokenizer? libraryBpe,
+        (SentencePieceBpe Encoder, SentencePieceDecoder Decoder)? sentencePiece,
         ByteLevelBpe bpe,
         bool ignoreMerges,
         bool normalizeNfc,
-        CodePointRegexSplitter splitter,
+        CodePointRegexSplitter? splitter,
         IReadOnlyList<AddedToken> addedTokens,
         int[] prefixIds,
         int[] suffixIds,
@@ -76,12 +88,32 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     {
         _vocabulary = vocabulary;
         _libraryBpe = libraryBpe;
+        _sentencePiece = sentencePiece?.Encoder;
+        _sentencePieceDecoder = sentencePiece?.Decoder;
         _bpe = bpe;
         _ignoreMerges = ignoreMerges;
         _normalizeNfc = normalizeNfc;
         _splitter = splitter;
-        _allAddedTokens = new AddedTokenMatcher(addedTokens);
-        _nonSpecialAddedTokens = new AddedTokenMatcher(addedTokens.Where(token => !token.Special));
+        if (_sentencePiece is not null && addedTokens.Any(token => token.Normalized))
+        {
+            // As tokenizers: normalized tokens are looked for in each normalized stretch between the others, as
+            // their content normalized (Llama 2's "<s>" is then "▁<s>").
+            var raw = addedTokens.Where(token => !token.Normalized).ToList();
+            var normalized = addedTokens.Where(token => token.Normalized)
+                .Select(token => token with { Content = _sentencePiece.Normalize(token.Content) })
+                .Where(token => token.Content.Length > 0)
+                .ToList();
+            _allAddedTokens = new AddedTokenMatcher(raw);
+            _nonSpecialAddedTokens = new AddedTokenMatcher(raw.Where(token => !token.Special));
+            _allNormalizedAddedTokens = new AddedTokenMatcher(normalized);
+            _nonSpecialNormalizedAddedTokens = new AddedTokenMatcher(normalized.Where(token => !token.Special));
+        }
+        else
+        {
+            _allAddedTokens = new AddedTokenMatcher(addedTokens);
+            _nonSpecialAddedTokens = new AddedTokenMatcher(addedTokens.Where(token => !token.Special));
+        }
+
         _prefixIds = prefixIds;
         _suffixIds = suffixIds;
         _cleanUpTokenizationSpaces = cleanUpTokenizationSpaces;
@@ -95,7 +127,22 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         var bytesById = new byte[idCount][];
         foreach ((string token, int id) in vocabulary)
         {
-            bytesById[id] = ByteLevelBytes(token);
+            bytesById[id] = _sentencePieceDecoder?.TokenBytes(token) ?? ByteLevelBytes(token);
+        }
+
+        if (_sentencePieceDecoder is not null)
+        {
+            // Hugging Face's decode runs the decoder over token strings, so keep them.
+            _tokenStrings = new string[idCount];
+            foreach ((string token, int id) in vocabulary)
+            {
+                _tokenStrings[id] = token;
+            }
+
+            foreach (AddedToken token in addedTokens)
+            {
+                _tokenStrings[token.Id] = token.Content;
+            }
         }
 
         _isSpecialId = new bool[idCount];
@@ -118,6 +165,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             _tokenByteOffsets[id + 1] = _tokenByteOffsets[id] + length;
         }
 
+        if (_tokenStrings is not null)
+        {
+            // A SentencePiece token covers its string in the text too: a literal "▁" there is 3 bytes, not a space's 1.
+            longest = Math.Max(longest, _tokenStrings.Max(token => token is null ? 0 : Encoding.UTF8.GetByteCount(token)));
+        }
+
         MaxTokenByteLength = longest;
         _tokenBytes = new byte[_tokenByteOffsets[idCount]];
         for (int id = 0; id < idCount; id++)
@@ -127,7 +180,9 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     }
 
     /// <summary>One entry of tokenizer.json's <c>added_tokens</c>.</summary>
-    public sealed record AddedToken(int Id, string Content, bool Special);
+    /// <param name="Normalized">Matched in the normalized text, by its normalized content (tokenizers' split_normalized_trie);
+    /// only SentencePiece-style files, whose normalizer changes text, treat it apart.</param>
+    public sealed record AddedToken(int Id, string Content, bool Special, bool Normalized = false);
 
     public int VocabSize { get; }
 
@@ -172,22 +227,29 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         string modelType = model.TryGetProperty("type", out JsonElement typeElement) ? typeElement.GetString() ?? "" : "BPE";
         if (modelType != "BPE")
         {
-            throw new InvalidDataException($"'{path}': tokenizer model type '{modelType}' is not supported (only byte-level BPE).");
+            throw new InvalidDataException($"'{path}': tokenizer model type '{modelType}' is not supported (only BPE).");
         }
 
-        RequireFalse(model, "byte_fallback", path);
         RequireEmpty(model, "continuing_subword_prefix", path);
         RequireEmpty(model, "end_of_word_suffix", path);
         bool ignoreMerges = model.TryGetProperty("ignore_merges", out JsonElement ignore) && ignore.ValueKind == JsonValueKind.True;
 
         Dictionary<string, int> vocabulary = ReadVocabulary(model, path);
         List<string> merges = ReadMerges(model, path);
-        bool normalizeNfc = ReadNormalizer(root, path);
-        string pattern = ReadSplitPattern(root, path);
+        List<SentencePieceBpe.NormalizerStep> normalizer = ReadNormalizer(root, path);
+        bool sentencePieceStyle = IsSentencePieceStyle(root, normalizer);
+        bool normalizeNfc = normalizer.Any(step => step is SentencePieceBpe.Nfc);
+        string? pattern = null;
+        if (!sentencePieceStyle)
+        {
+            RequireFalse(model, "byte_fallback", path);
+            pattern = ReadSplitPattern(root, path);
+        }
+
         List<AddedToken> addedTokens = ReadAddedTokens(root, path);
         var addedIdByContent = addedTokens.ToDictionary(token => token.Content, token => token.Id, StringComparer.Ordinal);
         (int[] prefixIds, int[] suffixIds, bool hasTemplate) = ReadPostProcessor(root, path, addedIdByContent, vocabulary);
-        ReadDecoder(root, path);
+        SentencePieceDecoder? sentencePieceDecoder = ReadDecoder(root, path, sentencePieceStyle);
 
         TokenizerConfig config = ReadConfig(directory);
         int TokenId(string token) =>
@@ -213,11 +275,32 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             }
         }
 
-        var splitter = new CodePointRegexSplitter(pattern);
         ByteLevelBpe bpe = BuildBpe(vocabulary, merges, path);
+        if (sentencePieceStyle)
+        {
+            var encoder = new SentencePieceBpe(
+                vocabulary,
+                bpe,
+                model.TryGetProperty("byte_fallback", out JsonElement fallback) && fallback.ValueKind == JsonValueKind.True,
+                ReadUnknownId(model, vocabulary, path),
+                model.TryGetProperty("fuse_unk", out JsonElement fuse) && fuse.ValueKind == JsonValueKind.True,
+                ignoreMerges,
+                normalizer,
+                ReadMetaspace(root, path));
+            return new HuggingFaceTokenizer(
+                vocabulary, null, (encoder, sentencePieceDecoder!), bpe, ignoreMerges, normalizeNfc, null, addedTokens, prefixIds, suffixIds,
+                config.CleanUpTokenizationSpaces, endOfText, endOfTextId, beginningOfTextId, ReadGenerationEndIds(directory));
+        }
+
+        if (normalizer.Any(step => step is not SentencePieceBpe.Nfc))
+        {
+            throw new InvalidDataException($"'{path}': normalizer '{normalizer.First(step => step is not SentencePieceBpe.Nfc).GetType().Name}' is not supported with a byte-level pre-tokenizer (only NFC).");
+        }
+
+        var splitter = new CodePointRegexSplitter(pattern!);
         BpeTokenizer libraryBpe = BpeTokenizer.Create(new BpeOptions(vocabulary) { Merges = merges, ByteLevel = true });
         return new HuggingFaceTokenizer(
-            vocabulary, libraryBpe, bpe, ignoreMerges, normalizeNfc, splitter, addedTokens, prefixIds, suffixIds,
+            vocabulary, libraryBpe, null, bpe, ignoreMerges, normalizeNfc, splitter, addedTokens, prefixIds, suffixIds,
             config.CleanUpTokenizationSpaces, endOfText, endOfTextId, beginningOfTextId, ReadGenerationEndIds(directory));
     }
 
@@ -261,25 +344,43 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             (int matchStart, int matchLength, int matchId) = matcher.FindNext(text, position);
             int segmentEnd = matchStart < 0 ? text.Length : matchStart;
             string segment = text[position..segmentEnd];
-            if (_normalizeNfc && !segment.IsNormalized(NormalizationForm.FormC))
+            if (_sentencePiece is not null)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                EncodeSentencePieceSegment(
+                    segment,
+                    atTextStart: position == 0,
+                    splitSpecialTokens ? _nonSpecialNormalizedAddedTokens : _allNormalizedAddedTokens,
+                    ids,
+                    workspace,
+                    cancellationToken);
+                if (ids.Count > maxTokens)
+                {
+                    return ids;
+                }
+            }
+            else if (_normalizeNfc && !segment.IsNormalized(NormalizationForm.FormC))
             {
                 segment = segment.Normalize(NormalizationForm.FormC);
             }
 
-            pieces.Clear();
-            _splitter.Split(segment, pieces);
-            foreach ((int start, int length) in pieces)
+            if (_sentencePiece is null)
             {
-                if (++words == CancellationCheckInterval)
+                pieces.Clear();
+                _splitter!.Split(segment, pieces);
+                foreach ((int start, int length) in pieces)
                 {
-                    words = 0;
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
+                    if (++words == CancellationCheckInterval)
+                    {
+                        words = 0;
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
 
-                EncodeWord(segment.AsSpan(start, length), ids, workspace, ref wordBytes, cancellationToken);
-                if (ids.Count > maxTokens)
-                {
-                    return ids;
+                    EncodeWord(segment.AsSpan(start, length), ids, workspace, ref wordBytes, cancellationToken);
+                    if (ids.Count > maxTokens)
+                    {
+                        return ids;
+                    }
                 }
             }
 
@@ -303,6 +404,36 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         }
 
         return ids;
+    }
+
+    /// <summary>
+    /// SentencePiece-style: the stretch between two added tokens is normalized, cut at the normalized added tokens
+    /// found in it, and each piece is pre-tokenized and merged as a unit.
+    /// </summary>
+    private void EncodeSentencePieceSegment(
+        string segment, bool atTextStart, AddedTokenMatcher? normalizedTokens, List<int> ids, ByteLevelBpe.Workspace workspace, CancellationToken cancellationToken)
+    {
+        if (segment.Length == 0)
+        {
+            return;
+        }
+
+        string normalized = _sentencePiece!.Normalize(segment);
+        int position = 0;
+        while (position < normalized.Length)
+        {
+            (int matchStart, int matchLength, int matchId) = normalizedTokens?.FindNext(normalized, position) ?? (-1, 0, 0);
+            int end = matchStart < 0 ? normalized.Length : matchStart;
+            // Only a piece that starts the input is at its start (what Metaspace's "first" scheme asks).
+            _sentencePiece.EncodeNormalized(normalized[position..end], atTextStart && position == 0, ids, workspace, cancellationToken);
+            if (matchStart < 0)
+            {
+                break;
+            }
+
+            ids.Add(matchId);
+            position = matchStart + matchLength;
+        }
     }
 
     private void EncodeWord(ReadOnlySpan<char> chars, List<int> ids, ByteLevelBpe.Workspace workspace, ref byte[] wordBytes, CancellationToken cancellationToken)
@@ -332,7 +463,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
         if (byteCount <= Gpt2Tokenizer.LibraryWordBytes)
         {
-            ids.AddRange(_libraryBpe.EncodeToIds(chars, considerPreTokenization: false, considerNormalization: false));
+            ids.AddRange(_libraryBpe!.EncodeToIds(chars, considerPreTokenization: false, considerNormalization: false));
             return;
         }
 
@@ -342,6 +473,12 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     public long MinTokenCount(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (_sentencePiece is { FusesUnknownRuns: true })
+        {
+            // A run of characters the vocabulary lacks (and cannot byte-fall-back) is one unk, however long.
+            return text.Length == 0 ? 0 : 1;
+        }
+
         long bytes = Encoding.UTF8.GetByteCount(text);
         return (bytes + MaxTokenByteLength - 1) / MaxTokenByteLength;
     }
@@ -349,16 +486,50 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     /// <summary>
     /// The plain inverse of encoding: every token's bytes (special ones included), decoded as UTF-8, with no
     /// clean-up, so that it equals what <see cref="IncrementalDetokenizer"/> streams (and what vLLM streams:
-    /// its incremental detokenizer applies no clean-up either).
+    /// its incremental detokenizer applies no clean-up either). For a byte-level file this is
+    /// <see cref="Decode(IEnumerable{int}, bool, bool?)"/> without clean-up; for a SentencePiece-style one it keeps
+    /// the leading space of a first "▁" token, as a stream after the prompt's BOS shows it (Hugging Face's decode
+    /// strips it).
     /// </summary>
-    public string Decode(IEnumerable<int> ids) => Decode(ids, skipSpecialTokens: false, cleanUpTokenizationSpaces: false);
+    public string Decode(IEnumerable<int> ids) => ConcatenateTokenBytes(ids, skipSpecialTokens: false);
 
     /// <summary>
     /// Decodes as Hugging Face's <c>decode</c> does: byte-level tokens back to UTF-8 (U+FFFD for malformed
-    /// sequences), added tokens as their text or skipped when special and <paramref name="skipSpecialTokens"/>,
-    /// then tokenizer_config.json's <c>clean_up_tokenization_spaces</c> unless <paramref name="cleanUpTokenizationSpaces"/> says otherwise.
+    /// sequences), or a SentencePiece-style file's decoder chain over the token strings; added tokens as their
+    /// text or skipped when special and <paramref name="skipSpecialTokens"/>; then tokenizer_config.json's
+    /// <c>clean_up_tokenization_spaces</c> unless <paramref name="cleanUpTokenizationSpaces"/> says otherwise.
     /// </summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens, bool? cleanUpTokenizationSpaces = null)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        string text;
+        if (_sentencePieceDecoder is not null)
+        {
+            var tokens = new List<string>();
+            foreach (int id in ids)
+            {
+                if (!IsValidId(id))
+                {
+                    throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id {id} is not in the vocabulary.");
+                }
+
+                if (!(skipSpecialTokens && _isSpecialId[id]))
+                {
+                    tokens.Add(_tokenStrings![id]);
+                }
+            }
+
+            text = _sentencePieceDecoder.Decode(tokens);
+        }
+        else
+        {
+            text = ConcatenateTokenBytes(ids, skipSpecialTokens);
+        }
+
+        return cleanUpTokenizationSpaces ?? _cleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+    }
+
+    private string ConcatenateTokenBytes(IEnumerable<int> ids, bool skipSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(ids);
         int initialCapacity = ids.TryGetNonEnumeratedCount(out int count) ? (int)Math.Clamp(count * 4L, 16, 1 << 20) : 256;
@@ -386,8 +557,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
                 length += bytes.Length;
             }
 
-            string text = Utf8WithReplacement.GetString(buffer, 0, length);
-            return cleanUpTokenizationSpaces ?? _cleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+            return Utf8WithReplacement.GetString(buffer, 0, length);
         }
         finally
         {
@@ -585,34 +755,108 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         return merges;
     }
 
-    /// <summary>True for an NFC normalizer; none is fine too; anything else is refused by name.</summary>
-    private static bool ReadNormalizer(JsonElement root, string path)
+    /// <summary>The normalizer's steps: NFC (Qwen), Llama 2's Prepend + Replace, or none; anything else is refused by name.</summary>
+    private static List<SentencePieceBpe.NormalizerStep> ReadNormalizer(JsonElement root, string path)
     {
+        var steps = new List<SentencePieceBpe.NormalizerStep>();
         if (!root.TryGetProperty("normalizer", out JsonElement normalizer) || normalizer.ValueKind == JsonValueKind.Null)
         {
-            return false;
+            return steps;
         }
 
-        string type = TypeOf(normalizer);
-        if (type == "NFC")
+        var items = TypeOf(normalizer) == "Sequence" && normalizer.TryGetProperty("normalizers", out JsonElement list) && list.ValueKind == JsonValueKind.Array
+            ? list.EnumerateArray().ToList()
+            : [normalizer];
+        foreach (JsonElement item in items)
         {
-            return true;
-        }
-
-        if (type == "Sequence" && normalizer.TryGetProperty("normalizers", out JsonElement list) && list.ValueKind == JsonValueKind.Array)
-        {
-            bool nfc = false;
-            foreach (JsonElement item in list.EnumerateArray())
+            string type = TypeOf(item);
+            steps.Add(type switch
             {
-                nfc |= TypeOf(item) == "NFC"
-                    ? true
-                    : throw new InvalidDataException($"'{path}': normalizer '{TypeOf(item)}' is not supported (only NFC).");
-            }
-
-            return nfc;
+                "NFC" => new SentencePieceBpe.Nfc(),
+                "Prepend" when item.TryGetProperty("prepend", out JsonElement prepend) && prepend.ValueKind == JsonValueKind.String =>
+                    new SentencePieceBpe.Prepend(prepend.GetString()!),
+                "Replace" => new SentencePieceBpe.Replace(LiteralPattern(item, "normalizer", path), item.GetProperty("content").GetString() ?? ""),
+                _ => throw new InvalidDataException($"'{path}': normalizer '{type}' is not supported (NFC, Prepend, Replace)."),
+            });
         }
 
-        throw new InvalidDataException($"'{path}': normalizer '{type}' is not supported (only NFC).");
+        return steps;
+    }
+
+    /// <summary>A Replace step's pattern, which must be a literal string (a regex pattern is refused).</summary>
+    private static string LiteralPattern(JsonElement step, string kind, string path) =>
+        step.TryGetProperty("pattern", out JsonElement pattern) && pattern.ValueKind == JsonValueKind.Object
+            && pattern.TryGetProperty("String", out JsonElement literal) && literal.ValueKind == JsonValueKind.String && literal.GetString()!.Length > 0
+            ? literal.GetString()!
+            : throw new InvalidDataException($"'{path}': a Replace {kind} with pattern {(step.TryGetProperty("pattern", out JsonElement p) ? p.GetRawText() : "(none)")} is not supported (only a literal String).");
+
+    /// <summary>
+    /// SentencePiece-style: a Metaspace pre-tokenizer (Mistral v0.3, files converted with legacy=False), or no
+    /// pre-tokenizer with a normalizer that does the "▁" work (Llama 2, TinyLlama, Mistral v0.1).
+    /// </summary>
+    private static bool IsSentencePieceStyle(JsonElement root, List<SentencePieceBpe.NormalizerStep> normalizer)
+    {
+        bool hasPreTokenizer = root.TryGetProperty("pre_tokenizer", out JsonElement preTokenizer) && preTokenizer.ValueKind != JsonValueKind.Null;
+        return hasPreTokenizer
+            ? TypeOf(preTokenizer) == "Metaspace"
+            : normalizer.Any(step => step is SentencePieceBpe.Prepend or SentencePieceBpe.Replace);
+    }
+
+    /// <summary>The Metaspace pre-tokenizer's options; null when the file has no pre-tokenizer.</summary>
+    private static SentencePieceBpe.MetaspaceOptions? ReadMetaspace(JsonElement root, string path)
+    {
+        if (!root.TryGetProperty("pre_tokenizer", out JsonElement step) || step.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        char replacement = ReadReplacement(step, "pre-tokenizer", path);
+        SentencePieceBpe.PrependScheme scheme = ReadPrependScheme(step, "pre-tokenizer", path);
+        // tokenizers' default for a file without the key (written before it existed) is to split.
+        bool split = !step.TryGetProperty("split", out JsonElement splitElement) || splitElement.ValueKind != JsonValueKind.False;
+        return new SentencePieceBpe.MetaspaceOptions(replacement, scheme, split);
+    }
+
+    private static char ReadReplacement(JsonElement step, string kind, string path)
+    {
+        string replacement = step.TryGetProperty("replacement", out JsonElement value) && value.ValueKind == JsonValueKind.String
+            ? value.GetString()!
+            : SentencePieceBpe.SpaceSymbol.ToString();
+        return replacement.Length == 1
+            ? replacement[0]
+            : throw new InvalidDataException($"'{path}': Metaspace {kind} replacement '{replacement}' is not one character.");
+    }
+
+    /// <summary>prepend_scheme, or for older files add_prefix_space (true: always, false: never).</summary>
+    private static SentencePieceBpe.PrependScheme ReadPrependScheme(JsonElement step, string kind, string path)
+    {
+        if (step.TryGetProperty("prepend_scheme", out JsonElement scheme) && scheme.ValueKind == JsonValueKind.String)
+        {
+            return scheme.GetString() switch
+            {
+                "always" => SentencePieceBpe.PrependScheme.Always,
+                "first" => SentencePieceBpe.PrependScheme.First,
+                "never" => SentencePieceBpe.PrependScheme.Never,
+                var other => throw new InvalidDataException($"'{path}': Metaspace {kind} prepend_scheme '{other}' is not supported (always, first, never)."),
+            };
+        }
+
+        return step.TryGetProperty("add_prefix_space", out JsonElement add) && add.ValueKind == JsonValueKind.False
+            ? SentencePieceBpe.PrependScheme.Never
+            : SentencePieceBpe.PrependScheme.Always;
+    }
+
+    /// <summary>model.unk_token's id, or -1 when the file names none.</summary>
+    private static int ReadUnknownId(JsonElement model, Dictionary<string, int> vocabulary, string path)
+    {
+        if (!model.TryGetProperty("unk_token", out JsonElement unk) || unk.ValueKind != JsonValueKind.String)
+        {
+            return -1;
+        }
+
+        return vocabulary.TryGetValue(unk.GetString()!, out int id)
+            ? id
+            : throw new InvalidDataException($"'{path}': model.unk_token '{unk.GetString()}' is not in model.vocab.");
     }
 
     /// <summary>
@@ -698,6 +942,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             int id = entry.GetProperty("id").GetInt32();
             string content = entry.GetProperty("content").GetString() ?? "";
             bool special = entry.TryGetProperty("special", out JsonElement s) && s.ValueKind == JsonValueKind.True;
+            bool normalized = entry.TryGetProperty("normalized", out JsonElement n) && n.ValueKind == JsonValueKind.True;
             foreach (string flag in new[] { "lstrip", "rstrip", "single_word" })
             {
                 if (entry.TryGetProperty(flag, out JsonElement value) && value.ValueKind == JsonValueKind.True)
@@ -708,7 +953,7 @@ public sealed class HuggingFaceTokenizer : ITokenizer
 
             if (content.Length > 0)
             {
-                tokens.Add(new AddedToken(id, content, special));
+                tokens.Add(new AddedToken(id, content, special, normalized));
             }
         }
 
@@ -767,12 +1012,57 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         return ([], [], false);
     }
 
-    private static void ReadDecoder(JsonElement root, string path)
+    /// <summary>
+    /// Byte-level files: a ByteLevel decoder (or none). SentencePiece-style files: a Sequence of Replace,
+    /// ByteFallback, Fuse, Strip and Metaspace steps, or one of them; returned for decoding.
+    /// </summary>
+    private static SentencePieceDecoder? ReadDecoder(JsonElement root, string path, bool sentencePieceStyle)
     {
-        if (root.TryGetProperty("decoder", out JsonElement decoder) && decoder.ValueKind != JsonValueKind.Null && TypeOf(decoder) != "ByteLevel")
+        bool hasDecoder = root.TryGetProperty("decoder", out JsonElement decoder) && decoder.ValueKind != JsonValueKind.Null;
+        if (!sentencePieceStyle)
         {
-            throw new InvalidDataException($"'{path}': decoder '{TypeOf(decoder)}' is not supported (only ByteLevel).");
+            if (hasDecoder && TypeOf(decoder) != "ByteLevel")
+            {
+                throw new InvalidDataException($"'{path}': decoder '{TypeOf(decoder)}' is not supported with a byte-level pre-tokenizer (only ByteLevel).");
+            }
+
+            return null;
         }
+
+        if (!hasDecoder)
+        {
+            throw new InvalidDataException($"'{path}' has no decoder; a SentencePiece-style tokenizer needs one (Replace, ByteFallback, Fuse, Strip or Metaspace).");
+        }
+
+        var items = TypeOf(decoder) == "Sequence" && decoder.TryGetProperty("decoders", out JsonElement list) && list.ValueKind == JsonValueKind.Array
+            ? list.EnumerateArray().ToList()
+            : [decoder];
+        var steps = new List<SentencePieceDecoder.Step>();
+        foreach (JsonElement item in items)
+        {
+            string type = TypeOf(item);
+            steps.Add(type switch
+            {
+                "Replace" => new SentencePieceDecoder.Replace(LiteralPattern(item, "decoder", path), item.GetProperty("content").GetString() ?? ""),
+                "ByteFallback" => new SentencePieceDecoder.ByteFallback(),
+                "Fuse" => new SentencePieceDecoder.Fuse(),
+                "Strip" => new SentencePieceDecoder.Strip(StripContent(item, path), Count(item, "start"), Count(item, "stop")),
+                "Metaspace" => new SentencePieceDecoder.Metaspace(
+                    ReadReplacement(item, "decoder", path),
+                    ReadPrependScheme(item, "decoder", path) != SentencePieceBpe.PrependScheme.Never),
+                _ => throw new InvalidDataException($"'{path}': decoder '{type}' is not supported with a SentencePiece-style tokenizer (Replace, ByteFallback, Fuse, Strip, Metaspace)."),
+            });
+        }
+
+        return new SentencePieceDecoder(steps);
+
+        static int Count(JsonElement step, string name) =>
+            step.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int count) && count >= 0 ? count : 0;
+
+        static char StripContent(JsonElement step, string path) =>
+            step.TryGetProperty("content", out JsonElement content) && content.ValueKind == JsonValueKind.String && content.GetString()!.Length == 1
+                ? content.GetString()![0]
+                : throw new InvalidDataException($"'{path}': a Strip decoder's content must be one character.");
     }
 
     /// <summary>generation_config.json's <c>eos_token_id</c>: one id or a list; none when the file or key is absent.</summary>

@@ -14,13 +14,13 @@ public static class ServeCommandLine
 
     public static readonly IReadOnlyList<CommandLineFlag> Flags =
     [
-        Flag("--model", nameof(ServerOptions.Model), "Hugging Face GPT-2 model directory (config.json, *.safetensors, vocab.json, merges.txt)", "the bundled demo model, models/demo"),
+        Flag("--model", nameof(ServerOptions.Model), "Hugging Face model directory as published: config.json, *.safetensors, tokenizer.json (or GPT-2's vocab.json + merges.txt)", "the bundled demo model, models/demo"),
         Flag("--served-model-name", nameof(ServerOptions.ServedModelName), "name clients use in \"model\"", "the model directory's name"),
         Flag("--host", nameof(ServerOptions.Host), "address to listen on (0.0.0.0 for all interfaces)", Defaults.Host),
         Flag("--port", nameof(ServerOptions.Port), "port to listen on", Defaults.Port.ToString()),
         Flag("--device", nameof(ServerOptions.Device), "cpu, cuda or cuda:N", Defaults.Device),
         Flag("--dtype", nameof(ServerOptions.Dtype), "auto (float32 on CPU, bfloat16 on CUDA), float32, float16, bfloat16", Defaults.Dtype),
-        Flag("--max-model-len", nameof(ServerOptions.MaxModelLen), "longest prompt + completion in tokens", "the model's n_positions"),
+        Flag("--max-model-len", nameof(ServerOptions.MaxModelLen), "longest prompt + completion in tokens", "the model's max_position_embeddings (GPT-2: n_positions)"),
         Flag("--kv-cache-memory", nameof(ServerOptions.KvCacheMemory), "KV cache size: 2GiB, 512MB, or a fraction (0.5) of the memory left after the weights", Defaults.KvCacheMemory),
         Flag("--no-prefix-caching", nameof(ServerOptions.NoPrefixCaching), "do not reuse the KV blocks of repeated prompt prefixes", "prefix caching on") with { IsSwitch = true },
         Flag("--max-queue", nameof(ServerOptions.MaxQueue), "requests that may wait beyond --max-num-seqs; more get 429", Defaults.MaxQueue.ToString()),
@@ -107,7 +107,7 @@ public static class ServeCommandLine
         var text = new StringBuilder();
         text.AppendLine("Usage: llmserver [serve] [--model DIR] [flags]");
         text.AppendLine();
-        text.AppendLine("Serves a Hugging Face GPT-2 checkpoint over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models).");
+        text.AppendLine("Serves a Hugging Face checkpoint (Llama 3.x, Qwen2/2.5, Qwen3, SmolLM2, Mistral, GPT-2) over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models).");
         text.AppendLine("Every flag can also be set in appsettings.json next to the executable (section \"Server\") or as an");
         text.AppendLine("environment variable, e.g. LLMSERVER_Server__Port=8080; flags win over the environment, which wins over the file.");
         text.AppendLine("A bad value, from any of them, is one line \"error: --flag: message\" and exit code 2.");

@@ -10,8 +10,8 @@ public sealed class ServerOptions
 {
     public const string Section = "Server";
 
-    /// <summary>A Hugging Face GPT-2 model directory; the bundled models/demo when not set and present.</summary>
-    [Required(ErrorMessage = "--model is required: the path of a Hugging Face GPT-2 model directory (models/demo, served by default, is not here)")]
+    /// <summary>A Hugging Face model directory of a supported architecture; the bundled models/demo when not set and present.</summary>
+    [Required(ErrorMessage = "--model is required: the path of a Hugging Face model directory (models/demo, served by default, is not here)")]
     public string? Model { get; set; }
 
     /// <summary>The name clients put in "model"; defaults to the model directory's name.</summary>

@@ -4,6 +4,7 @@ using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Models.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LlmServer.Inference.Tests.Models.CheckpointVariants;
 using TensorToWrite = LlmServer.Inference.Models.Safetensors.SafetensorsWriter.TensorToWrite;
 
 namespace LlmServer.Inference.Tests.Models;
@@ -16,45 +17,34 @@ public sealed class CheckpointLoaderTests : IDisposable
 {
     private const string Fixture = "gpt2-random-2l-64d";
     private static readonly long[] Probe = [15496, 11, 616, 1438, 318];
-    private readonly string _root = Directory.CreateTempSubdirectory("loader-tests-").FullName;
+    private readonly CheckpointVariants _variants = new();
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _variants.Dispose();
 
     [Fact]
     public void Keys_without_the_transformer_prefix_load_the_same_weights()
     {
-        string variant = WriteVariant("no-prefix", tensors => tensors.Select(t => t with { Name = t.Name["transformer.".Length..] }));
-        AssertSameLogits(variant);
+        string variant = _variants.WriteVariant(Fixture, "no-prefix", tensors => tensors.Select(t => t with { Name = t.Name["transformer.".Length..] }));
+        AssertSameLogits(Fixture, variant, Probe);
     }
 
     [Fact]
     public void Stored_attention_mask_buffers_are_ignored()
     {
-        string variant = WriteVariant("buffers", tensors => tensors.Concat(
+        string variant = _variants.WriteVariant(Fixture, "buffers", tensors => tensors.Concat(
         [
             Tensor("transformer.h.0.attn.bias", [1, 1, 128, 128], new float[128 * 128]),
             Tensor("transformer.h.1.attn.bias", [1, 1, 128, 128], new float[128 * 128]),
             Tensor("transformer.h.0.attn.masked_bias", [], [-1e4f]),
         ]));
-        AssertSameLogits(variant);
+        AssertSameLogits(Fixture, variant, Probe);
     }
 
     [Fact]
     public void A_sharded_checkpoint_with_an_index_loads_the_same_weights()
     {
-        string directory = CopyConfig("sharded");
-        List<TensorToWrite> tensors = ReadFixtureTensors();
-        var first = tensors.Where((_, i) => i % 2 == 0).ToList();
-        var second = tensors.Where((_, i) => i % 2 == 1).ToList();
-        SafetensorsWriter.Write(Path.Combine(directory, "model-00001-of-00002.safetensors"), first);
-        SafetensorsWriter.Write(Path.Combine(directory, "model-00002-of-00002.safetensors"), second);
-        var weightMap = new JsonObject();
-        first.ForEach(t => weightMap[t.Name] = "model-00001-of-00002.safetensors");
-        second.ForEach(t => weightMap[t.Name] = "model-00002-of-00002.safetensors");
-        File.WriteAllText(Path.Combine(directory, "model.safetensors.index.json"),
-            new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = weightMap }.ToJsonString());
-
-        AssertSameLogits(directory);
+        string directory = _variants.WriteShards(Fixture, "sharded", CheckpointVariants.ReadTensors(Fixture));
+        AssertSameLogits(Fixture, directory, Probe);
     }
 
     [Theory]
@@ -63,7 +53,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     public void Half_precision_tensors_are_widened_exactly_to_float32(ScalarType halfType, SafetensorsDtype stored)
     {
         using var scope = NewDisposeScope();
-        string variant = WriteVariant(stored.ToString(), tensors => tensors.Select(t =>
+        string variant = _variants.WriteVariant(Fixture, stored.ToString(), tensors => tensors.Select(t =>
         {
             Tensor original = FromBytes(t);
             return t with { Dtype = stored, Data = original.to(halfType).bytes.ToArray() };
@@ -83,7 +73,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void A_stored_lm_head_equal_to_wte_stays_tied()
     {
-        string variant = WriteVariant("tied-head", tensors =>
+        string variant = _variants.WriteVariant(Fixture, "tied-head", tensors =>
         {
             var list = tensors.ToList();
             TensorToWrite wte = list.Single(t => t.Name == "transformer.wte.weight");
@@ -91,7 +81,7 @@ public sealed class CheckpointLoaderTests : IDisposable
         });
         using Gpt2Model model = CheckpointLoader.Load(variant, ScalarType.Float32, CPU);
         Assert.DoesNotContain("lm_head.weight", model.state_dict().Keys);
-        AssertSameLogits(variant);
+        AssertSameLogits(Fixture, variant, Probe);
     }
 
     [Fact]
@@ -99,7 +89,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor head = torch.randn(50257, 64, generator: new Generator(7));
-        string variant = WriteVariant("own-head", tensors => tensors.Append(Tensor("lm_head.weight", [50257, 64], head.data<float>().ToArray())));
+        string variant = _variants.WriteVariant(Fixture, "own-head", tensors => tensors.Append(Tensor("lm_head.weight", [50257, 64], head.data<float>().ToArray())));
 
         using Gpt2Model model = CheckpointLoader.Load(variant, ScalarType.Float32, CPU);
         using var noGrad = torch.no_grad();
@@ -112,7 +102,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     {
         // nanoGPT-style checkpoints pad wte to 50304 rows; rows past the tokenizer's 50257 mean nothing.
         const int padded = 50304;
-        string variant = WriteVariant("padded-vocab", tensors => tensors.Select(t =>
+        string variant = _variants.WriteVariant(Fixture, "padded-vocab", tensors => tensors.Select(t =>
         {
             if (t.Name != "transformer.wte.weight")
             {
@@ -144,7 +134,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void A_truncated_weights_file_names_the_file_and_says_truncated()
     {
-        string directory = CopyConfig("truncated");
+        string directory = _variants.CopyConfig(Fixture, "truncated");
         string weights = Path.Combine(directory, "model.safetensors");
         byte[] bytes = File.ReadAllBytes(Path.Combine(TestFixtures.ModelDirectory(Fixture), "model.safetensors"));
         File.WriteAllBytes(weights, bytes[..(bytes.Length / 2)]);
@@ -156,7 +146,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void A_corrupt_header_names_the_file()
     {
-        string directory = CopyConfig("corrupt");
+        string directory = _variants.CopyConfig(Fixture, "corrupt");
         string weights = Path.Combine(directory, "model.safetensors");
         byte[] bytes = File.ReadAllBytes(Path.Combine(TestFixtures.ModelDirectory(Fixture), "model.safetensors"));
         bytes[8] = (byte)'#';   // first byte of the JSON header
@@ -169,11 +159,11 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void Missing_weights_and_missing_config_are_named()
     {
-        string noWeights = CopyConfig("no-weights");
+        string noWeights = _variants.CopyConfig(Fixture, "no-weights");
         var missingWeights = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(noWeights, ScalarType.Float32, CPU));
         AssertOneLine(missingWeights, Path.Combine(noWeights, "model.safetensors"), "missing");
 
-        string noConfig = WriteVariant("no-config", tensors => tensors);
+        string noConfig = _variants.WriteVariant(Fixture, "no-config", tensors => tensors);
         File.Delete(Path.Combine(noConfig, "config.json"));
         var missingConfig = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(noConfig, ScalarType.Float32, CPU));
         AssertOneLine(missingConfig, Path.Combine(noConfig, "config.json"), "missing");
@@ -182,7 +172,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void A_shape_that_disagrees_with_config_names_the_tensor_and_both_shapes()
     {
-        string variant = WriteVariant("shape", tensors => tensors, config => config["n_positions"] = 256);
+        string variant = _variants.WriteVariant(Fixture, "shape", tensors => tensors, config => config["n_positions"] = 256);
         var error = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(variant, ScalarType.Float32, CPU));
         AssertOneLine(error, Path.Combine(variant, "model.safetensors"), "transformer.wpe.weight");
         Assert.Contains("[128, 64]", error.Message);
@@ -192,7 +182,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void A_missing_tensor_is_named()
     {
-        string variant = WriteVariant("missing-tensor", tensors => tensors.Where(t => t.Name != "transformer.ln_f.weight"));
+        string variant = _variants.WriteVariant(Fixture, "missing-tensor", tensors => tensors.Where(t => t.Name != "transformer.ln_f.weight"));
         var error = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(variant, ScalarType.Float32, CPU));
         AssertOneLine(error, Path.Combine(variant, "model.safetensors"), "'ln_f.weight'");
     }
@@ -200,7 +190,7 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void An_unsupported_model_type_is_refused()
     {
-        string variant = WriteVariant("llama", tensors => tensors, config => config["model_type"] = "llama");
+        string variant = _variants.WriteVariant(Fixture, "llama", tensors => tensors, config => config["model_type"] = "llama");
         var error = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(variant, ScalarType.Float32, CPU));
         AssertOneLine(error, Path.Combine(variant, "config.json"), "unsupported model_type 'llama'");
     }
@@ -208,31 +198,16 @@ public sealed class CheckpointLoaderTests : IDisposable
     [Fact]
     public void Integer_weights_are_refused_with_the_tensor_name()
     {
-        string variant = WriteVariant("int-weights", tensors => tensors.Select(t => t.Name == "transformer.ln_f.bias"
+        string variant = _variants.WriteVariant(Fixture, "int-weights", tensors => tensors.Select(t => t.Name == "transformer.ln_f.bias"
             ? t with { Dtype = SafetensorsDtype.I32 }
             : t));
         var error = Assert.Throws<CheckpointFormatException>(() => CheckpointLoader.Load(variant, ScalarType.Float32, CPU));
         AssertOneLine(error, Path.Combine(variant, "model.safetensors"), "transformer.ln_f.bias");
     }
 
-    private static void AssertOneLine(CheckpointFormatException error, string path, string problem)
-    {
-        Assert.DoesNotContain('\n', error.Message);
-        Assert.StartsWith(path, error.Message);
-        Assert.Contains(problem, error.Message);
-    }
 
     private static Gpt2Model LoadFixture() => CheckpointLoader.Load(TestFixtures.ModelDirectory(Fixture), ScalarType.Float32, CPU);
 
-    private static void AssertSameLogits(string variant)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        using Gpt2Model expected = LoadFixture();
-        using Gpt2Model actual = CheckpointLoader.Load(variant, ScalarType.Float32, CPU);
-        Tensor ids = tensor(Probe).unsqueeze(0);                                    // (1, T)
-        Assert.True(expected.ForwardTraining(ids).allclose(actual.ForwardTraining(ids), rtol: 0, atol: 0), "logits differ from the fixture's");
-    }
 
     private static TensorToWrite Tensor(string name, long[] shape, float[] values)
     {
@@ -248,31 +223,6 @@ public sealed class CheckpointLoaderTests : IDisposable
         return result;
     }
 
-    private static List<TensorToWrite> ReadFixtureTensors()
-    {
-        using SafetensorsFile file = SafetensorsFile.Open(Path.Combine(TestFixtures.ModelDirectory(Fixture), "model.safetensors"));
-        return file.Tensors.Values.Select(t => new TensorToWrite(t.Name, t.Dtype, t.Shape, file.GetBytes(t).ToArray())).ToList();
-    }
 
-    private string CopyConfig(string name, Action<JsonObject>? editConfig = null)
-    {
-        string directory = Path.Combine(_root, name);
-        Directory.CreateDirectory(directory);
-        string source = TestFixtures.ModelDirectory(Fixture);
-        foreach (string file in new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" })
-        {
-            File.Copy(Path.Combine(source, file), Path.Combine(directory, file));
-        }
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
-        editConfig?.Invoke(config);
-        File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString());
-        return directory;
-    }
 
-    private string WriteVariant(string name, Func<IEnumerable<TensorToWrite>, IEnumerable<TensorToWrite>> transform, Action<JsonObject>? editConfig = null)
-    {
-        string directory = CopyConfig(name, editConfig);
-        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), transform(ReadFixtureTensors()).ToList());
-        return directory;
-    }
 }

@@ -36,23 +36,8 @@ public sealed record Gpt2Config : IKvCacheShape
     /// <summary>Reads and checks <c>config.json</c>; every problem is one line naming the file.</summary>
     public static Gpt2Config Load(string configPath)
     {
-        if (!File.Exists(configPath))
-        {
-            throw new CheckpointFormatException(configPath, "missing: a Hugging Face model directory needs config.json");
-        }
-        Gpt2Config? config;
-        try
-        {
-            config = JsonSerializer.Deserialize<Gpt2Config>(File.ReadAllText(configPath));
-        }
-        catch (JsonException e)
-        {
-            throw new CheckpointFormatException(configPath, $"not valid JSON ({e.Message})");
-        }
-        if (config is null)
-        {
-            throw new CheckpointFormatException(configPath, "not a JSON object");
-        }
+        // Every GPT-2 field has transformers' GPT2Config default, so no key is required.
+        Gpt2Config config = ModelConfigFile.Read<Gpt2Config>(configPath, requiredKeys: [], "gpt2");
         config.Validate(configPath);
         return config;
     }

@@ -8,6 +8,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Linear = LlmServer.Inference.Models.Layers.Linear;
 
 namespace LlmServer.Inference.Models.Gpt2;
 
@@ -126,7 +127,7 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
     private readonly ModuleList<Block> h;
     private readonly LayerNormalization ln_f;
     // Only present when the checkpoint stores an lm_head that differs from wte.
-    private readonly Conv1D? lm_head;
+    private readonly Linear? lm_head;
 
     public Gpt2Model(Gpt2Config config, ScalarType dtype, Device device, bool separateHead = false) : base("gpt2")
     {
@@ -138,7 +139,7 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
         h = new ModuleList<Block>(Enumerable.Range(0, config.LayerCount).Select(layer => new Block(config, dtype, device, layer)).ToArray());
         ln_f = new LayerNormalization(config.EmbeddingSize, config.LayerNormEpsilon, dtype, device);
         // lm_head in Hugging Face is an nn.Linear: weight (V, C), no bias.
-        lm_head = separateHead ? Conv1D.LinearWithoutBias(config.EmbeddingSize, config.VocabSize, dtype, device) : null;
+        lm_head = separateHead ? new Linear(config.EmbeddingSize, config.VocabSize, hasBias: false, dtype, device) : null;
         RegisterComponents();
         Shape = new ModelShape(config.ModelType, config.LayerCount, config.EmbeddingSize, config.HeadCount, config.HeadCount,
             config.HeadSize, config.VocabSize, config.MaxPositions, parameters().Sum(p => p.numel()));
@@ -160,6 +161,7 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
         {
             linear.PrepareForServing();
         }
+        lm_head?.PrepareForServing();
         _packedHead?.Dispose();
         _packedHead = lm_head is null ? MklPackedMatrix.TryPack(wte.Weight, storedAsOutByIn: true) : null;
     }

@@ -14,8 +14,7 @@ namespace LlmServer.Inference.Models.Layers;
 public sealed class Conv1D : Module
 {
     private readonly Parameter weight;
-    private readonly Parameter? bias;
-    private readonly bool _storedAsOutByIn;
+    private readonly Parameter bias;
     // Serving only, on the CPU: the weight in MKL's packed layout (see MklPackedMatrix).
     private MklPackedMatrix? _packed;
 
@@ -31,27 +30,15 @@ public sealed class Conv1D : Module
         RegisterComponents();
     }
 
-    private Conv1D(int inputs, int outputs, ScalarType dtype, Device device, bool storedAsOutByIn) : base("linear")
-    {
-        weight = new Parameter(empty([outputs, inputs], dtype, device));
-        bias = null;
-        _storedAsOutByIn = storedAsOutByIn;
-        RegisterComponents();
-    }
-
     public Parameter Weight => weight;
 
     public string? ModulePath { get; }
-
-    /// <summary>An nn.Linear without bias, weight stored (out, in) as PyTorch does.</summary>
-    public static Conv1D LinearWithoutBias(int inputs, int outputs, ScalarType dtype, Device device) =>
-        new(inputs, outputs, dtype, device, storedAsOutByIn: true);
 
     /// <summary>Packs the weight for serving (CPU with MKL only); call again after the weights change.</summary>
     public void PrepareForServing()
     {
         _packed?.Dispose();
-        _packed = MklPackedMatrix.TryPack(weight, _storedAsOutByIn);
+        _packed = MklPackedMatrix.TryPack(weight, storedAsOutByIn: false);
     }
 
     public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
@@ -67,16 +54,12 @@ public sealed class Conv1D : Module
         {
             return _packed.Multiply(x, bias);                                            // (N, out)
         }
-        if (_storedAsOutByIn)
-        {
-            return x.matmul(weight.t());                                                 // (..., out)
-        }
         if (x.dim() == 2)
         {
-            return addmm(bias!, x, weight, beta: 1, alpha: 1);                           // (N, out)
+            return addmm(bias, x, weight, beta: 1, alpha: 1);                           // (N, out)
         }
         using Tensor product = x.matmul(weight);                                         // (..., out)
-        return product.add(bias!);
+        return product.add(bias);
     }
 
     protected override void Dispose(bool disposing)

@@ -11,6 +11,8 @@ namespace LlmServer.Inference.Models.Llama;
 /// </summary>
 public static class LlamaCheckpointLoader
 {
+    private const string HeadKey = "lm_head.weight";
+
     public static LlamaModel Load(string directory, ScalarType dtype, Device device)
     {
         if (!Directory.Exists(directory))
@@ -27,7 +29,7 @@ public static class LlamaCheckpointLoader
             var model = new LlamaModel(config, dtype, device, separateHead: !config.TieWordEmbeddings);
             try
             {
-                CopyWeights(model, stored);
+                CopyWeights(model, config, stored);
             }
             catch
             {
@@ -64,10 +66,12 @@ public static class LlamaCheckpointLoader
         return byName;
     }
 
-    private static void CopyWeights(LlamaModel model, Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> stored)
+    /// <summary>Checks every tensor (missing, shape, no place in the network) before copying any, so a bad checkpoint fails before the slow part.</summary>
+    private static void CopyWeights(LlamaModel model, LlamaConfig config, Dictionary<string, (SafetensorsFile File, SafetensorsTensorInfo Tensor)> stored)
     {
         using var noGrad = torch.no_grad();
-        foreach ((string name, Tensor parameter) in model.state_dict())
+        Dictionary<string, Tensor> parameters = model.state_dict();
+        foreach ((string name, Tensor parameter) in parameters)
         {
             if (!stored.TryGetValue(name, out var source))
             {
@@ -80,7 +84,22 @@ public static class LlamaCheckpointLoader
                 throw new CheckpointFormatException(source.File.Path,
                     $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}] but config.json implies [{string.Join(", ", parameter.shape)}]");
             }
-            CheckpointLoader.CopyStoredTensor(source.File, info, parameter);
+        }
+        // A weight the network has no place for means config.json describes another network (a Qwen2
+        // checkpoint labelled llama would lose its q/k/v biases): transformers only warns, and the
+        // replies would be quietly wrong. A stored head under tied embeddings is the one tolerated extra.
+        foreach ((string name, var source) in stored)
+        {
+            if (!parameters.ContainsKey(name) && !(name == HeadKey && config.TieWordEmbeddings))
+            {
+                throw new CheckpointFormatException(source.File.Path,
+                    $"tensor '{name}' has no place in the {config.ModelType} network config.json describes (another architecture, or a wrong attention_bias/head_dim/num_hidden_layers?)");
+            }
+        }
+        foreach ((string name, Tensor parameter) in parameters)
+        {
+            var source = stored[name];
+            CheckpointLoader.CopyStoredTensor(source.File, source.Tensor, parameter);
         }
     }
 }

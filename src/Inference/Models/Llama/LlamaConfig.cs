@@ -70,26 +70,16 @@ public sealed record LlamaConfig : IKvCacheShape
         return json;
     }
 
+    /// <summary>
+    /// The keys without which a config.json does not describe a network. transformers would fill them
+    /// with Llama-2-7B's defaults and then fail on the weights; naming the key is the useful message.
+    /// </summary>
+    public static readonly string[] RequiredKeys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"];
+
     /// <summary>Reads and checks <c>config.json</c>; every problem is one line naming the file.</summary>
     public static LlamaConfig Load(string configPath)
     {
-        if (!File.Exists(configPath))
-        {
-            throw new CheckpointFormatException(configPath, "missing: a Hugging Face model directory needs config.json");
-        }
-        LlamaConfig? config;
-        try
-        {
-            config = JsonSerializer.Deserialize<LlamaConfig>(File.ReadAllText(configPath));
-        }
-        catch (JsonException e)
-        {
-            throw new CheckpointFormatException(configPath, $"not valid JSON ({e.Message})");
-        }
-        if (config is null)
-        {
-            throw new CheckpointFormatException(configPath, "not a JSON object");
-        }
+        LlamaConfig config = ModelConfigFile.Read<LlamaConfig>(configPath, RequiredKeys, "Llama-family");
         config.Validate(configPath);
         return config;
     }

@@ -3,22 +3,23 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Linear = LlmServer.Inference.Models.Layers.Linear;
 
 namespace LlmServer.Inference.Models.Lora;
 
 /// <summary>
-/// The low-rank update of one Conv1D: lora_A (r, in) then lora_B (out, r), both nn.Linear without
+/// The low-rank update of one projection: lora_A (r, in) then lora_B (out, r), both nn.Linear without
 /// bias as in PEFT, so that the state_dict keys end in "lora_A.weight" and "lora_B.weight".
 /// </summary>
 public sealed class LoraLayer : Module
 {
-    private readonly Conv1D lora_A;
-    private readonly Conv1D lora_B;
+    private readonly Linear lora_A;
+    private readonly Linear lora_B;
 
     public LoraLayer(int inputs, int outputs, int rank, ScalarType dtype, Device device) : base("lora")
     {
-        lora_A = Conv1D.LinearWithoutBias(inputs, rank, dtype, device);
-        lora_B = Conv1D.LinearWithoutBias(rank, outputs, dtype, device);
+        lora_A = new Linear(inputs, rank, hasBias: false, dtype, device);
+        lora_B = new Linear(rank, outputs, hasBias: false, dtype, device);
         RegisterComponents();
     }
 
