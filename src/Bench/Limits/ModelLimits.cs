@@ -22,6 +22,7 @@ namespace LlmServer.Bench.Limits;
 /// <param name="GemmGflops256Rows">The same at 256 rows.</param>
 /// <param name="TorchGemmGflops256Rows">TorchSharp's torch.mm at 256 rows as x W, the checkpoint's orientation.</param>
 /// <param name="TorchGemmGflops256RowsWeightOnTheLeft">torch.mm at 256 rows as W^T x^T with an (out, in) copy.</param>
+/// <param name="Shape">The model measured: what its KV cache holds per token follows from it.</param>
 public sealed record ModelLimits(
     long Parameters,
     long BodyParameters,
@@ -36,7 +37,8 @@ public sealed record ModelLimits(
     double BareDecodeStepMs,
     double BareDecodeStep32Ms,
     int CpuThreads,
-    MklDispatchOutcome MklDispatch)
+    MklDispatchOutcome MklDispatch,
+    ModelShape Shape)
 {
     public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
     {
@@ -113,7 +115,7 @@ public sealed record ModelLimits(
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
         double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
         return new ModelLimits(model.Shape.ParameterCount, body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
-            decode1, decode32, torch.get_num_threads(), mklDispatch);
+            decode1, decode32, torch.get_num_threads(), mklDispatch, model.Shape);
     }
 
     /// <summary>

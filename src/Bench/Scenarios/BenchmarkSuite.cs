@@ -7,6 +7,7 @@ using LlmServer.Bench.Limits;
 using LlmServer.Bench.LoadTest;
 using LlmServer.Bench.Progress;
 using LlmServer.Bench.Prometheus;
+using LlmServer.Inference.Models.Attention;
 
 namespace LlmServer.Bench.Scenarios;
 
@@ -28,7 +29,16 @@ public static class BenchmarkSuite
         ServingBenchmarkResult Throughput,
         MemoryResult Memory,
         PrefixCacheResult PrefixCache,
+        KvCacheResult KvCache,
         TargetResult Targets);
+
+    /// <summary>
+    /// The KV cache under the throughput load: llmserver_kv_cache_usage_perc sampled while it ran
+    /// (the share of the cache's blocks requests held), and what one token costs the cache. Under
+    /// grouped-query attention the cache stores KV heads only, so a token costs less and the same
+    /// memory budget holds more blocks: the same load shows a lower usage.
+    /// </summary>
+    public sealed record KvCacheResult(double PeakUsage, double MeanUsage, int Samples, long BytesPerToken);
 
     public sealed record MemoryResult(int Requests, long IdleTensors, long TensorsAfter, long RssAt500, long RssAtEnd, double RssGrowthPercent, int Errors);
 
@@ -70,8 +80,17 @@ public static class BenchmarkSuite
         log.WriteLine(single.ToTable());
 
         log.WriteLine($"Throughput: {options.ThroughputPrompts} requests at concurrency {options.ThroughputConcurrency}...");
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task<List<double>> usageSamples = SampleKvCacheUsageAsync(baseUrl, sampling.Token);
         ServingBenchmarkResult throughput = await ServingBenchmark.RunAsync(Load(options.ThroughputPrompts, options.ThroughputConcurrency), progress, cancellationToken);
+        await sampling.CancelAsync();
+        List<double> usage = await usageSamples;
+        // The mean over the samples taken while requests held blocks; the server's cache is float32 as its weights.
+        List<double> busy = usage.Where(u => u > 0).DefaultIfEmpty(0).ToList();
+        var kvCache = new KvCacheResult(busy.Max(), busy.Average(), usage.Count,
+            PagedKvCache.BytesPerBlock(limits.Shape, blockSize: 1, TorchSharp.torch.ScalarType.Float32));
         log.WriteLine(throughput.ToTable());
+        log.WriteLine($"KV cache under this load: peak {kvCache.PeakUsage:P1}, mean {kvCache.MeanUsage:P1} of its blocks ({kvCache.BytesPerToken:N0} bytes per token)");
 
         MemoryResult memory = await MeasureMemoryAsync(baseUrl, options.MemoryRequests, progress, log, cancellationToken);
         PrefixCacheResult prefix = await MeasurePrefixCacheAsync(baseUrl, cancellationToken);
@@ -98,7 +117,7 @@ public static class BenchmarkSuite
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
             prefix.CachedBlockFraction >= 0.9 && prefix.TtftRatio >= 3);
-        var result = new Result(limits, single, throughput, memory, prefix, targets);
+        var result = new Result(limits, single, throughput, memory, prefix, kvCache, targets);
 
         await File.WriteAllTextAsync(options.ResultPath, JsonSerializer.Serialize(result, ServingBenchmarkResult.JsonOptions), cancellationToken);
         log.WriteLine(Summary(result));
@@ -118,7 +137,28 @@ public static class BenchmarkSuite
         text.AppendLine(CultureInfo.InvariantCulture, $"server TPOT / bare decode step: {t.ServerOverBareDecode:F2}x (target <= 1.3x): {Mark(t.OverheadMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"memory over {result.Memory.Requests} requests: tensors {result.Memory.IdleTensors} -> {result.Memory.TensorsAfter}, RSS +{result.Memory.RssGrowthPercent:F1}% from request 500: {Mark(t.MemoryMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"prefix cache: {result.PrefixCache.CachedBlockFraction:P1} of blocks cached, TTFT {result.PrefixCache.TtftRatio:F1}x lower (targets 90%, 3x): {Mark(t.PrefixCacheMet)}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"KV cache at c=32: peak {result.KvCache.PeakUsage:P1}, mean {result.KvCache.MeanUsage:P1} of its blocks; {result.KvCache.BytesPerToken:N0} bytes per token " +
+            $"({result.Limits.Shape.LayerCount} layers x {result.Limits.Shape.KvHeadCount} KV heads of {result.Limits.Shape.HeadSize})");
         return text.ToString();
+    }
+
+    /// <summary>llmserver_kv_cache_usage_perc from /metrics every 100 ms until cancelled.</summary>
+    private static async Task<List<double>> SampleKvCacheUsageAsync(Uri baseUrl, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        var samples = new List<double>();
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                samples.Add(await PrometheusScrape.ReadAsync(http, "llmserver_kv_cache_usage_perc", cancellationToken));
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return samples;
     }
 
     /// <summary>2,000 short requests; tensor count and RSS from /metrics at idle, after 500 and at the end.</summary>

@@ -1,16 +1,20 @@
 using System.Diagnostics;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Gpt2;
+using LlmServer.Inference.Models.Llama;
+using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Commands;
 
 /// <summary>
-/// <c>llmserver random-model --shape 124M --output DIR [--tokenizer DIR] [--seed N]</c>: writes a
-/// GPT-2-shaped checkpoint with random weights, which costs the same to serve as the real model.
+/// <c>llmserver random-model [--arch gpt2|llama|mistral|qwen2|qwen3] --shape NAME --output DIR --tokenizer DIR [--seed N] [--max-positions N]</c>:
+/// writes a checkpoint of a published shape with random weights, which costs the same to serve as
+/// the real model. The tokenizer's files are copied in, so the directory serves as it is.
 /// </summary>
 public static class RandomModelCommand
 {
-    public const string Usage = "Usage: llmserver random-model --shape 124M|355M|774M|1.5B --output DIR --tokenizer DIR [--seed N] [--max-positions N]";
+    public const string Usage = "Usage: llmserver random-model [--arch gpt2|llama|mistral|qwen2|qwen3] --shape NAME --output DIR --tokenizer DIR [--seed N] [--max-positions N]";
 
     public static int Run(IReadOnlyList<string> args)
     {
@@ -22,23 +26,76 @@ public static class RandomModelCommand
         if (args.Contains("--help") || !values.ContainsKey("--output") || !values.ContainsKey("--tokenizer") || args.Count % 2 != 0)
         {
             Console.Error.WriteLine(Usage);
-            Console.Error.WriteLine("  --tokenizer: a directory with GPT-2's vocab.json and merges.txt (any GPT-2 checkpoint has them)");
+            Console.Error.WriteLine("  --arch: the architecture (config.json's model_type; default gpt2)");
+            Console.Error.WriteLine("  --shape: a published size of that architecture (default: the first):");
+            foreach (string architecture in RandomCheckpoint.Architectures)
+            {
+                Console.Error.WriteLine($"      {architecture}: {string.Join(", ", RandomCheckpoint.ShapeNames(architecture))}");
+            }
+            Console.Error.WriteLine("  --tokenizer: a directory with a tokenizer.json (Llama 3, Qwen, SmolLM2 checkpoints have one) or GPT-2's");
+            Console.Error.WriteLine("      vocab.json and merges.txt; its tokens must fit the shape's vocab_size");
+            Console.Error.WriteLine("  --max-positions: a shorter (or longer) context than the shape's own");
             return args.Contains("--help") ? 0 : 2;
         }
-        Gpt2Config shape = RandomCheckpoint.Shape(values.GetValueOrDefault("--shape", "124M"));
-        if (values.TryGetValue("--max-positions", out string? positions))
+        string arch = values.GetValueOrDefault("--arch", "gpt2");
+        if (!RandomCheckpoint.Architectures.Contains(arch))
         {
-            shape = shape with { MaxPositions = int.Parse(positions) };
-        }
-        string tokenizer = values["--tokenizer"];
-        if (!File.Exists(Path.Combine(tokenizer, "vocab.json")) || !File.Exists(Path.Combine(tokenizer, "merges.txt")))
-        {
-            Console.Error.WriteLine($"error: {tokenizer} has no vocab.json and merges.txt");
+            Console.Error.WriteLine($"error: unknown --arch '{arch}' (supported: {string.Join(", ", RandomCheckpoint.Architectures)})");
             return 2;
         }
-        var clock = Stopwatch.StartNew();
-        RandomCheckpoint.Create(shape, values["--output"], tokenizer, long.Parse(values.GetValueOrDefault("--seed", "0")));
-        Console.WriteLine($"wrote {shape.ParameterCount():N0}-parameter GPT-2 ({shape.LayerCount} layers, {shape.EmbeddingSize} wide) to {values["--output"]} in {clock.Elapsed.TotalSeconds:F1}s");
-        return 0;
+        string shapeName = values.GetValueOrDefault("--shape", RandomCheckpoint.ShapeNames(arch)[0]);
+        int? maxPositions = values.TryGetValue("--max-positions", out string? positions) ? int.Parse(positions) : null;
+        string tokenizerDirectory = values["--tokenizer"];
+        string output = values["--output"];
+        long seed = long.Parse(values.GetValueOrDefault("--seed", "0"));
+        if (!HuggingFaceTokenizer.Exists(tokenizerDirectory) && !File.Exists(Path.Combine(tokenizerDirectory, "vocab.json")))
+        {
+            Console.Error.WriteLine($"error: {tokenizerDirectory} has neither a tokenizer.json nor GPT-2's vocab.json and merges.txt");
+            return 2;
+        }
+        try
+        {
+            ITokenizer tokenizer = HuggingFaceTokenizer.Exists(tokenizerDirectory)
+                ? HuggingFaceTokenizer.Load(tokenizerDirectory)
+                : Gpt2Tokenizer.Load(tokenizerDirectory);
+            var clock = Stopwatch.StartNew();
+            string written;
+            if (arch == "gpt2")
+            {
+                Gpt2Config shape = RandomCheckpoint.Shape(shapeName);
+                shape = maxPositions is int p ? shape with { MaxPositions = p } : shape;
+                RequireVocabularyFits(tokenizer, shape.VocabSize, tokenizerDirectory);
+                RandomCheckpoint.Create(shape, output, tokenizerDirectory, seed);
+                written = $"{shape.ParameterCount():N0}-parameter GPT-2 ({shape.LayerCount} layers, {shape.EmbeddingSize} wide)";
+            }
+            else
+            {
+                LlamaConfig shape = PublishedLlamaShapes.Get(arch, shapeName);
+                shape = maxPositions is int p ? shape with { MaxPositions = p } : shape;
+                RequireVocabularyFits(tokenizer, shape.VocabSize, tokenizerDirectory);
+                ModelShape model = RandomCheckpoint.Create(shape, output, tokenizerDirectory, seed);
+                string source = PublishedLlamaShapes.SourceOf(arch, shapeName);
+                written = $"{model.ParameterCount:N0}-parameter {arch} {shapeName} ({(source == "tiny" ? "" : $"the shape of {source}: ")}" +
+                    $"{shape.LayerCount} layers, {shape.HiddenSize} wide, {shape.HeadCount} heads, {shape.KvHeadCount} KV heads of {shape.HeadSize})";
+            }
+            Console.WriteLine($"wrote a {written} to {output} in {clock.Elapsed.TotalSeconds:F1}s");
+            return 0;
+        }
+        catch (Exception e) when (e is ArgumentException or CheckpointFormatException or IOException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    // As the server does when it loads the directory: a token id beyond the LM head's rows has no logit.
+    private static void RequireVocabularyFits(ITokenizer tokenizer, int vocabSize, string tokenizerDirectory)
+    {
+        if (tokenizer.VocabSize > vocabSize)
+        {
+            throw new ArgumentException(
+                $"the tokenizer in {tokenizerDirectory} has {tokenizer.VocabSize} tokens but the shape's vocab_size is {vocabSize}; " +
+                "pass the tokenizer of this model family");
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Safetensors;
@@ -60,6 +61,14 @@ public sealed record LlamaConfig : IKvCacheShape
         { ValueKind: JsonValueKind.Array } ids => ids.EnumerateArray().Select(e => e.GetInt32()).ToArray(),
         _ => [],
     };
+
+    /// <summary>The config.json a checkpoint of this shape carries, as transformers writes it: these fields and <c>architectures</c>.</summary>
+    public JsonObject ToCheckpointJson()
+    {
+        JsonObject json = JsonSerializer.SerializeToNode(this, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull })!.AsObject();
+        json["architectures"] = new JsonArray(ModelArchitectures.ClassNameOf(ModelType));
+        return json;
+    }
 
     /// <summary>
     /// The keys without which a config.json does not describe a network. transformers would fill them

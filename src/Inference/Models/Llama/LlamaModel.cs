@@ -1,5 +1,3 @@
-using System.Text.Json.Serialization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Layers;
@@ -260,12 +258,7 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
     // The modules are named after the checkpoint's keys, so state_dict() is the checkpoint as is.
     public IEnumerable<(string Key, Tensor Weight)> CheckpointTensors() => state_dict().Select(entry => (entry.Key, entry.Value));
 
-    public JsonObject CheckpointConfig()
-    {
-        JsonObject json = JsonSerializer.SerializeToNode(Config, new JsonSerializerOptions { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull })!.AsObject();
-        json["architectures"] = new JsonArray(ModelArchitectures.ClassNameOf(Config.ModelType));
-        return json;
-    }
+    public JsonObject CheckpointConfig() => Config.ToCheckpointJson();
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
     public Tensor Logits(Tensor hidden) =>
