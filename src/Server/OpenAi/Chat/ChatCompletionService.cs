@@ -53,8 +53,10 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
             ? (completionTokens, "max_completion_tokens")
             : (request.MaxTokens, "max_tokens");
-        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
-            maxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
+        // Unset sampling parameters take generation_config.json's values, max_new_tokens included, as vLLM's chat does.
+        GenerationDefaults defaults = generation.SamplingDefaults(model);
+        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
+            maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);
