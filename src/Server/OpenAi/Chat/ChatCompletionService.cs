@@ -37,12 +37,13 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
 
         // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
         // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
+        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages, model.ChatFormatter.RendersToolCalls);
         using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try
         {
-            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+            // The tools reach the template as vLLM passes them (ChatRequestFeatures lets them through with tool_choice "none" for now).
+            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, ChatMessages.Tools(request.Tools));
         }
         catch (ChatTemplateException e)
         {
