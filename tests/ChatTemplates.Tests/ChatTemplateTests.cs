@@ -636,16 +636,17 @@ public sealed class ChatTemplateTests
             new("user", "thanks"),
         ];
         var template = ChatTemplate.Parse(
-            "{% for m in messages %}{{ m.role }}|{{ m.tool_calls is defined }}|{{ m.tool_call_id is defined }}|" +
+            // Llama 3.1's template asks `'tool_calls' in message`: the key is there only on a turn that called tools.
+            "{% for m in messages %}{{ m.role }}|{{ m.tool_calls is defined }}|{{ 'tool_calls' in m }}|{{ m.tool_call_id is defined }}|" +
             "{% for c in m.tool_calls or [] %}{{ c.id }} {{ c.type }} {{ c.function.name }} {{ c.function.arguments | tojson }} {{ c.function.arguments.days + 1 }}{% endfor %}" +
             "{% if m.tool_call_id is defined %}{{ m.tool_call_id }}:{{ m.content }}{% endif %};{% endfor %}");
 
         string rendered = template.Render(messages, addGenerationPrompt: false);
 
         Assert.Equal(
-            "assistant|True|False|call_1 function get_weather {\"city\": \"Paris\", \"days\": 2} 3;" +
-            "tool|False|True|call_1:18C;" +
-            "user|False|False|;", rendered);
+            "assistant|True|True|False|call_1 function get_weather {\"city\": \"Paris\", \"days\": 2} 3;" +
+            "tool|False|False|True|call_1:18C;" +
+            "user|False|False|False|;", rendered);
     }
 
     [Fact]
