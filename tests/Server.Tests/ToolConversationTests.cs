@@ -1,8 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LlmServer.Inference.Models;
-using LlmServer.Inference.Models.Gpt2;
 using LlmServer.Inference.Tests;
 
 namespace LlmServer.Tests;
@@ -11,35 +9,21 @@ namespace LlmServer.Tests;
 /// A tool-calling conversation through the real server, rendered by Qwen3's chat template exactly as Hugging
 /// Face renders it (../shared/fixtures/tokenizers/qwen3/chat_cases.json, case "tools"). The client sends it
 /// as OpenAI's SDKs do: an assistant turn with null content and tool_calls whose arguments are a JSON string,
-/// then a tool message answering the call's id. The weights are a small random GPT-2 with Qwen3's vocabulary
-/// size, serving Qwen3's tokenizer.json and chat template.
+/// then a tool message answering the call's id. The model is the qwen3-random-2l-64d fixture, whose
+/// tokenizer files are Qwen3's.
 /// </summary>
-public sealed class ToolConversationTests(ToolConversationTests.QwenTokenizerServer fixture) : IClassFixture<ToolConversationTests.QwenTokenizerServer>
+public sealed class ToolConversationTests(ToolConversationTests.Qwen3Server fixture) : IClassFixture<ToolConversationTests.Qwen3Server>
 {
     private readonly JsonElement _case = QwenToolCase();
     private RunningServer Server => fixture.Server;
 
-    /// <summary>One server for the class: writing the checkpoint and loading a 150k-token tokenizer take a few seconds.</summary>
-    public sealed class QwenTokenizerServer : IAsyncLifetime
+    /// <summary>One server for the class: loading Qwen3's 150k-token tokenizer takes a moment.</summary>
+    public sealed class Qwen3Server : IAsyncLifetime
     {
-        private readonly string _model = Path.Combine(Path.GetTempPath(), "tool-conversation-" + Guid.NewGuid().ToString("N"));
-
         public RunningServer Server { get; private set; } = null!;
 
-        public async Task InitializeAsync()
-        {
-            string qwen = Path.Combine(TestFixtures.FixturesDirectory, "tokenizers", "qwen3");
-            int vocabSize = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestFixtures.ModelDirectory("qwen3-random-2l-64d"), "config.json")))
-                .RootElement.GetProperty("vocab_size").GetInt32();
-            RandomCheckpoint.Create(new Gpt2Config { LayerCount = 1, EmbeddingSize = 32, HeadCount = 2, MaxPositions = 512, VocabSize = vocabSize },
-                _model, TestFixtures.ModelDirectory(ServerFixture.ModelName), seed: 5);
-            // tokenizer.json wins over the GPT-2 vocab.json + merges.txt the checkpoint was written with.
-            foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            {
-                File.Copy(Path.Combine(qwen, file), Path.Combine(_model, file), overwrite: true);
-            }
-            Server = await RunningServer.StartAsync(["--model", _model, "--kv-cache-memory", "64MiB"]);
-        }
+        public async Task InitializeAsync() =>
+            Server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory("qwen3-random-2l-64d"), "--kv-cache-memory", "64MiB"]);
 
         public async Task DisposeAsync()
         {
@@ -47,7 +31,6 @@ public sealed class ToolConversationTests(ToolConversationTests.QwenTokenizerSer
             {
                 await Server.DisposeAsync();
             }
-            Directory.Delete(_model, recursive: true);
         }
     }
 
