@@ -52,7 +52,7 @@ public static class ChatMessages
         if (message.FunctionCall.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
         {
             throw new ApiException(StatusCodes.Status400BadRequest,
-                $"{param}.function_call: function calling (the deprecated form of tool calls) is not supported, so a conversation cannot carry function calls; send tool_calls.",
+                $"{param}.function_call: function calls (the deprecated form of tool_calls) are not supported in a conversation.",
                 param: $"{param}.function_call", code: "unsupported_parameter");
         }
     }
