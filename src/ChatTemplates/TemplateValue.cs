@@ -209,16 +209,41 @@ internal static class TemplateValue
 
     public static OrderedDictionary<string, object?> MessageToDict(ChatMessage message)
     {
+        // vLLM's order: role, content, then tool_calls or tool_call_id, then name.
         var dict = new OrderedDictionary<string, object?>(StringComparer.Ordinal)
         {
             ["role"] = message.Role,
             ["content"] = message.Content,
         };
+        if (message.ToolCalls is not null)
+        {
+            dict["tool_calls"] = message.ToolCalls.Select(call => (object?)ToolCallToDict(call)).ToList();
+        }
+        if (message.ToolCallId is not null)
+        {
+            dict["tool_call_id"] = message.ToolCallId;
+        }
         if (message.Name is not null)
         {
             dict["name"] = message.Name;
         }
 
+        return dict;
+    }
+
+    private static OrderedDictionary<string, object?> ToolCallToDict(ChatToolCall call)
+    {
+        var dict = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
+        if (call.Id is not null)
+        {
+            dict["id"] = call.Id;
+        }
+        dict["type"] = "function";
+        dict["function"] = new OrderedDictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["name"] = call.Name,
+            ["arguments"] = FromJson(call.Arguments),
+        };
         return dict;
     }
 
@@ -239,7 +264,8 @@ internal static class TemplateValue
             element.EnumerateObject().Select(p => new KeyValuePair<string, object?>(p.Name, FromJson(p.Value)))),
         JsonValueKind.Array => element.EnumerateArray().Select(FromJson).ToList(),
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out long l) ? l : element.GetDouble(),
+        // Boxed apart: a ternary of long and double would make every integer a double (tojson's 2 would print 2.0).
+        JsonValueKind.Number => element.TryGetInt64(out long l) ? (object)l : element.GetDouble(),
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => null,

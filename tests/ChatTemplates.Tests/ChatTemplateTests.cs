@@ -626,6 +626,30 @@ public sealed class ChatTemplateTests
     private static string Render(string template, IReadOnlyList<ChatMessage>? messages = null, bool addGenerationPrompt = false) =>
         ChatTemplate.Parse(template).Render(messages ?? [], addGenerationPrompt, SpecialTokens);
     [Fact]
+    public void Render_ExposesToolCallsAndToolCallId_InOpenAisShape_OnlyWhenSet()
+    {
+        using JsonDocument arguments = JsonDocument.Parse("""{"city": "Paris", "days": 2}""");
+        ChatMessage[] messages =
+        [
+            new("assistant", "") { ToolCalls = [new ChatToolCall("call_1", "get_weather", arguments.RootElement.Clone())] },
+            new("tool", "18C") { ToolCallId = "call_1" },
+            new("user", "thanks"),
+        ];
+        var template = ChatTemplate.Parse(
+            // Llama 3.1's template asks `'tool_calls' in message`: the key is there only on a turn that called tools.
+            "{% for m in messages %}{{ m.role }}|{{ m.tool_calls is defined }}|{{ 'tool_calls' in m }}|{{ m.tool_call_id is defined }}|" +
+            "{% for c in m.tool_calls or [] %}{{ c.id }} {{ c.type }} {{ c.function.name }} {{ c.function.arguments | tojson }} {{ c.function.arguments.days + 1 }}{% endfor %}" +
+            "{% if m.tool_call_id is defined %}{{ m.tool_call_id }}:{{ m.content }}{% endif %};{% endfor %}");
+
+        string rendered = template.Render(messages, addGenerationPrompt: false);
+
+        Assert.Equal(
+            "assistant|True|True|False|call_1 function get_weather {\"city\": \"Paris\", \"days\": 2} 3;" +
+            "tool|False|False|True|call_1:18C;" +
+            "user|False|False|False|;", rendered);
+    }
+
+    [Fact]
     public void RenderMessages_PassesEveryFieldOfAJsonMessage_ToTheTemplate()
     {
         // An assistant turn with tool_calls: ChatMessage has no such field, so RenderMessages takes the JSON as is.

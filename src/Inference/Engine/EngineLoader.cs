@@ -3,6 +3,7 @@ using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Safetensors;
 using LlmServer.Inference.Runtime;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
 using LlmServer.Inference.Tokenization;
 using TorchSharp;
@@ -10,8 +11,11 @@ using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;
 
-/// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer and chat template that go with them.</summary>
-internal sealed record ServingCheckpoint(ICausalLanguageModel Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter);
+/// <summary>A checkpoint directory loaded for serving: weights ready for inference, and the tokenizer, chat template and sampling defaults that go with them.</summary>
+internal sealed record ServingCheckpoint(ICausalLanguageModel Model, ITokenizer Tokenizer, ChatPromptFormatter ChatFormatter)
+{
+    public GenerationDefaults GenerationDefaults { get; init; } = GenerationDefaults.None;
+}
 
 /// <summary>What the engine runs on once started, and the model it serves first.</summary>
 internal sealed record LoadedEngine(Scheduler Scheduler, ModelRunner Runner, PagedKvCache Cache, ModelRegistry Registry, ServedModel Served);
@@ -79,8 +83,9 @@ internal static class EngineLoader
                     $"the tokenizer has {tokenizer.VocabSize} tokens but vocab_size is {model.Shape.VocabSize}; they do not belong together");
             }
             var formatter = ChatPromptFormatter.Load(directory, tokenizer);
+            GenerationDefaults generationDefaults = GenerationDefaults.Load(directory);
             model.PrepareForServing();
-            return new ServingCheckpoint(model, tokenizer, formatter);
+            return new ServingCheckpoint(model, tokenizer, formatter) { GenerationDefaults = generationDefaults };
         }
         catch
         {

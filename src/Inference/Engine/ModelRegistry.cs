@@ -221,7 +221,12 @@ internal sealed class ModelRegistry
     {
         ModelShape shape = checkpoint.Model.Shape;
         var served = new ServedModel(name, directory, shape, checkpoint.Tokenizer, checkpoint.ChatFormatter, Math.Min(_maxModelLen, shape.MaxPositions),
-            loadedAt) { WeightsId = _nextWeightsId++, AdaptableLayers = checkpoint.Model.AdaptableLayers };
+            loadedAt)
+        {
+            WeightsId = _nextWeightsId++,
+            AdaptableLayers = checkpoint.Model.AdaptableLayers,
+            GenerationDefaults = checkpoint.GenerationDefaults,
+        };
         return new LoadedWeights(served, checkpoint.Model, adapter: null, baseWeights: null) { LoadedForAlias = forAlias };
     }
 
@@ -248,6 +253,7 @@ internal sealed class ModelRegistry
             Kind = ServedModelKind.Adapter,
             Parent = parent.Name,
             AdaptableLayers = parent.AdaptableLayers,
+            GenerationDefaults = parent.GenerationDefaults,
         };
         return new LoadedWeights(served, baseWeights.Model, adapter, baseWeights) { LoadedForAlias = forAlias };
     }

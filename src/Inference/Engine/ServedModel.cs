@@ -1,5 +1,6 @@
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Engine;
@@ -34,6 +35,9 @@ public sealed record ServedModel(
 
     /// <summary>The layers a LoRA adapter on this model can target (an adapter's are its base's).</summary>
     public required AdaptableLayers AdaptableLayers { get; init; }
+
+    /// <summary>generation_config.json's sampling defaults, read at load; an adapter has its base model's.</summary>
+    public GenerationDefaults GenerationDefaults { get; init; } = GenerationDefaults.None;
 
     /// <summary>OpenAI's system_fingerprint: names the exact weights that produced a response.</summary>
     public string Fingerprint => $"fp_w{WeightsId}";

@@ -30,10 +30,13 @@ public sealed class ChatPromptFormatter
     {
         _template = template;
         IsDefaultTemplate = isDefault;
+        // transformers always passes tools and documents, None when the request has none.
         _variables = new Dictionary<string, object?>
         {
             ["bos_token"] = endOfTextToken,
             ["eos_token"] = endOfTextToken,
+            ["tools"] = null,
+            ["documents"] = null,
         };
 
         // transformers passes the special tokens tokenizer_config.json sets (Llama 3's bos <|begin_of_text|>,
@@ -52,6 +55,12 @@ public sealed class ChatPromptFormatter
     }
 
     public bool IsDefaultTemplate { get; }
+
+    /// <summary>
+    /// Whether the template renders an assistant turn's <c>tool_calls</c> (Llama 3.1, Qwen2.5, Qwen3 do). One that
+    /// does not would drop the calls and leave empty turns, a conversation the client never had.
+    /// </summary>
+    public bool RendersToolCalls => _template.Source.Contains("tool_calls", StringComparison.Ordinal);
 
     /// <summary>Stop strings every chat request gets on top of its own.</summary>
     public IReadOnlyList<string> ImplicitStopStrings => IsDefaultTemplate ? [DefaultTemplateEndOfTurn] : [];
@@ -84,8 +93,16 @@ public sealed class ChatPromptFormatter
             : new ChatPromptFormatter(ChatTemplate.Parse(source), isDefault: false, endOfTextToken);
 
     /// <summary>Renders the conversation; a template that rejects it throws <see cref="ChatTemplateException"/>.</summary>
-    public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true) =>
-        _template.Render(messages, addGenerationPrompt, _variables);
+    /// <param name="tools">The request's <c>tools</c> list as the client sent it (the template's <c>tools</c>); null for none.</param>
+    public string Format(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, JsonElement? tools = null)
+    {
+        if (tools is null)
+        {
+            return _template.Render(messages, addGenerationPrompt, _variables);
+        }
+        var variables = new Dictionary<string, object?>(_variables) { ["tools"] = tools.Value };
+        return _template.Render(messages, addGenerationPrompt, variables);
+    }
 
     /// <summary>bos/eos/pad/unk_token as tokenizer_config.json sets them: a string (or AddedToken object), or null; absent keys are left out.</summary>
     private static Dictionary<string, string?> ReadConfigTokens(string configPath)

@@ -1,6 +1,8 @@
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Inference.Sampling;
+using Microsoft.Extensions.Options;
 
 namespace LlmServer.Host;
 
@@ -9,7 +11,8 @@ namespace LlmServer.Host;
 /// if it fails the reason is logged as one line and the process exits non-zero. On shutdown the
 /// engine thread is stopped and the model freed.
 /// </summary>
-public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime lifetime, ILogger<EngineStartup> logger) : BackgroundService
+public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime lifetime, ILogger<EngineStartup> logger,
+    IOptions<ServerOptions> options) : BackgroundService
 {
     public const int LoadFailureExitCode = 3;
 
@@ -22,6 +25,7 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
                 model.Name, model.Directory, model.Shape.Describe(), model.Shape.ParameterCount,
                 model.MaxModelLen, (DateTimeOffset.UtcNow - model.LoadedAt).TotalSeconds);
             logger.LogInformation("CPU matrix products: MKL dispatch {MklDispatch}", MklCpuDispatch.Describe());
+            LogGenerationDefaults(model.GenerationDefaults);
         }
         catch (OperationCanceledException)
         {
@@ -49,6 +53,26 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
                 }
             }
             lifetime.StopApplication();
+        }
+    }
+
+    /// <summary>Says, as vLLM does, when generation_config.json changes what a request without sampling parameters gets.</summary>
+    private void LogGenerationDefaults(GenerationDefaults defaults)
+    {
+        if (defaults.IsEmpty)
+        {
+            return;
+        }
+        if (options.Value.GenerationConfig == ServerOptions.NeutralGenerationConfig)
+        {
+            logger.LogInformation("--generation-config vllm: the sampling defaults of {File} are not applied", GenerationDefaults.FileName);
+            return;
+        }
+        logger.LogInformation("Requests that leave them out get the sampling defaults of {File}: {Defaults} (--generation-config vllm turns this off)",
+            GenerationDefaults.FileName, defaults.AppliedSummary ?? "none the sampler has");
+        if (defaults.NotAppliedSummary is { } notApplied)
+        {
+            logger.LogWarning("{File} also sets {NotApplied}, which this server's sampler does not have: not applied", GenerationDefaults.FileName, notApplied);
         }
     }
 

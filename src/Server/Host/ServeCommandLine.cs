@@ -16,6 +16,7 @@ public static class ServeCommandLine
     [
         Flag("--model", nameof(ServerOptions.Model), "Hugging Face model directory as published: config.json, *.safetensors, tokenizer.json (or GPT-2's vocab.json + merges.txt)", "the bundled demo model, models/demo"),
         Flag("--served-model-name", nameof(ServerOptions.ServedModelName), "name clients use in \"model\"", "the model directory's name"),
+        Flag("--generation-config", nameof(ServerOptions.GenerationConfig), "auto: requests' unset temperature, top_p, top_k and chat max tokens take generation_config.json's values (vLLM's default); vllm: ignore them", Defaults.GenerationConfig),
         Flag("--host", nameof(ServerOptions.Host), "address to listen on (0.0.0.0 for all interfaces)", Defaults.Host),
         Flag("--port", nameof(ServerOptions.Port), "port to listen on", Defaults.Port.ToString()),
         Flag("--device", nameof(ServerOptions.Device), "cpu, cuda or cuda:N", Defaults.Device),

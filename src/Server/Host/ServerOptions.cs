@@ -17,6 +17,16 @@ public sealed class ServerOptions
     /// <summary>The name clients put in "model"; defaults to the model directory's name.</summary>
     public string? ServedModelName { get; set; }
 
+    /// <summary><see cref="GenerationConfig"/>'s value that ignores generation_config.json's sampling defaults.</summary>
+    public const string NeutralGenerationConfig = "vllm";
+
+    /// <summary>
+    /// auto: a request's unset temperature, top_p, top_k (and a chat request's max tokens) take the model's
+    /// generation_config.json values, as vLLM's --generation-config auto; vllm: the neutral defaults.
+    /// </summary>
+    [RegularExpression("^(auto|vllm)$", ErrorMessage = "--generation-config must be auto or vllm")]
+    public string GenerationConfig { get; set; } = "auto";
+
     public string Host { get; set; } = "127.0.0.1";
 
     [Range(0, 65535)]

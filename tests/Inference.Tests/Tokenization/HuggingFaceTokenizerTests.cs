@@ -263,6 +263,35 @@ public sealed class HuggingFaceTokenizerTests
         Assert.Equal(item.GetProperty("rendered").GetString(), formatter.Format(messages, item.GetProperty("add_generation_prompt").GetBoolean()));
     }
 
+    [Fact]
+    public void ChatPromptFormatter_RendersAToolConversationAsHuggingFace()
+    {
+        // What serving renders for the Qwen3 tool case: typed messages (tool_calls as ChatToolCall) and the tools list.
+        JsonElement item = Case("qwen3", "chat_cases.json", "tools");
+        var formatter = ChatPromptFormatter.Load(FamilyDirectory("qwen3"), Tokenizer("qwen3"));
+        Assert.True(formatter.RendersToolCalls);
+        var messages = item.GetProperty("messages").EnumerateArray().Select(m => new ChatMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!)
+        {
+            ToolCalls = m.TryGetProperty("tool_calls", out JsonElement calls)
+                ? calls.EnumerateArray().Select(c => new ChatToolCall(null, c.GetProperty("function").GetProperty("name").GetString()!,
+                    c.GetProperty("function").GetProperty("arguments"))).ToList()
+                : null,
+        }).ToList();
+
+        string rendered = formatter.Format(messages, item.GetProperty("add_generation_prompt").GetBoolean(), item.GetProperty("tools"));
+
+        Assert.Equal(item.GetProperty("rendered").GetString(), rendered);
+        Assert.Equal(Ids(item.GetProperty("ids")), Tokenizer("qwen3").Encode(rendered, addSpecialTokens: false));
+    }
+
+    [Fact]
+    public void ChatPromptFormatter_RendersToolCalls_OnlyForTemplatesThatMentionThem()
+    {
+        // Llama 3 8B Instruct's template predates tool calling (Llama 3.1's renders them); GPT-2's default is plain ChatML.
+        Assert.False(ChatPromptFormatter.Load(FamilyDirectory("llama3"), Tokenizer("llama3")).RendersToolCalls);
+        Assert.False(ChatPromptFormatter.FromTemplate(null, "<|endoftext|>").RendersToolCalls);
+    }
+
     private static string ByteLevelString(byte[] bytes, bool added) =>
         added ? System.Text.Encoding.UTF8.GetString(bytes) : new string(bytes.Select(ByteLevelAlphabet.ToChar).ToArray());
 }

@@ -37,12 +37,13 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
 
         // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
         // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
+        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages, model.ChatFormatter.RendersToolCalls);
         using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try
         {
-            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+            // The tools reach the template as vLLM passes them (ChatRequestFeatures lets them through with tool_choice "none" for now).
+            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, ChatMessages.Tools(request.Tools));
         }
         catch (ChatTemplateException e)
         {
@@ -53,8 +54,10 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
             ? (completionTokens, "max_completion_tokens")
             : (request.MaxTokens, "max_tokens");
-        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, promptIds.Count,
-            maxTokens, defaultMaxTokens: null, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
+        // Unset sampling parameters take generation_config.json's values, max_new_tokens included, as vLLM's chat does.
+        GenerationDefaults defaults = generation.SamplingDefaults(model);
+        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
+            maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);

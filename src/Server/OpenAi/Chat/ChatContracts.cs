@@ -51,8 +51,9 @@ public sealed record ChatCompletionRequest : SamplingRequestFields
 }
 
 /// <summary>
-/// A message as clients send it: content is a string or a list of parts. The tool-calling members
-/// are read so that a conversation carrying tool calls is refused, not flattened into empty turns.
+/// A message as clients send it: content is a string or a list of parts. The tool-calling members reach
+/// a chat template that renders tool calls, and are refused for one that does not rather than flattened
+/// into empty turns (ChatMessages).
 /// </summary>
 public sealed record ChatMessageRequest(string? Role, JsonElement Content, string? Name)
 {

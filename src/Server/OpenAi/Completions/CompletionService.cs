@@ -40,7 +40,9 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
         // The queue refuses before any prompt is encoded: prompts x n choices, counted from the JSON's shape.
         using EngineAdmission admission = generation.Admit(PromptInput.CountCompletionPrompts(request.Prompt) * n);
         IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model, aborted);
-        var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, ids.Count, request.MaxTokens,
+        // Unset sampling parameters take generation_config.json's values; max_tokens keeps OpenAI's 16, as in vLLM.
+        GenerationDefaults defaults = generation.SamplingDefaults(model);
+        var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, defaults, ids.Count, request.MaxTokens,
             DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
         log.SetTokens(context, planned.Sum(p => p.ids.Count), completionTokens: null);
         log.SetPrompt(context, () => string.Join("\n", prompts.Select(p => model.Tokenizer.Decode(p))));

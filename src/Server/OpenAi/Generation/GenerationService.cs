@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Observability;
+using Microsoft.Extensions.Options;
 
 namespace LlmServer.OpenAi.Generation;
 
@@ -14,9 +16,18 @@ public readonly record struct ChoiceEvent(int Index, GenerationEvent Event);
 /// Between the API and the engine: finds the model a request names and runs its n choices as
 /// separate engine requests, merged into one stream in the order events arrive.
 /// </summary>
-public sealed class GenerationService(IEngineClient engine)
+public sealed class GenerationService(IEngineClient engine, IOptions<ServerOptions> options)
 {
+    private readonly bool _useModelDefaults = options.Value.GenerationConfig != ServerOptions.NeutralGenerationConfig;
+
     public IEngineClient Engine => engine;
+
+    /// <summary>
+    /// What a sampling parameter a request leaves out becomes on <paramref name="model"/>: its
+    /// generation_config.json's value (<c>--generation-config auto</c>), or the neutral one under
+    /// <c>--generation-config vllm</c>, as vLLM's flag of that name does.
+    /// </summary>
+    public GenerationDefaults SamplingDefaults(ServedModel model) => _useModelDefaults ? model.GenerationDefaults : GenerationDefaults.None;
 
     /// <summary>
     /// The served model a request means, aliases followed (no name means the default one); 503

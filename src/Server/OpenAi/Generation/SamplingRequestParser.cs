@@ -14,10 +14,11 @@ public static class SamplingRequestParser
     public const int MaxLogprobs = 20;
     public const int MaxStopStrings = 16;
 
+    /// <param name="defaults">What a parameter the request leaves out becomes (generation_config.json's recommendation, or none).</param>
     /// <param name="promptLength">Tokens in the prompt, to check the context window.</param>
     /// <param name="defaultMaxTokens">null means "the rest of the context window".</param>
     /// <param name="maxTokensParam">Which field <paramref name="requestedMaxTokens"/> came from (chat's max_completion_tokens or max_tokens), for refusals.</param>
-    public static SamplingParameters Parse(SamplingRequestFields fields, ServedModel model, int promptLength,
+    public static SamplingParameters Parse(SamplingRequestFields fields, ServedModel model, GenerationDefaults defaults, int promptLength,
         int? requestedMaxTokens, int? defaultMaxTokens, int? logprobs, IReadOnlyList<string> implicitStops, string promptParam,
         string maxTokensParam = "max_tokens")
     {
@@ -39,12 +40,22 @@ public static class SamplingRequestParser
                 param: maxTokensParam, code: "context_length_exceeded");
         }
 
-        double temperature = fields.Temperature ?? 1.0;
-        Require(temperature is >= 0 and <= 2, "temperature", $"temperature must be between 0 and 2, got {temperature}.");
-        double topP = fields.TopP ?? 1.0;
-        Require(topP is > 0 and <= 1, "top_p", $"top_p must be in (0, 1], got {topP}.");
-        int topK = fields.TopK ?? 0;
-        Require(topK >= -1, "top_k", $"top_k must be -1 or 0 (off) or a positive count, got {topK}.");
+        // The request's ranges are OpenAI's; a default from generation_config.json was checked when the model loaded.
+        if (fields.Temperature is { } requestedTemperature)
+        {
+            Require(requestedTemperature is >= 0 and <= 2, "temperature", $"temperature must be between 0 and 2, got {requestedTemperature}.");
+        }
+        if (fields.TopP is { } requestedTopP)
+        {
+            Require(requestedTopP is > 0 and <= 1, "top_p", $"top_p must be in (0, 1], got {requestedTopP}.");
+        }
+        if (fields.TopK is { } requestedTopK)
+        {
+            Require(requestedTopK >= -1, "top_k", $"top_k must be -1 or 0 (off) or a positive count, got {requestedTopK}.");
+        }
+        double temperature = defaults.TemperatureFor(fields.Temperature);
+        double topP = defaults.TopPFor(fields.TopP);
+        int topK = defaults.TopKFor(fields.TopK);
         double presence = fields.PresencePenalty ?? 0;
         Require(presence is >= -2 and <= 2, "presence_penalty", $"presence_penalty must be between -2 and 2, got {presence}.");
         double frequency = fields.FrequencyPenalty ?? 0;

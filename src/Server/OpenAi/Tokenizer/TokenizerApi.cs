@@ -29,10 +29,10 @@ public static class TokenizerApi
         if (request.Messages is not null)
         {
             SamplingRequestParser.Require(request.Prompt is null, "prompt", "Send either prompt or messages, not both.");
-            IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages);
+            IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages, model.ChatFormatter.RendersToolCalls);
             try
             {
-                text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true);
+                text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, ChatMessages.Tools(request.Tools));
             }
             catch (ChatTemplateException e)
             {
@@ -42,6 +42,7 @@ public static class TokenizerApi
         else
         {
             SamplingRequestParser.Require(request.Prompt is not null, "prompt", "prompt (a string) or messages is required.");
+            SamplingRequestParser.Require(request.Tools.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null, "tools", "tools are rendered with messages; a prompt has none.");
             text = request.Prompt!;
         }
         // No context check, as vLLM's /tokenize has none: counting a long text is what it is for.

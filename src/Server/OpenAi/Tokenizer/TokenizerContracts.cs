@@ -9,7 +9,11 @@ namespace LlmServer.OpenAi.Tokenizer;
 /// <param name="AddSpecialTokens">vLLM's flag: add what the tokenizer's post-processor adds (Llama 3's &lt;|begin_of_text|&gt;;
 /// GPT-2 and Qwen add nothing). Defaults as vLLM's: true for a prompt, false for messages, whose template writes its own.</param>
 public sealed record TokenizeRequest(string? Model, string? Prompt, IReadOnlyList<ChatMessageRequest>? Messages, bool? AddGenerationPrompt,
-    bool? AddSpecialTokens = null);
+    bool? AddSpecialTokens = null)
+{
+    /// <summary>vLLM's: the tool definitions the chat template renders with <see cref="Messages"/>.</summary>
+    public JsonElement Tools { get; init; }
+}
 
 public sealed record TokenizeResponse(IReadOnlyList<int> Tokens, int Count, int MaxModelLen);
 
