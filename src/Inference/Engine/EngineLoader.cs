@@ -75,8 +75,7 @@ internal static class EngineLoader
         try
         {
             checkShape?.Invoke(model.Shape);
-            // A Hugging Face checkpoint's tokenizer.json wins over GPT-2's vocab.json + merges.txt, as transformers' fast tokenizers do.
-            ITokenizer tokenizer = HuggingFaceTokenizer.Exists(directory) ? HuggingFaceTokenizer.Load(directory) : Gpt2Tokenizer.Load(directory);
+            ITokenizer tokenizer = ModelTokenizer.Load(directory);
             if (tokenizer.VocabSize > model.Shape.VocabSize)
             {
                 throw new CheckpointFormatException(Path.Combine(directory, "config.json"),

@@ -73,7 +73,7 @@ public static class FineTuneCommand
             Lora = loraRank > 0 ? new LoraSettings(loraRank, arguments.Double("--lora-alpha", 2.0 * loraRank), baseModel.AdaptableLayers.DefaultTargetModules) : null,
         };
         // The model's own tokenizer and chat template, as serving uses them (see EngineLoader).
-        ITokenizer tokenizer = HuggingFaceTokenizer.Exists(modelDirectory) ? HuggingFaceTokenizer.Load(modelDirectory) : Gpt2Tokenizer.Load(modelDirectory);
+        ITokenizer tokenizer = ModelTokenizer.Load(modelDirectory);
         ChatPromptFormatter formatter = ChatPromptFormatter.Load(modelDirectory, tokenizer);
         int maxLength = settings.EffectiveMaxLength(baseModel.Shape);
         TrainingDataset training = TrainingDataset.Load(CommandArguments.ExistingFile(arguments.Required("--training-file"), "--training-file"), tokenizer, formatter, maxLength);

@@ -48,16 +48,14 @@ public static class RandomModelCommand
         string tokenizerDirectory = values["--tokenizer"];
         string output = values["--output"];
         long seed = long.Parse(values.GetValueOrDefault("--seed", "0"));
-        if (!HuggingFaceTokenizer.Exists(tokenizerDirectory) && !File.Exists(Path.Combine(tokenizerDirectory, "vocab.json")))
+        if (!ModelTokenizer.Exists(tokenizerDirectory))
         {
             Console.Error.WriteLine($"error: {tokenizerDirectory} has neither a tokenizer.json nor GPT-2's vocab.json and merges.txt");
             return 2;
         }
         try
         {
-            ITokenizer tokenizer = HuggingFaceTokenizer.Exists(tokenizerDirectory)
-                ? HuggingFaceTokenizer.Load(tokenizerDirectory)
-                : Gpt2Tokenizer.Load(tokenizerDirectory);
+            ITokenizer tokenizer = ModelTokenizer.Load(tokenizerDirectory);
             var clock = Stopwatch.StartNew();
             string written;
             if (arch == "gpt2")
