@@ -45,20 +45,7 @@ public sealed class ChatTemplate
         IReadOnlyDictionary<string, object?>? extraVariables = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
-
-        var globals = new TemplateScope();
-        TemplateGlobals.AddTo(globals);
-
-        // Caller variables live in a child scope so they can override a global such as strftime_now.
-        var variables = globals.CreateChild();
-        foreach (var (name, value) in extraVariables ?? new Dictionary<string, object?>())
-        {
-            variables.Set(name, TemplateValue.FromClr(value));
-        }
-
-        variables.Set("messages", messages.Select(message => (object?)TemplateValue.MessageToDict(message)).ToList());
-        variables.Set("add_generation_prompt", addGenerationPrompt);
-        return TemplateEvaluator.Render(_body, variables);
+        return RenderWith(messages.Select(message => (object?)TemplateValue.MessageToDict(message)).ToList(), addGenerationPrompt, extraVariables);
     }
 
     /// <summary>
@@ -73,16 +60,22 @@ public sealed class ChatTemplate
         IReadOnlyDictionary<string, object?>? extraVariables = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        return RenderWith(messages.Select(TemplateValue.FromClr).ToList(), addGenerationPrompt, extraVariables);
+    }
 
+    private string RenderWith(List<object?> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extraVariables)
+    {
         var globals = new TemplateScope();
         TemplateGlobals.AddTo(globals);
+
+        // Caller variables live in a child scope so they can override a global such as strftime_now.
         var variables = globals.CreateChild();
         foreach (var (name, value) in extraVariables ?? new Dictionary<string, object?>())
         {
             variables.Set(name, TemplateValue.FromClr(value));
         }
 
-        variables.Set("messages", messages.Select(TemplateValue.FromClr).ToList());
+        variables.Set("messages", messages);
         variables.Set("add_generation_prompt", addGenerationPrompt);
         return TemplateEvaluator.Render(_body, variables);
     }

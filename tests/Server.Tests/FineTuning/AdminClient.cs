@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using LlmServer.Inference.Tests;
+using OpenAI.FineTuning;
 
 namespace LlmServer.Tests.FineTuning;
 
@@ -62,6 +63,23 @@ public sealed class AdminClient(RunningServer server, string adminKey, string in
         }, timeout, $"job {id} to be {string.Join(" or ", statuses)}", () => $"still {status}");
         return job;
     }
+
+#pragma warning disable OPENAI001 // the SDK marks its fine-tuning client experimental
+    /// <summary>Polls a job the official SDK started until it ends (succeeded, failed or cancelled); returns its last state.</summary>
+    public static async Task<FineTuningJob> WaitForSdkJobAsync(FineTuningClient fineTuning, FineTuningJob job, TimeSpan timeout)
+    {
+        await Poll.UntilAsync(async () =>
+        {
+            if (job.Status == FineTuningStatus.Succeeded || job.Status == FineTuningStatus.Failed || job.Status == FineTuningStatus.Cancelled)
+            {
+                return true;
+            }
+            job = await fineTuning.GetJobAsync(job.JobId);
+            return false;
+        }, timeout, "the job to end", () => $"still {job.Status}");
+        return job;
+    }
+#pragma warning restore OPENAI001
 
     /// <summary>Every event of a job, newest first, following has_more page by page.</summary>
     public async Task<List<JsonElement>> AllEventsAsync(string jobId)

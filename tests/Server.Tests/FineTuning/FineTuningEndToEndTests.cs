@@ -51,15 +51,7 @@ public sealed class FineTuningEndToEndTests(ITestOutputHelper output) : IDisposa
             TrainingMethod = FineTuningTrainingMethod.CreateSupervised(HyperparameterBatchSize.CreateSize(8),
                 HyperparameterEpochCount.CreateEpochCount(LoraEpochs), HyperparameterLearningRate.CreateMultiplier(LoraLearningRateMultiplier)),
         });
-        await Poll.UntilAsync(async () =>
-        {
-            if (job.Status == FineTuningStatus.Succeeded || job.Status == FineTuningStatus.Failed || job.Status == FineTuningStatus.Cancelled)
-            {
-                return true;
-            }
-            job = await fineTuning.GetJobAsync(job.JobId);
-            return false;
-        }, TimeSpan.FromMinutes(3), "the job to end", () => $"still {job.Status}");
+        job = await AdminClient.WaitForSdkJobAsync(fineTuning, job, TimeSpan.FromMinutes(3));
         // The SDK's job object has no property for the result's name (nor the error): read it from the response.
         using JsonDocument raw = JsonDocument.Parse(job.GetRawResponse().Content);
         Assert.True(job.Status == FineTuningStatus.Succeeded, $"job ended {job.Status}: {raw.RootElement.GetProperty("error")}");

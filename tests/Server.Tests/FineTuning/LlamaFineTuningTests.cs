@@ -55,15 +55,7 @@ public sealed class LlamaFineTuningTests(ITestOutputHelper output) : IDisposable
             TrainingMethod = FineTuningTrainingMethod.CreateSupervised(HyperparameterBatchSize.CreateSize(8),
                 HyperparameterEpochCount.CreateEpochCount(Epochs), HyperparameterLearningRate.CreateMultiplier(20)),
         });
-        await Poll.UntilAsync(async () =>
-        {
-            if (job.Status == FineTuningStatus.Succeeded || job.Status == FineTuningStatus.Failed || job.Status == FineTuningStatus.Cancelled)
-            {
-                return true;
-            }
-            job = await fineTuning.GetJobAsync(job.JobId);
-            return false;
-        }, TimeSpan.FromMinutes(3), "the job to end", () => $"still {job.Status}");
+        job = await AdminClient.WaitForSdkJobAsync(fineTuning, job, TimeSpan.FromMinutes(3));
         using JsonDocument raw = JsonDocument.Parse(job.GetRawResponse().Content);
         Assert.True(job.Status == FineTuningStatus.Succeeded, $"job ended {job.Status}: {raw.RootElement.GetProperty("error")}");
         string name = raw.RootElement.GetProperty("fine_tuned_model").GetString()!;
