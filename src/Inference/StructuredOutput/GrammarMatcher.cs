@@ -1,0 +1,114 @@
+namespace LlmServer.Inference.StructuredOutput;
+
+/// <summary>
+/// A saved matcher state: one reference to immutable stacks, so saving and restoring cost nothing and a saved
+/// state stays valid whatever the matcher does afterwards.
+/// </summary>
+public readonly struct MatcherState
+{
+    internal MatcherState(MatchStack[] stacks) => Stacks = stacks;
+
+    internal MatchStack[] Stacks { get; }
+}
+
+/// <summary>
+/// Matches the bytes of one reply against a <see cref="JsonGrammar"/>, one UTF-8 byte at a time. Where the
+/// grammar is ambiguous (anyOf, enum values sharing a prefix, optional properties) every reading still possible
+/// is followed, and one that dies is dropped, so the matcher refuses a byte only when no reading takes it.
+/// Not thread-safe: one per request.
+/// </summary>
+public sealed class GrammarMatcher
+{
+    private readonly List<MatchStack> _scratch = [];
+    private MatchStack[] _stacks;
+
+    public GrammarMatcher(JsonGrammar grammar) => _stacks = [new MatchStack(new StartFrame(grammar.Root), null)];
+
+    /// <summary>Whether the bytes so far form a whole document that matches the grammar.</summary>
+    public bool CanEnd
+    {
+        get
+        {
+            foreach (MatchStack stack in _stacks)
+            {
+                if (stack.CanEnd)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether the document is complete and known, without trying bytes, to take nothing more (a closed root
+    /// object). A root number at its longest is complete too but reports false: there, no byte is accepted.
+    /// </summary>
+    public bool IsFinished => Array.TrueForAll(_stacks, static s => ReferenceEquals(s, MatchStack.Done));
+
+    /// <summary>Accepts <paramref name="b"/> and advances, or refuses it and stays where it was.</summary>
+    public bool TryAdvance(byte b)
+    {
+        _scratch.Clear();
+        foreach (MatchStack stack in _stacks)
+        {
+            MatchStack.Feed(stack, b, _scratch);
+        }
+
+        if (_scratch.Count == 0)
+        {
+            return false;
+        }
+
+        _stacks = Distinct(_scratch);
+        return true;
+    }
+
+    /// <summary>Accepts all of <paramref name="bytes"/>, or returns false at the first refused one (the state is then left after the bytes before it).</summary>
+    public bool TryAdvance(ReadOnlySpan<byte> bytes)
+    {
+        foreach (byte b in bytes)
+        {
+            if (!TryAdvance(b))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public MatcherState Save() => new(_stacks);
+
+    public void Restore(MatcherState state) => _stacks = state.Stacks;
+
+    private static MatchStack[] Distinct(List<MatchStack> stacks)
+    {
+        // Only the finished stack repeats in practice (several readings ending on the same byte); keep one.
+        int done = 0;
+        foreach (MatchStack stack in stacks)
+        {
+            if (ReferenceEquals(stack, MatchStack.Done))
+            {
+                done++;
+            }
+        }
+
+        if (done <= 1)
+        {
+            return stacks.ToArray();
+        }
+
+        var result = new List<MatchStack>(stacks.Count - done + 1) { MatchStack.Done };
+        foreach (MatchStack stack in stacks)
+        {
+            if (!ReferenceEquals(stack, MatchStack.Done))
+            {
+                result.Add(stack);
+            }
+        }
+
+        return result.ToArray();
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text;
+
+namespace LlmServer.Inference.StructuredOutput;
+
+/// <summary>
+/// One kind of JSON value the grammar allows. Nodes are immutable once compiled and shared by every matcher;
+/// a matcher's per-request state lives in the frames they push.
+/// </summary>
+internal abstract class GrammarNode
+{
+    /// <summary>
+    /// Begins a value of this node with its first byte <paramref name="b"/>, <paramref name="next"/> being the
+    /// stack to return to once it completes; adds the resulting stacks, or nothing when the value cannot begin so.
+    /// </summary>
+    public abstract void Start(byte b, MatchStack? next, List<MatchStack> output);
+}
+
+/// <summary>Exactly these bytes: an enum or const value in canonical JSON, or <c>true</c>, <c>false</c>, <c>null</c>.</summary>
+internal sealed class LiteralNode(byte[] text) : GrammarNode
+{
+    public static readonly LiteralNode True = new("true"u8.ToArray());
+    public static readonly LiteralNode False = new("false"u8.ToArray());
+    public static readonly LiteralNode Null = new("null"u8.ToArray());
+
+    public byte[] Text { get; } = text;
+
+    public override void Start(byte b, MatchStack? next, List<MatchStack> output) =>
+        LiteralFrame.Accept(Text, 0, b, next, output);
+
+    public override string ToString() => Encoding.UTF8.GetString(Text);
+}
+
+/// <summary>Inside a literal (also a property key): the bytes from <c>position</c> on remain to be matched.</summary>
+internal sealed class LiteralFrame(byte[] text, int position) : MatchFrame
+{
+    public override void Step(byte b, MatchStack? next, List<MatchStack> output) => Accept(text, position, b, next, output);
+
+    public static void Accept(byte[] text, int position, byte b, MatchStack? next, List<MatchStack> output)
+    {
+        if (text[position] != b)
+        {
+            return;
+        }
+
+        if (position + 1 == text.Length)
+        {
+            Complete(next, output);
+        }
+        else
+        {
+            output.Add(new MatchStack(new LiteralFrame(text, position + 1), next));
+        }
+    }
+}
+
+/// <summary>Any of the alternatives: each one that can begin with the byte is followed until the bytes decide.</summary>
+internal sealed class AnyOfNode(GrammarNode[] alternatives) : GrammarNode
+{
+    public GrammarNode[] Alternatives { get; } = alternatives;
+
+    public override void Start(byte b, MatchStack? next, List<MatchStack> output)
+    {
+        foreach (GrammarNode alternative in Alternatives)
+        {
+            alternative.Start(b, next, output);
+        }
+    }
+}
+
+/// <summary>A <c>$ref</c>: its target is set once, after compiling it, which is what lets a schema refer to itself.</summary>
+internal sealed class RefNode(string reference) : GrammarNode
+{
+    public string Reference { get; } = reference;
+
+    public GrammarNode? Target { get; set; }
+
+    public override void Start(byte b, MatchStack? next, List<MatchStack> output) => Target!.Start(b, next, output);
+}

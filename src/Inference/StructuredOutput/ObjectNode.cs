@@ -1,0 +1,107 @@
+namespace LlmServer.Inference.StructuredOutput;
+
+/// <summary>One property of a schema's object: its key as the exact JSON bytes to emit, quotes included.</summary>
+internal sealed record ObjectProperty(string Name, byte[] Key, GrammarNode Value, bool Required);
+
+/// <summary>
+/// An object with exactly the schema's properties, in the schema's order (as OpenAI's strict outputs are), each
+/// required one present and no other key: additionalProperties is false. Optional properties may be skipped.
+/// </summary>
+internal sealed class ObjectNode : GrammarNode
+{
+    public ObjectNode(ObjectProperty[] properties)
+    {
+        Properties = properties;
+        // The object may close before property i only when none from i on is required.
+        CanCloseBefore = new bool[properties.Length + 1];
+        CanCloseBefore[properties.Length] = true;
+        for (int i = properties.Length - 1; i >= 0; i--)
+        {
+            CanCloseBefore[i] = CanCloseBefore[i + 1] && !properties[i].Required;
+        }
+    }
+
+    public ObjectProperty[] Properties { get; }
+
+    public bool[] CanCloseBefore { get; }
+
+    public override void Start(byte b, MatchStack? next, List<MatchStack> output)
+    {
+        if (b == (byte)'{')
+        {
+            output.Add(new MatchStack(new ObjectFrame(this, ObjectFrame.Phase.Open, 0, 0), next));
+        }
+    }
+}
+
+/// <summary>
+/// Inside a schema object. <c>index</c> is the property whose key or value is being read (AfterKey, AfterColon)
+/// or the first one that may still come (Open, AfterValue, AfterComma).
+/// </summary>
+internal sealed class ObjectFrame(ObjectNode node, ObjectFrame.Phase phase, int index, int whitespace) : MatchFrame
+{
+    public enum Phase : byte
+    {
+        Open,
+        AfterKey,
+        AfterColon,
+        AfterValue,
+        AfterComma,
+    }
+
+    public override void Step(byte b, MatchStack? next, List<MatchStack> output)
+    {
+        if (IsWhitespace(b))
+        {
+            if (whitespace < JsonGrammar.MaxWhitespaceRun)
+            {
+                output.Add(new MatchStack(new ObjectFrame(node, phase, index, whitespace + 1), next));
+            }
+
+            return;
+        }
+
+        switch (phase)
+        {
+            case Phase.Open or Phase.AfterValue when b == (byte)'}':
+                if (node.CanCloseBefore[index])
+                {
+                    Complete(next, output);
+                }
+
+                break;
+            case Phase.AfterValue when b == (byte)',':
+                if (index < node.Properties.Length)
+                {
+                    output.Add(new MatchStack(new ObjectFrame(node, Phase.AfterComma, index, 0), next));
+                }
+
+                break;
+            case Phase.Open or Phase.AfterComma:
+                StartKey(b, next, output);
+                break;
+            case Phase.AfterKey when b == (byte)':':
+                output.Add(new MatchStack(new ObjectFrame(node, Phase.AfterColon, index, 0), next));
+                break;
+            case Phase.AfterColon:
+                var afterValue = new MatchStack(new ObjectFrame(node, Phase.AfterValue, index + 1, 0), next);
+                node.Properties[index].Value.Start(b, afterValue, output);
+                break;
+        }
+    }
+
+    private void StartKey(byte b, MatchStack? next, List<MatchStack> output)
+    {
+        // The next key is any optional property's up to and including the first required one's.
+        for (int i = index; i < node.Properties.Length; i++)
+        {
+            ObjectProperty property = node.Properties[i];
+            var afterKey = new MatchStack(new ObjectFrame(node, Phase.AfterKey, i, 0), next);
+            LiteralFrame.Accept(property.Key, 0, b, afterKey, output);
+            if (property.Required)
+            {
+                break;
+            }
+        }
+    }
+}
