@@ -1,0 +1,153 @@
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Inference.StructuredOutput;
+
+/// <summary>
+/// A tokenizer's vocabulary as a byte trie, flattened in pre-order, for computing which tokens a grammar allows
+/// next. Tokens that share a prefix share the matcher's work on it, and a refused byte skips every token below it
+/// at once, which is what makes a full mask over 50k to 150k tokens affordable each step. Immutable: build it
+/// once per tokenizer and share it.
+/// </summary>
+public sealed class TokenTrie
+{
+    // Node i (pre-order): the byte it adds to its parent's prefix, its depth (1 for a first byte), the index just
+    // past its subtree, and the tokens whose bytes end exactly here: _tokens[_tokenStart[i] .. _tokenStart[i+1]).
+    private readonly byte[] _byte;
+    private readonly int[] _depth;
+    private readonly int[] _subtreeEnd;
+    private readonly int[] _tokenStart;
+    private readonly int[] _tokens;
+    private readonly int[] _endOfSequenceIds;
+    private readonly int _maxDepth;
+
+    public TokenTrie(ITokenizer tokenizer)
+    {
+        VocabSize = tokenizer.VocabSize;
+        _endOfSequenceIds = [.. tokenizer.EndOfSequenceIds];
+
+        // Special tokens (end of sequence included) are never grammar text: their bytes spell a marker such as
+        // "<|endoftext|>", not JSON the reply contains. End of sequence is allowed only where the document can end.
+        var ids = new List<int>();
+        var bytes = new byte[tokenizer.VocabSize][];
+        for (int id = 0; id < tokenizer.VocabSize; id++)
+        {
+            if (tokenizer.IsValidId(id) && !tokenizer.IsSpecialId(id) && tokenizer.TokenBytes(id).Length > 0)
+            {
+                bytes[id] = tokenizer.TokenBytes(id).ToArray();
+                ids.Add(id);
+            }
+        }
+
+        // Sorted by bytes, each token's prefix nodes come right before it, so the pre-order falls out of one pass.
+        ids.Sort((a, b) => bytes[a].AsSpan().SequenceCompareTo(bytes[b]) is var c && c != 0 ? c : a.CompareTo(b));
+
+        var nodeByte = new List<byte>();
+        var depth = new List<int>();
+        var subtreeEnd = new List<int>();
+        var tokenStart = new List<int>();
+        var tokens = new List<int>();
+        var path = new List<int>(); // path[d - 1]: the open node at depth d
+        byte[] previous = [];
+        foreach (int id in ids)
+        {
+            byte[] current = bytes[id];
+            int common = current.AsSpan().CommonPrefixLength(previous);
+            for (int d = path.Count; d > common; d--)
+            {
+                subtreeEnd[path[d - 1]] = nodeByte.Count;
+                path.RemoveAt(d - 1);
+            }
+
+            for (int d = common + 1; d <= current.Length; d++)
+            {
+                path.Add(nodeByte.Count);
+                nodeByte.Add(current[d - 1]);
+                depth.Add(d);
+                subtreeEnd.Add(-1);
+                tokenStart.Add(tokens.Count);
+            }
+
+            tokens.Add(id);
+            previous = current;
+        }
+
+        foreach (int open in path)
+        {
+            subtreeEnd[open] = nodeByte.Count;
+        }
+
+        tokenStart.Add(tokens.Count);
+        _byte = [.. nodeByte];
+        _depth = [.. depth];
+        _subtreeEnd = [.. subtreeEnd];
+        _tokenStart = [.. tokenStart];
+        _tokens = [.. tokens];
+        _maxDepth = depth.Count == 0 ? 0 : depth.Max();
+    }
+
+    public int VocabSize { get; }
+
+    /// <summary>Trie nodes: the most matcher steps one full mask can take.</summary>
+    public int NodeCount => _byte.Length;
+
+    /// <summary>The length of a bitmask over the vocabulary, in 64-bit words.</summary>
+    public int MaskWords => (VocabSize + 63) / 64;
+
+    /// <summary>
+    /// Sets in <paramref name="mask"/> (bit <c>id</c>, cleared first) every token whose bytes the matcher accepts
+    /// from its current state, and the end-of-sequence tokens when the document can end there. The matcher is
+    /// left in the state it was given. Returns how many tokens are allowed.
+    /// </summary>
+    public int AllowedTokens(GrammarMatcher matcher, Span<ulong> mask)
+    {
+        if (mask.Length < MaskWords)
+        {
+            throw new ArgumentException($"the mask needs {MaskWords} words", nameof(mask));
+        }
+
+        mask.Clear();
+        int allowed = 0;
+        // states[d]: the matcher after the current path's first d bytes. Restoring is a reference assignment,
+        // so moving between siblings costs nothing beyond the byte they differ in.
+        var states = new MatcherState[_maxDepth + 1];
+        states[0] = matcher.Save();
+        int node = 0;
+        while (node < _byte.Length)
+        {
+            int d = _depth[node];
+            matcher.Restore(states[d - 1]);
+            if (!matcher.TryAdvance(_byte[node]))
+            {
+                node = _subtreeEnd[node];
+                continue;
+            }
+
+            states[d] = matcher.Save();
+            for (int t = _tokenStart[node]; t < _tokenStart[node + 1]; t++)
+            {
+                int id = _tokens[t];
+                mask[id >> 6] |= 1UL << (id & 63);
+                allowed++;
+            }
+
+            node++;
+        }
+
+        matcher.Restore(states[0]);
+        if (matcher.CanEnd)
+        {
+            foreach (int id in _endOfSequenceIds)
+            {
+                if ((mask[id >> 6] & (1UL << (id & 63))) == 0)
+                {
+                    mask[id >> 6] |= 1UL << (id & 63);
+                    allowed++;
+                }
+            }
+        }
+
+        return allowed;
+    }
+
+    public static bool IsAllowed(ReadOnlySpan<ulong> mask, int id) => (mask[id >> 6] & (1UL << (id & 63))) != 0;
+}
