@@ -47,6 +47,9 @@ public sealed class GrammarMatcher
     /// </summary>
     public bool IsFinished => Array.TrueForAll(_stacks, static s => ReferenceEquals(s, MatchStack.Done));
 
+    /// <summary>Whether the one reading left is inside a string, after a plain character (no escape or UTF-8 sequence open).</summary>
+    internal bool IsInPlainString => _stacks.Length == 1 && ReferenceEquals(_stacks[0].Top, StringFrame.Plain);
+
     /// <summary>Accepts <paramref name="b"/> and advances, or refuses it and stays where it was.</summary>
     public bool TryAdvance(byte b)
     {
@@ -59,6 +62,11 @@ public sealed class GrammarMatcher
         if (_scratch.Count == 0)
         {
             return false;
+        }
+
+        if (_scratch.Count == 1 && _stacks.Length == 1 && ReferenceEquals(_scratch[0], _stacks[0]))
+        {
+            return true; // the state did not change (a plain string character): keep the array, allocate nothing
         }
 
         _stacks = Distinct(_scratch);

@@ -28,6 +28,14 @@ internal sealed class MatchStack
         // enclosing frame have it: both are followed.
         for (MatchStack? s = stack; s is not null && !ReferenceEquals(s, Done); s = s.Next)
         {
+            // Most bytes of a reply are plain string characters, which leave the stack as it is: reusing it
+            // spares an allocation per byte and lets the matcher see that nothing changed.
+            if (ReferenceEquals(s.Top, StringFrame.Plain) && StringFrame.KeepsPlain(b))
+            {
+                output.Add(s);
+                return;
+            }
+
             s.Top.Step(b, s.Next, output);
             if (!s.Top.CanEnd)
             {

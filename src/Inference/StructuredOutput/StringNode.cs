@@ -84,6 +84,9 @@ internal sealed class StringFrame : MatchFrame
         }
     }
 
+    /// <summary>Whether <paramref name="b"/> is a character that keeps a string in its plain state (printable ASCII but '"' and '\\').</summary>
+    public static bool KeepsPlain(byte b) => b is >= 0x20 and < 0x80 and not (byte)'"' and not (byte)'\\';
+
     private static StringFrame? AfterPlain(byte b, MatchStack? next, List<MatchStack> output)
     {
         switch (b)

@@ -17,6 +17,9 @@ public sealed class TokenTrie
     private readonly int[] _subtreeEnd;
     private readonly int[] _tokenStart;
     private readonly int[] _tokens;
+    // Whether every byte of node i's subtree, its own included, keeps a string plain (printable ASCII but '"'
+    // and '\\'): inside a string such a subtree is allowed whole, without stepping the matcher through it.
+    private readonly bool[] _plainSubtree;
     private readonly int[] _endOfSequenceIds;
     private readonly int _maxDepth;
 
@@ -83,6 +86,19 @@ public sealed class TokenTrie
         _tokenStart = [.. tokenStart];
         _tokens = [.. tokens];
         _maxDepth = depth.Count == 0 ? 0 : depth.Max();
+
+        // notPlainBefore[k]: how many of nodes 0 .. k-1 hold a byte that leaves a string's plain state.
+        var notPlainBefore = new int[_byte.Length + 1];
+        for (int i = 0; i < _byte.Length; i++)
+        {
+            notPlainBefore[i + 1] = notPlainBefore[i] + (StringFrame.KeepsPlain(_byte[i]) ? 0 : 1);
+        }
+
+        _plainSubtree = new bool[_byte.Length];
+        for (int i = 0; i < _byte.Length; i++)
+        {
+            _plainSubtree[i] = notPlainBefore[_subtreeEnd[i]] == notPlainBefore[i];
+        }
     }
 
     public int VocabSize { get; }
@@ -116,6 +132,21 @@ public sealed class TokenTrie
         {
             int d = _depth[node];
             matcher.Restore(states[d - 1]);
+            if (_plainSubtree[node] && matcher.IsInPlainString)
+            {
+                // Plain characters leave the string as it is, so every token below is accepted: the subtree's
+                // tokens are contiguous in pre-order.
+                for (int t = _tokenStart[node]; t < _tokenStart[_subtreeEnd[node]]; t++)
+                {
+                    int id = _tokens[t];
+                    mask[id >> 6] |= 1UL << (id & 63);
+                }
+
+                allowed += _tokenStart[_subtreeEnd[node]] - _tokenStart[node];
+                node = _subtreeEnd[node];
+                continue;
+            }
+
             if (!matcher.TryAdvance(_byte[node]))
             {
                 node = _subtreeEnd[node];

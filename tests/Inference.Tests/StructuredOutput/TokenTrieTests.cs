@@ -21,6 +21,9 @@ public sealed class TokenTrieTests
     [InlineData("anyof", "{\"value\":")]
     [InlineData("flat", "{\"name\":\"x\",\"age\":12")]
     [InlineData("integer-root", "-1")]
+    [InlineData("flat", "{\"name\":\"a\\")]
+    [InlineData("anyof", "{\"value\":\"ab")]
+    [InlineData("unicode", "{\"città\":\"東京\",\"note\":\"é")]
     public void Mask_IsExactlyTheTokensTheMatcherAccepts(string schema, string prefix)
     {
         (ITokenizer tokenizer, TokenTrie trie) = Gpt2.Value;
