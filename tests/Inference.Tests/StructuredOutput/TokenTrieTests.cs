@@ -5,28 +5,50 @@ using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Tests.StructuredOutput;
 
-/// <summary>The token mask on GPT-2's vocabulary: exactly the tokens the matcher accepts, and never none before the end.</summary>
+/// <summary>The token mask on GPT-2's, Llama 3's and Qwen3's vocabularies: exactly the tokens the matcher accepts, and never none before the end.</summary>
 public sealed class TokenTrieTests
 {
-    private static readonly Lazy<(ITokenizer Tokenizer, TokenTrie Trie)> Gpt2 = new(() =>
+    private static readonly Dictionary<string, Lazy<(ITokenizer Tokenizer, TokenTrie Trie)>> Vocabularies = new()
     {
-        ITokenizer tokenizer = Gpt2Tokenizer.Load(TestFixtures.TokenizerDirectory);
-        return (tokenizer, new TokenTrie(tokenizer));
-    });
+        ["gpt2"] = new(() => WithTrie(Gpt2Tokenizer.Load(TestFixtures.TokenizerDirectory))),
+        // Byte-level BPE from tokenizer.json, 128k and 151k entries, with added special tokens.
+        ["llama3"] = new(() => WithTrie(HuggingFaceTokenizer.Load(Path.Combine(TestFixtures.FixturesDirectory, "tokenizers", "llama3")))),
+        ["qwen3"] = new(() => WithTrie(HuggingFaceTokenizer.Load(Path.Combine(TestFixtures.FixturesDirectory, "tokenizers", "qwen3")))),
+    };
+
+    private static (ITokenizer, TokenTrie) WithTrie(ITokenizer tokenizer) => (tokenizer, new TokenTrie(tokenizer));
+
+    public static TheoryData<string, string, string> MaskCases()
+    {
+        (string Schema, string Prefix)[] states =
+        [
+            ("nested", ""),
+            ("nested", "{\"person\":{\"name\":\"B"),
+            ("enums", "{\"color\":\"re"),
+            ("anyof", "{\"value\":"),
+            ("flat", "{\"name\":\"x\",\"age\":12"),
+            ("integer-root", "-1"),
+            ("flat", "{\"name\":\"a\\"),
+            ("anyof", "{\"value\":\"ab"),
+            ("unicode", "{\"città\":\"東京\",\"note\":\"é"),
+        ];
+        var cases = new TheoryData<string, string, string>();
+        foreach (string vocabulary in new[] { "gpt2", "llama3", "qwen3" })
+        {
+            foreach ((string schema, string prefix) in states)
+            {
+                cases.Add(vocabulary, schema, prefix);
+            }
+        }
+
+        return cases;
+    }
 
     [Theory]
-    [InlineData("nested", "")]
-    [InlineData("nested", "{\"person\":{\"name\":\"B")]
-    [InlineData("enums", "{\"color\":\"re")]
-    [InlineData("anyof", "{\"value\":")]
-    [InlineData("flat", "{\"name\":\"x\",\"age\":12")]
-    [InlineData("integer-root", "-1")]
-    [InlineData("flat", "{\"name\":\"a\\")]
-    [InlineData("anyof", "{\"value\":\"ab")]
-    [InlineData("unicode", "{\"città\":\"東京\",\"note\":\"é")]
-    public void Mask_IsExactlyTheTokensTheMatcherAccepts(string schema, string prefix)
+    [MemberData(nameof(MaskCases))]
+    public void Mask_IsExactlyTheTokensTheMatcherAccepts(string vocabulary, string schema, string prefix)
     {
-        (ITokenizer tokenizer, TokenTrie trie) = Gpt2.Value;
+        (ITokenizer tokenizer, TokenTrie trie) = Vocabularies[vocabulary].Value;
         var matcher = new GrammarMatcher(JsonGrammar.FromSchema(TestSchemas.Parse(schema)));
         Assert.True(matcher.TryAdvance(Encoding.UTF8.GetBytes(prefix)));
         var mask = new ulong[trie.MaskWords];
@@ -50,14 +72,18 @@ public sealed class TokenTrieTests
     }
 
     [Theory]
-    [InlineData("flat")]
-    [InlineData("nested")]
-    [InlineData("enums")]
-    [InlineData("anyof")]
-    [InlineData("unicode")]
-    public void RandomTokenWalks_AlwaysHaveATokenAndEndValid(string name)
+    [InlineData("gpt2", "flat")]
+    [InlineData("gpt2", "nested")]
+    [InlineData("gpt2", "enums")]
+    [InlineData("gpt2", "anyof")]
+    [InlineData("gpt2", "unicode")]
+    [InlineData("llama3", "nested")]
+    [InlineData("llama3", "unicode")]
+    [InlineData("qwen3", "anyof")]
+    [InlineData("qwen3", "arrays")]
+    public void RandomTokenWalks_AlwaysHaveATokenAndEndValid(string vocabulary, string name)
     {
-        (ITokenizer tokenizer, TokenTrie trie) = Gpt2.Value;
+        (ITokenizer tokenizer, TokenTrie trie) = Vocabularies[vocabulary].Value;
         JsonElement schema = TestSchemas.Parse(name);
         JsonGrammar grammar = JsonGrammar.FromSchema(schema);
         var random = new Random(name.Sum(c => c));
