@@ -20,6 +20,10 @@ public sealed class TokenTrie
     // Whether every byte of node i's subtree, its own included, keeps a string plain (printable ASCII but '"'
     // and '\\'): inside a string such a subtree is allowed whole, without stepping the matcher through it.
     private readonly bool[] _plainSubtree;
+    // Whether every path into node i's subtree, read from the root inside a string in its plain state, stays
+    // inside that string (escapes and whole or partial UTF-8 included). A string's bytes are judged without regard
+    // to what follows it, so from such a state the whole subtree is allowed: most of a multilingual vocabulary.
+    private readonly bool[] _stringSubtree;
     private readonly int[] _endOfSequenceIds;
     private readonly int _maxDepth;
 
@@ -99,6 +103,47 @@ public sealed class TokenTrie
         {
             _plainSubtree[i] = notPlainBefore[_subtreeEnd[i]] == notPlainBefore[i];
         }
+
+        _stringSubtree = StringSubtrees();
+    }
+
+    private bool[] StringSubtrees()
+    {
+        // The matcher itself judges what stays inside a string, so this can never disagree with it.
+        var matcher = new GrammarMatcher(new JsonGrammar(StringNode.Instance));
+        matcher.TryAdvance((byte)'"');
+        var states = new MatcherState[_maxDepth + 1];
+        states[0] = matcher.Save();
+        var leavesBefore = new int[_byte.Length + 1];
+        int node = 0;
+        while (node < _byte.Length)
+        {
+            matcher.Restore(states[_depth[node] - 1]);
+            if (matcher.TryAdvance(_byte[node]) && !matcher.IsFinished)
+            {
+                states[_depth[node]] = matcher.Save();
+                leavesBefore[node + 1] = leavesBefore[node];
+                node++;
+            }
+            else
+            {
+                // This path leaves the string (or is refused), and so does every path below it.
+                for (int i = node; i < _subtreeEnd[node]; i++)
+                {
+                    leavesBefore[i + 1] = leavesBefore[i] + 1;
+                }
+
+                node = _subtreeEnd[node];
+            }
+        }
+
+        var subtrees = new bool[_byte.Length];
+        for (int i = 0; i < _byte.Length; i++)
+        {
+            subtrees[i] = leavesBefore[_subtreeEnd[i]] == leavesBefore[i];
+        }
+
+        return subtrees;
     }
 
     public int VocabSize { get; }
@@ -127,15 +172,16 @@ public sealed class TokenTrie
         // so moving between siblings costs nothing beyond the byte they differ in.
         var states = new MatcherState[_maxDepth + 1];
         states[0] = matcher.Save();
+        bool inStringAtRoot = matcher.IsInPlainString;
         int node = 0;
         while (node < _byte.Length)
         {
             int d = _depth[node];
             matcher.Restore(states[d - 1]);
-            if (_plainSubtree[node] && matcher.IsInPlainString)
+            if ((inStringAtRoot && _stringSubtree[node]) || (_plainSubtree[node] && matcher.IsInPlainString))
             {
-                // Plain characters leave the string as it is, so every token below is accepted: the subtree's
-                // tokens are contiguous in pre-order.
+                // Every token below is accepted, as the subtree stays inside the string: its tokens are
+                // contiguous in pre-order.
                 for (int t = _tokenStart[node]; t < _tokenStart[_subtreeEnd[node]]; t++)
                 {
                     int id = _tokens[t];
