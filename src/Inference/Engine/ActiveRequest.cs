@@ -17,7 +17,8 @@ internal sealed class ActiveRequest(Request request, RequestOutput output, Chann
     {
         try
         {
-            return Output.Append(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset));
+            ReadOnlySpan<ulong> allowed = Output.Constraint is { } constraint ? constraint.AllowedTokens() : default;
+            return Output.Append(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset, allowed));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -1,5 +1,6 @@
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
+using LlmServer.Inference.StructuredOutput;
 using LlmServer.Inference.Tokenization;
 
 namespace LlmServer.Inference.Engine;
@@ -29,12 +30,18 @@ public sealed class RequestOutput
         _endOfSequenceIds = tokenizer.EndOfSequenceIds;
         _longestStop = request.Sampling.StopStrings.Count == 0 ? 0 : request.Sampling.StopStrings.Max(s => s.Length);
         Random = new SeededRandom(request.Sampling.Seed ?? randomSeed);
+        Constraint = request.Sampling.Constraint is { } constraint
+            ? new ConstrainedOutput(constraint, TokenTrie.For(tokenizer), tokenizer)
+            : null;
         _suppressed = request.Sampling.MinTokens > 0
             ? request.Sampling.StopTokenIds.Concat(_endOfSequenceIds).Distinct().ToArray()
             : [];
     }
 
     public SeededRandom Random { get; }
+
+    /// <summary>Where the request stands in the output it is constrained to, if any.</summary>
+    public ConstrainedOutput? Constraint { get; }
 
     /// <summary>Tokens that may not be sampled yet (end-of-text and stop tokens before min_tokens).</summary>
     public IReadOnlyCollection<int> SuppressedTokens =>
@@ -47,6 +54,7 @@ public sealed class RequestOutput
     /// <summary>Records a sampled token and returns what the client should see of it.</summary>
     public GenerationEvent Append(GeneratedToken token)
     {
+        Constraint?.Accept(token.TokenId);
         _request.AppendOutputToken(token.TokenId);
         _pendingTokens.Add(token);
         SamplingParameters sampling = _request.Sampling;

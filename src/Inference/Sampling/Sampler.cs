@@ -26,8 +26,12 @@ public sealed class Sampler
     /// <param name="request">Supplies the parameters and the output so far (for penalties and min_tokens).</param>
     /// <param name="random">The request's own generator; unused for greedy rows.</param>
     /// <param name="suppressedTokens">Tokens that may not be picked now (end-of-text before min_tokens).</param>
+    /// <param name="allowedTokens">
+    /// A bitmask over the vocabulary of the only tokens that may be picked (a grammar's), or empty for all. Like the
+    /// other adjustments it changes what is picked, not the logprobs reported.
+    /// </param>
     public GeneratedToken Sample(ReadOnlySpan<float> headLogits, int tokenCount, ISamplingRequest request, SeededRandom random,
-        IReadOnlyCollection<int> suppressedTokens, int textOffset)
+        IReadOnlyCollection<int> suppressedTokens, int textOffset, ReadOnlySpan<ulong> allowedTokens = default)
     {
         ReadOnlySpan<float> logits = headLogits[..tokenCount];
         SamplingParameters sampling = request.Sampling;
@@ -39,8 +43,8 @@ public sealed class Sampler
         }
 
         bool plainGreedy = sampling.IsGreedy && sampling.LogitBias.Count == 0 && suppressedTokens.Count == 0
-            && sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0;
-        int chosen = plainGreedy ? argMax : SampleAdjusted(logits, request, random, suppressedTokens);
+            && sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0 && allowedTokens.IsEmpty;
+        int chosen = plainGreedy ? argMax : SampleAdjusted(logits, request, random, suppressedTokens, allowedTokens);
 
         if (sampling.Logprobs is null)
         {
@@ -55,7 +59,8 @@ public sealed class Sampler
         return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
     }
 
-    private int SampleAdjusted(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens)
+    private int SampleAdjusted(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens,
+        ReadOnlySpan<ulong> allowedTokens)
     {
         SamplingParameters sampling = request.Sampling;
         int vocabulary = logits.Length;
@@ -70,8 +75,37 @@ public sealed class Sampler
                 adjusted[token] = float.NegativeInfinity;
             }
         }
+        if (!allowedTokens.IsEmpty)
+        {
+            ExcludeDisallowed(adjusted, allowedTokens);
+        }
         int best = TensorPrimitives.IndexOfMax(adjusted);
         return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], sampling, random);
+    }
+
+    private static void ExcludeDisallowed(Span<float> adjusted, ReadOnlySpan<ulong> allowedTokens)
+    {
+        // A grammar allows few tokens at most steps: whole words of the mask are zero, and set words are sparse.
+        for (int word = 0; word * 64 < adjusted.Length; word++)
+        {
+            ulong allowed = allowedTokens[word];
+            int start = word * 64;
+            int length = Math.Min(64, adjusted.Length - start);
+            if (allowed == 0)
+            {
+                adjusted.Slice(start, length).Fill(float.NegativeInfinity);
+            }
+            else if (allowed != ulong.MaxValue)
+            {
+                for (int bit = 0; bit < length; bit++)
+                {
+                    if ((allowed & (1UL << bit)) == 0)
+                    {
+                        adjusted[start + bit] = float.NegativeInfinity;
+                    }
+                }
+            }
+        }
     }
 
     private static void ApplyBiasAndPenalties(Span<float> adjusted, ISamplingRequest request)
@@ -104,7 +138,7 @@ public sealed class Sampler
     {
         if (float.IsNegativeInfinity(max))
         {
-            throw new SamplingException("every token is excluded (logit_bias or penalties left nothing to sample)");
+            throw new SamplingException("every token is excluded (logit_bias, penalties or the required output format left nothing to sample)");
         }
         if (float.IsPositiveInfinity(max))
         {

@@ -22,6 +22,8 @@ public sealed record SamplingParameters
     public IReadOnlyDictionary<int, double> LogitBias { get; init; } = new Dictionary<int, double>();
     /// <summary>null: no logprobs; otherwise the sampled token's logprob plus this many alternatives.</summary>
     public int? Logprobs { get; init; }
+    /// <summary>What the output must be (a JSON schema's documents, tool calls); null: free text.</summary>
+    public StructuredOutput.GrammarConstraint? Constraint { get; init; }
 
     /// <summary>
     /// Below vLLM's sampling epsilon a temperature is greedy: dividing logits by it would

@@ -19,6 +19,13 @@ public readonly struct MatcherState
 /// </summary>
 public sealed class GrammarMatcher
 {
+    /// <summary>
+    /// The most readings followed at once. Alternatives that overlap at every level of a recursive schema could
+    /// otherwise double them with each level; past this a schema is refused at the byte that shows it, so one
+    /// request's step costs a bounded time whatever schema it brought.
+    /// </summary>
+    public const int MaxReadings = 1024;
+
     private readonly List<MatchStack> _scratch = [];
     private MatchStack[] _stacks;
 
@@ -62,6 +69,12 @@ public sealed class GrammarMatcher
         if (_scratch.Count == 0)
         {
             return false;
+        }
+
+        if (_scratch.Count > MaxReadings)
+        {
+            throw new GrammarTooAmbiguousException(
+                $"the output grammar is too ambiguous to follow (more than {MaxReadings} readings of the same text at once); make the anyOf alternatives of the schema differ earlier");
         }
 
         if (_scratch.Count == 1 && _stacks.Length == 1 && ReferenceEquals(_scratch[0], _stacks[0]))

@@ -54,9 +54,33 @@ internal sealed class LiteralFrame(byte[] text, int position) : MatchFrame
 }
 
 /// <summary>Any of the alternatives: each one that can begin with the byte is followed until the bytes decide.</summary>
-internal sealed class AnyOfNode(GrammarNode[] alternatives) : GrammarNode
+internal sealed class AnyOfNode : GrammarNode
 {
-    public GrammarNode[] Alternatives { get; } = alternatives;
+    private AnyOfNode(GrammarNode[] alternatives) => Alternatives = alternatives;
+
+    public GrammarNode[] Alternatives { get; }
+
+    /// <summary>
+    /// The alternatives without repeats (the same node twice, or two literals of the same text): a repeat would be
+    /// followed as a second reading of every byte, and nested repeats would double the readings at each level.
+    /// </summary>
+    public static GrammarNode Of(IReadOnlyList<GrammarNode> alternatives)
+    {
+        var distinct = new List<GrammarNode>(alternatives.Count);
+        var literals = new HashSet<string>(StringComparer.Ordinal);
+        foreach (GrammarNode alternative in alternatives)
+        {
+            bool repeat = alternative is LiteralNode literal
+                ? !literals.Add(Convert.ToBase64String(literal.Text))
+                : distinct.Any(d => ReferenceEquals(d, alternative));
+            if (!repeat)
+            {
+                distinct.Add(alternative);
+            }
+        }
+
+        return distinct.Count == 1 ? distinct[0] : new AnyOfNode([.. distinct]);
+    }
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output)
     {

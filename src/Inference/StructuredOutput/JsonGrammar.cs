@@ -24,7 +24,10 @@ public sealed class JsonGrammar
 
     internal GrammarNode Root { get; }
 
-    /// <summary>Compiles a schema in OpenAI strict mode's subset; see <see cref="JsonSchemaCompiler"/>.</summary>
+    /// <summary>
+    /// Compiles a schema in OpenAI strict mode's subset, or, not <paramref name="strict"/>, with what that subset
+    /// cannot enforce ignored; see <see cref="JsonSchemaCompiler"/>.
+    /// </summary>
     /// <exception cref="SchemaNotSupportedException">The schema uses something outside that subset.</exception>
-    public static JsonGrammar FromSchema(JsonElement schema) => JsonSchemaCompiler.Compile(schema);
+    public static JsonGrammar FromSchema(JsonElement schema, bool strict = true) => JsonSchemaCompiler.Compile(schema, strict);
 }

@@ -16,15 +16,20 @@ public sealed class JsonGrammarCache(int capacity = 256)
     public int Count => _grammars.Count;
 
     /// <exception cref="SchemaNotSupportedException">The schema uses something outside the supported subset.</exception>
-    public JsonGrammar GetOrCompile(JsonElement schema)
+    public JsonGrammar GetOrCompile(JsonElement schema, bool strict = true) =>
+        GetOrCompile((strict ? "strict:" : "lenient:") + Encoding.UTF8.GetString(JsonSchemaCompiler.CanonicalBytes(schema)),
+            () => JsonGrammar.FromSchema(schema, strict));
+
+    /// <summary>The grammar cached under <paramref name="key"/>, which must name everything <paramref name="compile"/> reads.</summary>
+    /// <exception cref="SchemaNotSupportedException">A schema uses something outside the supported subset.</exception>
+    public JsonGrammar GetOrCompile(string key, Func<JsonGrammar> compile)
     {
-        string key = Encoding.UTF8.GetString(JsonSchemaCompiler.CanonicalBytes(schema));
         if (_grammars.TryGetValue(key, out JsonGrammar? grammar))
         {
             return grammar;
         }
 
-        grammar = JsonGrammar.FromSchema(schema);
+        grammar = compile();
         // A server fed ever new schemas must not grow without bound; starting over is crude but keeps it bounded,
         // and recompiling a schema costs little beside generating a reply with it.
         if (_grammars.Count >= capacity)

@@ -9,6 +9,10 @@ namespace LlmServer.Inference.StructuredOutput;
 /// enum, const, anyOf, arrays with items, and <c>$ref</c> into <c>$defs</c>/<c>definitions</c> or the root,
 /// recursion included. Annotations (description, title, ...) are ignored. Anything else, such as pattern,
 /// format, minimum or allOf, is refused with the keyword and its path rather than silently not enforced.
+/// A schema that is not strict (a tool without <c>strict: true</c>, a <c>json_schema</c> with <c>strict: false</c>)
+/// promises less, as on OpenAI: there the keywords this subset cannot enforce are ignored, <c>oneOf</c> is read as
+/// <c>anyOf</c>, a schema without a type allows any value, and an object that does not close itself
+/// (additionalProperties not false) still gets only its declared properties, or any object when it declares none.
 /// </summary>
 internal sealed class JsonSchemaCompiler
 {
@@ -29,6 +33,7 @@ internal sealed class JsonSchemaCompiler
     };
 
     private readonly JsonElement _root;
+    private readonly bool _strict;
     private readonly Dictionary<string, RefNode> _refs = new(StringComparer.Ordinal);
     private readonly Dictionary<RefNode, string> _refPaths = [];
 
@@ -36,14 +41,17 @@ internal sealed class JsonSchemaCompiler
     // again before an object or array opens is a reference that reaches itself without input.
     private HashSet<string> _openAtStart = new(StringComparer.Ordinal);
 
-    private JsonSchemaCompiler(JsonElement root) => _root = root;
+    private JsonSchemaCompiler(JsonElement root, bool strict) => (_root, _strict) = (root, strict);
 
-    public static JsonGrammar Compile(JsonElement schema)
+    public static JsonGrammar Compile(JsonElement schema, bool strict = true) => new(CompileNode(schema, strict));
+
+    /// <summary>The grammar node of a schema whose <c>$ref</c>s resolve against the schema itself.</summary>
+    internal static GrammarNode CompileNode(JsonElement schema, bool strict)
     {
-        var compiler = new JsonSchemaCompiler(schema);
+        var compiler = new JsonSchemaCompiler(schema, strict);
         GrammarNode root = compiler.CompileSchema(schema, "$");
         compiler.RefuseRefsThatConsumeNothing();
-        return new JsonGrammar(root);
+        return root;
     }
 
     /// <summary>Writes <paramref name="value"/> as the compact JSON text a constrained reply must contain.</summary>
@@ -58,7 +66,7 @@ internal sealed class JsonSchemaCompiler
         return buffer.ToArray();
     }
 
-    private static byte[] KeyBytes(string name)
+    internal static byte[] KeyBytes(string name)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer, CanonicalWriter))
@@ -87,7 +95,15 @@ internal sealed class JsonSchemaCompiler
 
             if (!TypeKeywords.Contains(keyword.Name) && keyword.Name is not ("enum" or "const" or "anyOf" or "$ref"))
             {
-                throw new SchemaNotSupportedException(keyword.Name, path, "strict structured outputs do not enforce it");
+                if (_strict)
+                {
+                    throw new SchemaNotSupportedException(keyword.Name, path, "strict structured outputs do not enforce it");
+                }
+
+                if (keyword.Name is not ("oneOf" or "allOf"))
+                {
+                    continue;
+                }
             }
 
             constraints.Add(keyword.Name);
@@ -99,18 +115,34 @@ internal sealed class JsonSchemaCompiler
             return Resolve(reference, path);
         }
 
-        if (schema.TryGetProperty("anyOf", out JsonElement anyOf))
+        // oneOf's "exactly one" cannot be enforced byte by byte; outside strict mode it is read as anyOf.
+        string? union = constraints.Contains("anyOf") ? "anyOf" : constraints.Contains("oneOf") ? "oneOf" : null;
+        if (union is not null)
         {
-            RefuseCompanions("anyOf", constraints, path);
+            JsonElement anyOf = schema.GetProperty(union);
+            RefuseCompanions(union, constraints, path);
             if (anyOf.ValueKind != JsonValueKind.Array || anyOf.GetArrayLength() == 0)
             {
-                throw new SchemaNotSupportedException("anyOf", path, "it must be a non-empty array of schemas");
+                throw new SchemaNotSupportedException(union, path, "it must be a non-empty array of schemas");
             }
 
             GrammarNode[] alternatives = anyOf.EnumerateArray()
-                .Select((alternative, i) => CompileSchema(alternative, $"{path}.anyOf[{i}]"))
+                .Select((alternative, i) => CompileSchema(alternative, $"{path}.{union}[{i}]"))
                 .ToArray();
-            return alternatives.Length == 1 ? alternatives[0] : new AnyOfNode(alternatives);
+            return AnyOfNode.Of(alternatives);
+        }
+
+        // Pydantic wraps a described reference as allOf of one schema; more than one would need an intersection.
+        if (constraints.Contains("allOf"))
+        {
+            JsonElement allOf = schema.GetProperty("allOf");
+            if (allOf.ValueKind != JsonValueKind.Array || allOf.GetArrayLength() != 1)
+            {
+                throw new SchemaNotSupportedException("allOf", path, "only an allOf of one schema is supported");
+            }
+
+            RefuseCompanions("allOf", constraints, path);
+            return CompileSchema(allOf[0], $"{path}.allOf[0]");
         }
 
         // enum and const fix the exact text, which already implies its type; a "type" beside them only restates it.
@@ -122,7 +154,7 @@ internal sealed class JsonSchemaCompiler
             }
 
             GrammarNode[] literals = values.EnumerateArray().Select(v => (GrammarNode)new LiteralNode(CanonicalBytes(v))).ToArray();
-            return literals.Length == 1 ? literals[0] : new AnyOfNode(literals);
+            return AnyOfNode.Of(literals);
         }
 
         if (schema.TryGetProperty("const", out JsonElement constant))
@@ -132,6 +164,11 @@ internal sealed class JsonSchemaCompiler
 
         if (!schema.TryGetProperty("type", out JsonElement type))
         {
+            if (!_strict)
+            {
+                return AnyValueNode.Instance;
+            }
+
             throw new SchemaNotSupportedException("type", path, "every schema needs a type, enum, const, anyOf or $ref");
         }
 
@@ -149,14 +186,19 @@ internal sealed class JsonSchemaCompiler
                 throw new SchemaNotSupportedException("type", path, "a list of types must not be empty");
             }
 
-            return alternatives.Count == 1 ? alternatives[0] : new AnyOfNode([.. alternatives]);
+            return AnyOfNode.Of([.. alternatives]);
         }
 
         return CompileType(schema, type, path, typeList: false);
     }
 
-    private static void RefuseCompanions(string keyword, List<string> constraints, string path)
+    private void RefuseCompanions(string keyword, List<string> constraints, string path)
     {
+        if (!_strict)
+        {
+            return;
+        }
+
         string? companion = constraints.FirstOrDefault(c => c != keyword);
         if (companion is not null)
         {
@@ -196,7 +238,7 @@ internal sealed class JsonSchemaCompiler
                     "string" => StringNode.Instance,
                     "number" => NumberNode.Number,
                     "integer" => NumberNode.Integer,
-                    "boolean" => new AnyOfNode([LiteralNode.True, LiteralNode.False]),
+                    "boolean" => AnyOfNode.Of([LiteralNode.True, LiteralNode.False]),
                     _ => LiteralNode.Null,
                 };
             default:
@@ -219,8 +261,13 @@ internal sealed class JsonSchemaCompiler
         }
     }
 
-    private static void RefuseKeywordsOfOtherTypes(JsonElement schema, string path, IEnumerable<string> keywords)
+    private void RefuseKeywordsOfOtherTypes(JsonElement schema, string path, IEnumerable<string> keywords)
     {
+        if (!_strict)
+        {
+            return;
+        }
+
         foreach (string keyword in keywords)
         {
             if (schema.TryGetProperty(keyword, out _))
@@ -230,11 +277,17 @@ internal sealed class JsonSchemaCompiler
         }
     }
 
-    private ObjectNode CompileObject(JsonElement schema, string path)
+    private GrammarNode CompileObject(JsonElement schema, string path)
     {
-        if (schema.TryGetProperty("additionalProperties", out JsonElement additional) && additional.ValueKind != JsonValueKind.False)
+        bool closed = !schema.TryGetProperty("additionalProperties", out JsonElement additional) || additional.ValueKind == JsonValueKind.False;
+        if (!closed && _strict)
         {
             throw new SchemaNotSupportedException("additionalProperties", path, "only false is supported (every key must be a declared property)");
+        }
+
+        if (!closed && !schema.TryGetProperty("properties", out _))
+        {
+            return AnyValueNode.Instance.Object;
         }
 
         var required = new HashSet<string>(StringComparer.Ordinal);

@@ -27,6 +27,15 @@ public sealed class TokenTrie
     private readonly int[] _endOfSequenceIds;
     private readonly int _maxDepth;
 
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ITokenizer, Lazy<TokenTrie>> ByTokenizer = new();
+
+    /// <summary>
+    /// The trie of <paramref name="tokenizer"/>'s vocabulary, built on first use and shared by every model with that
+    /// tokenizer (a base and its adapters) for as long as the tokenizer lives.
+    /// </summary>
+    public static TokenTrie For(ITokenizer tokenizer) =>
+        ByTokenizer.GetValue(tokenizer, t => new Lazy<TokenTrie>(() => new TokenTrie(t))).Value;
+
     public TokenTrie(ITokenizer tokenizer)
     {
         VocabSize = tokenizer.VocabSize;

@@ -1,0 +1,96 @@
+using System.Text;
+using LlmServer.Inference.Tokenization;
+
+namespace LlmServer.Inference.StructuredOutput;
+
+/// <summary>
+/// One request's progress through its <see cref="GrammarConstraint"/>: which tokens it may sample next, and the
+/// matcher advanced by each token it did sample. Lives on the engine thread with the request; no tensors.
+/// </summary>
+public sealed class ConstrainedOutput
+{
+    private readonly GrammarConstraint _constraint;
+    private readonly TokenTrie _trie;
+    private readonly ITokenizer _tokenizer;
+    private readonly byte[]? _trigger;
+    private readonly ulong[] _mask;
+    // Before the trigger: the output's last bytes, enough to find a trigger that spans tokens.
+    private readonly List<byte> _tail = [];
+    private GrammarMatcher? _matcher;
+
+    public ConstrainedOutput(GrammarConstraint constraint, TokenTrie trie, ITokenizer tokenizer)
+    {
+        _constraint = constraint;
+        _trie = trie;
+        _tokenizer = tokenizer;
+        _mask = new ulong[trie.MaskWords];
+        if (constraint.Trigger is null)
+        {
+            _matcher = new GrammarMatcher(constraint.Grammar);
+        }
+        else
+        {
+            _trigger = Encoding.UTF8.GetBytes(constraint.Trigger);
+        }
+    }
+
+    /// <summary>Whether the grammar holds the output now (always without a trigger; after it with one).</summary>
+    public bool IsActive => _matcher is not null;
+
+    /// <summary>How many tokens the last mask allowed (for the metrics and the tests).</summary>
+    public int LastAllowedCount { get; private set; }
+
+    /// <summary>The tokens allowed next, as a bitmask over the vocabulary; empty while the output is still free.</summary>
+    public ReadOnlySpan<ulong> AllowedTokens()
+    {
+        if (_matcher is null)
+        {
+            return default;
+        }
+
+        LastAllowedCount = _trie.AllowedTokens(_matcher, _mask);
+        return _mask;
+    }
+
+    /// <summary>Advances past a sampled token.</summary>
+    /// <exception cref="InvalidOperationException">The token breaks the grammar (it was sampled outside the mask).</exception>
+    public void Accept(int tokenId)
+    {
+        if (_tokenizer.EndOfSequenceIds.Contains(tokenId) || _tokenizer.IsSpecialId(tokenId))
+        {
+            return; // no text: end of sequence is allowed by the mask only where the document can end
+        }
+
+        ReadOnlySpan<byte> bytes = _tokenizer.TokenBytes(tokenId);
+        if (_matcher is not null)
+        {
+            if (!_matcher.TryAdvance(bytes))
+            {
+                throw new InvalidOperationException($"token {tokenId} does not continue the required output");
+            }
+
+            return;
+        }
+
+        _tail.AddRange(bytes);
+        int at = _tail.ToArray().AsSpan().IndexOf(_trigger);
+        if (at < 0)
+        {
+            // Keep only what could still be the start of the trigger.
+            int keep = Math.Min(_tail.Count, _trigger!.Length - 1);
+            _tail.RemoveRange(0, _tail.Count - keep);
+            return;
+        }
+
+        // The trigger appeared: from its first byte, the output follows the grammar. The rest of the token that
+        // completed it was sampled freely; if the grammar refuses it, the output stays free (the caller's parser
+        // then sees a call that does not parse).
+        var matcher = new GrammarMatcher(_constraint.Grammar);
+        if (matcher.TryAdvance(_tail.ToArray().AsSpan(at)))
+        {
+            _matcher = matcher;
+        }
+
+        _tail.Clear();
+    }
+}
