@@ -11,6 +11,7 @@ using LlmServer.OpenAi.Completions;
 using LlmServer.OpenAi.Generation;
 using LlmServer.OpenAi.Models;
 using LlmServer.OpenAi.Tokenizer;
+using LlmServer.OpenAi.StructuredOutputs;
 using LlmServer.Playground;
 
 namespace LlmServer;
@@ -42,6 +43,7 @@ public static class ServerApplication
         builder.Services.AddObservability();
         builder.Services.AddOpenAiJson();
         builder.Services.AddGeneration();
+        builder.Services.AddStructuredOutputs();
         builder.Services.AddCompletions();
         builder.Services.AddChatCompletions();
         builder.Services.AddFiles();

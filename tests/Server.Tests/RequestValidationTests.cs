@@ -47,7 +47,7 @@ public class RequestValidationTests(ServerFixture server)
         { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"auto\""), "tool_choice", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"none\""), "tool_choice", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": \"json\""), "response_format", "invalid_type" },
-        { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": {{\"type\": \"json_object\"}}"), "response_format", "unsupported_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": {{\"type\": \"json_schema\", \"json_schema\": {{\"name\": \"x\", \"strict\": true, \"schema\": {{\"type\": \"string\", \"format\": \"email\"}}}}}}"), "response_format", "invalid_json_schema" },
         { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": {{\"type\": \"yaml\"}}"), "response_format.type", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"modalities\": [\"text\", \"audio\"], \"audio\": {{\"voice\": \"alloy\", \"format\": \"wav\"}}"), "modalities", "unsupported_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"audio\": {{\"voice\": \"alloy\", \"format\": \"wav\"}}"), "audio", "unsupported_parameter" },

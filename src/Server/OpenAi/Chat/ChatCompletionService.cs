@@ -5,11 +5,13 @@ using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Observability;
 using LlmServer.OpenAi.Generation;
+using LlmServer.OpenAi.StructuredOutputs;
+using LlmServer.Inference.StructuredOutput;
 
 namespace LlmServer.OpenAi.Chat;
 
 /// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
-public sealed class ChatCompletionService(GenerationService generation, RequestLog log)
+public sealed class ChatCompletionService(GenerationService generation, ResponseFormats responseFormats, RequestLog log)
 {
     public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
     {
@@ -23,6 +25,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
             throw ApiException.InvalidParameter("stream_options", "stream_options is only allowed when stream is true.");
         }
         ChatRequestFeatures.Check(request);
+        GrammarConstraint? responseFormat = responseFormats.Parse(request.ResponseFormat);
         int? logprobs = null;
         if (request.Logprobs == true)
         {
@@ -58,6 +61,7 @@ public sealed class ChatCompletionService(GenerationService generation, RequestL
         GenerationDefaults defaults = generation.SamplingDefaults(model);
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
             maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
+        sampling = ResponseFormats.Constrain(sampling, responseFormat, model);
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);

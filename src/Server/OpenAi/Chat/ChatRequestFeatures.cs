@@ -4,7 +4,7 @@ namespace LlmServer.OpenAi.Chat;
 
 /// <summary>
 /// The parts of a chat request that ask for more than plain text generation: tool and function
-/// calling, structured output, audio, reasoning, web search, moderation. OpenAI answers 400 when a
+/// calling, audio, reasoning, web search, moderation. OpenAI answers 400 when a
 /// model lacks the feature, and so does this server, naming the parameter; ignoring them would hide
 /// the client's mistake behind a 200 that did not do what was asked. What asks for nothing beyond
 /// plain text (tools with tool_choice "none", modalities ["text"], verbosity "medium", reasoning
@@ -15,7 +15,6 @@ public static class ChatRequestFeatures
     public static void Check(ChatCompletionRequest request)
     {
         CheckToolCalling(request);
-        CheckResponseFormat(request.ResponseFormat);
         CheckOutput(request);
         CheckAcceptedFields(request);
     }
@@ -46,31 +45,6 @@ public static class ChatRequestFeatures
         {
             throw Unsupported("functions", "unsupported_parameter",
                 "Function calling (functions, the deprecated form of tools) is not supported by this model. Leave functions out, or send function_call \"none\".");
-        }
-    }
-
-    private static void CheckResponseFormat(JsonElement format)
-    {
-        if (format.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
-        {
-            return;
-        }
-        RequireKind(format, JsonValueKind.Object, "response_format", "an object");
-        if (!format.TryGetProperty("type", out JsonElement type))
-        {
-            throw new ApiException(StatusCodes.Status400BadRequest, "Missing required parameter: 'response_format.type'.",
-                param: "response_format.type", code: "missing_required_parameter");
-        }
-        RequireKind(type, JsonValueKind.String, "response_format.type", "a string");
-        switch (type.GetString())
-        {
-            case "text":
-                return;
-            case "json_object" or "json_schema":
-                throw Unsupported("response_format", "unsupported_value",
-                    $"Invalid parameter: 'response_format' of type '{type.GetString()}' is not supported with this model; only 'text' is.");
-            default:
-                throw InvalidValue("response_format.type", type.GetString()!, ["text", "json_object", "json_schema"]);
         }
     }
 

@@ -18,6 +18,8 @@ public sealed record CompletionRequest : SamplingRequestFields
     public bool? Echo { get; init; }
     public string? Suffix { get; init; }
     public int? BestOf { get; init; }
+    /// <summary>Not in OpenAI's completions; vLLM's extension, the same as chat's.</summary>
+    public JsonElement ResponseFormat { get; init; }
 }
 
 public sealed record CompletionResponse(string Id, long Created, string Model, IReadOnlyList<CompletionChoice> Choices,

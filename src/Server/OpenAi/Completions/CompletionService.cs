@@ -3,12 +3,14 @@ using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Observability;
+using LlmServer.Inference.StructuredOutput;
 using LlmServer.OpenAi.Generation;
+using LlmServer.OpenAi.StructuredOutputs;
 
 namespace LlmServer.OpenAi.Completions;
 
 /// <summary>POST /v1/completions: prompt(s) in, one JSON response or an SSE stream out.</summary>
-public sealed class CompletionService(GenerationService generation, RequestLog log)
+public sealed class CompletionService(GenerationService generation, ResponseFormats responseFormats, RequestLog log)
 {
     private const int DefaultMaxTokens = 16;
 
@@ -39,11 +41,13 @@ public sealed class CompletionService(GenerationService generation, RequestLog l
 
         // The queue refuses before any prompt is encoded: prompts x n choices, counted from the JSON's shape.
         using EngineAdmission admission = generation.Admit(PromptInput.CountCompletionPrompts(request.Prompt) * n);
+        GrammarConstraint? responseFormat = responseFormats.Parse(request.ResponseFormat);
         IReadOnlyList<IReadOnlyList<int>> prompts = PromptInput.ParseCompletionPrompt(request.Prompt, model, aborted);
         // Unset sampling parameters take generation_config.json's values; max_tokens keeps OpenAI's 16, as in vLLM.
         GenerationDefaults defaults = generation.SamplingDefaults(model);
         var planned = prompts.Select(p => PromptInput.ForModel(p, model.Tokenizer)).Select(ids => (ids, SamplingRequestParser.Parse(request, model, defaults, ids.Count, request.MaxTokens,
-            DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt"))).ToList();
+            DefaultMaxTokens, request.Logprobs, implicitStops: [], promptParam: "prompt")))
+            .Select(p => (p.ids, ResponseFormats.Constrain(p.Item2, responseFormat, model))).ToList();
         log.SetTokens(context, planned.Sum(p => p.ids.Count), completionTokens: null);
         log.SetPrompt(context, () => string.Join("\n", prompts.Select(p => model.Tokenizer.Decode(p))));
         string id = $"cmpl-{Guid.NewGuid():N}";
