@@ -42,8 +42,10 @@ public sealed class ChatCompletionService(GenerationService generation, ToolCall
 
         // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
         // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        (IReadOnlyList<ChatMessage> messages, JsonElement? templateTools) =
-            ChatMessages.ForTemplate(request.Messages, model.ChatFormatter, tools?.TemplateTools ?? ChatMessages.Tools(request.Tools));
+        // A template that takes tools gets them also under tool_choice "none", as vLLM passes them; the default
+        // tool prompt describes them only when the reply may call them.
+        JsonElement? offeredTools = tools?.Mode == ToolChoiceMode.None && !family.TemplateTakesTools ? null : tools?.TemplateTools ?? ChatMessages.Tools(request.Tools);
+        (IReadOnlyList<ChatMessage> messages, JsonElement? templateTools) = ChatMessages.ForTemplate(request.Messages, model.ChatFormatter, offeredTools);
         using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try
