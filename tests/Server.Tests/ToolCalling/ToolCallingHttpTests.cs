@@ -30,6 +30,52 @@ public sealed class Llama3Server() : FixtureServer("llama3-random-2l-64d");
 /// <summary>GPT-2's vocabulary with 1024 positions: the default tool prompt does not fit the 128 of gpt2-random-2l-64d.</summary>
 public sealed class Gpt2Server() : FixtureServer("tiny-gpt2");
 
+/// <summary>
+/// The Llama 3 fixture's weights and tokenizer under a template shaped like Llama 3.1's: it takes tools and writes
+/// calls as <c>{"name": ..., "parameters": ...}</c>, with no &lt;tool_call&gt; marker. No fixture has Llama 3.1's own
+/// template; this one has what picks the family.
+/// </summary>
+public sealed class Llama31Server : IAsyncLifetime
+{
+    private const string Template =
+        "{{- bos_token }}{%- if tools %}<|start_header_id|>system<|end_header_id|>\n\nRespond with a JSON function call: " +
+        "{\"name\": function name, \"parameters\": dictionary of arguments}.\n{%- for t in tools %}\n{{ t | tojson }}{%- endfor %}<|eot_id|>{%- endif %}" +
+        "{%- for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>\n\n" +
+        "{%- if message.tool_calls %}{%- for tc in message.tool_calls %}{\"name\": \"{{ tc.function.name }}\", \"parameters\": {{ tc.function.arguments | tojson }}}{%- endfor %}" +
+        "{%- else %}{{ message.content | trim }}{%- endif %}<|eot_id|>{%- endfor %}" +
+        "{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{%- endif %}";
+
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"llmserver-llama31-{Guid.NewGuid():N}");
+
+    public RunningServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        string fixture = TestFixtures.ModelDirectory("llama3-random-2l-64d");
+        Directory.CreateDirectory(_directory);
+        foreach (string file in new[] { "config.json", "generation_config.json", "model.safetensors", "tokenizer.json" })
+        {
+            File.Copy(Path.Combine(fixture, file), Path.Combine(_directory, file));
+        }
+        JsonObject config = JsonNode.Parse(File.ReadAllText(Path.Combine(fixture, "tokenizer_config.json")))!.AsObject();
+        config["chat_template"] = Template;
+        File.WriteAllText(Path.Combine(_directory, "tokenizer_config.json"), config.ToJsonString());
+        Server = await RunningServer.StartAsync(["--model", _directory, "--served-model-name", "llama31-random", "--kv-cache-memory", "64MiB"]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Server is not null)
+        {
+            await Server.DisposeAsync();
+        }
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>Llama 3.1's JSON calls: constrained under required and named, free (and held back until they parse) under auto.</summary>
+public sealed class Llama31JsonToolCallingTests(Llama31Server fixture) : ToolCallingHttpTests(fixture.Server), IClassFixture<Llama31Server>;
+
 /// <summary>Qwen3's template takes tools and writes Hermes calls; its tokenizer has &lt;tool_call&gt; as one token.</summary>
 public sealed class Qwen3ToolCallingTests(Qwen3Server fixture) : ToolCallingHttpTests(fixture.Server), IClassFixture<Qwen3Server>
 {
