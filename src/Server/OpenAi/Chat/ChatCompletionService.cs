@@ -96,7 +96,7 @@ public sealed class ChatCompletionService(GenerationService generation, ToolCall
             reader?.Finish();
             return new ChatChoice(index, Message(a.Text, reader, tools?.Legacy ?? false),
                 logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
-                FinishReason(a.FinishReason!.Value, reader, tools?.Legacy ?? false), a.StopReason);
+                WireFinishReason(a.FinishReason!.Value, reader, tools?.Legacy ?? false), a.StopReason);
         }).ToList();
         await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint },
             OpenAiJson.Options, aborted);
@@ -115,8 +115,8 @@ public sealed class ChatCompletionService(GenerationService generation, ToolCall
     }
 
     /// <summary>"tool_calls" (or "function_call") when the model called and then stopped; a reply cut by max_tokens stays "length".</summary>
-    private static string FinishReason(FinishReason reason, ToolCallReader? reader, bool legacy) =>
-        reason == Inference.Engine.FinishReason.Stop && reader is { HasCalls: true }
+    private static string WireFinishReason(FinishReason reason, ToolCallReader? reader, bool legacy) =>
+        reason == FinishReason.Stop && reader is { HasCalls: true }
             ? legacy ? "function_call" : "tool_calls"
             : ChoiceAccumulator.WireFinishReason(reason);
 
@@ -189,7 +189,7 @@ public sealed class ChatCompletionService(GenerationService generation, ToolCall
             if (item.Event.FinishReason is { } reason)
             {
                 await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
-                    FinishReason(reason, readers[item.Index], legacy), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
+                    WireFinishReason(reason, readers[item.Index], legacy), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
             }
         }
         RecordOutcome(context, accumulators);

@@ -26,6 +26,14 @@ public sealed class HermesToolCallParser(IReadOnlyCollection<string> functionNam
     private int _callFrom;
     private int _bodyFrom;
 
+    protected override int RetainFrom => _state == State.Call ? _callFrom : Position;
+
+    protected override void Rebase(int removed)
+    {
+        _callFrom -= removed;
+        _bodyFrom -= removed;
+    }
+
     protected override void Advance(bool final)
     {
         while (true)

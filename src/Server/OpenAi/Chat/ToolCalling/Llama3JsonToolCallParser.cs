@@ -28,6 +28,14 @@ public sealed class Llama3JsonToolCallParser(IReadOnlyCollection<string> functio
     private CallBodyScanner? _scanner;
     private JsonExtent _extent;
 
+    protected override int RetainFrom => _state == State.Call ? _callFrom : Position;
+
+    protected override void Rebase(int removed)
+    {
+        _callFrom -= removed;
+        _bodyFrom -= removed;
+    }
+
     protected override void Advance(bool final)
     {
         while (true)

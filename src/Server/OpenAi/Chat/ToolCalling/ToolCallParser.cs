@@ -54,6 +54,14 @@ public abstract class ToolCallParser
         Text = _text.ToString();
         _output.Clear();
         Advance(final);
+        // Text already decided is dropped, so a long reply is not copied whole for every delta.
+        int decided = RetainFrom;
+        if (decided > 0)
+        {
+            _text.Remove(0, decided);
+            Position -= decided;
+            Rebase(decided);
+        }
         var pieces = new List<ParsedPiece>(_output.Count);
         foreach (ParsedPiece piece in _output)
         {
@@ -68,6 +76,14 @@ public abstract class ToolCallParser
             }
         }
         return pieces;
+    }
+
+    /// <summary>Where the text the parser may still look back at starts (a call not yet known to be one, say).</summary>
+    protected virtual int RetainFrom => Position;
+
+    /// <summary>The first <paramref name="removed"/> characters are gone: positions the parser keeps move back by as much.</summary>
+    protected virtual void Rebase(int removed)
+    {
     }
 
     /// <summary>Decides as much of <see cref="Text"/> from <see cref="Position"/> as it can; with <paramref name="final"/> all of it.</summary>
