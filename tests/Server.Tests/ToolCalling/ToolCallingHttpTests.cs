@@ -175,7 +175,11 @@ public abstract class ToolCallingHttpTests(RunningServer server)
     }
 
     /// <summary>The streamed reply of choice 0 put together, asserting each chunk has OpenAI's shape on the way.</summary>
-    protected async Task<(string? Content, List<(string Name, string Arguments)> Calls, string Finish)> StreamAsync(JsonObject body)
+    protected async Task<(string? Content, List<(string Name, string Arguments)> Calls, string Finish)> StreamAsync(JsonObject body) =>
+        (await StreamChoicesAsync(body))[0];
+
+    /// <summary>Each streamed choice put together, by index.</summary>
+    protected async Task<Dictionary<int, (string? Content, List<(string Name, string Arguments)> Calls, string Finish)>> StreamChoicesAsync(JsonObject body)
     {
         JsonObject streamed = body.DeepClone().AsObject();
         streamed["stream"] = true;
@@ -183,17 +187,24 @@ public abstract class ToolCallingHttpTests(RunningServer server)
         string text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);
 
-        StringBuilder? content = null;
-        var calls = new List<(string Name, StringBuilder Arguments)>();
+        var contents = new Dictionary<int, StringBuilder>();
+        var calls = new Dictionary<int, List<(string Name, StringBuilder Arguments)>>();
+        var finishes = new Dictionary<int, string>();
         var ids = new HashSet<string>();
-        string? finish = null;
         foreach (string line in text.Split('\n').Where(l => l.StartsWith("data: {", StringComparison.Ordinal)))
         {
-            JsonElement choice = JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("choices")[0];
+            JsonElement choices = JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("choices");
+            if (choices.GetArrayLength() == 0)
+            {
+                continue;
+            }
+            JsonElement choice = Assert.Single(choices.EnumerateArray());
+            int at = choice.GetProperty("index").GetInt32();
+            List<(string Name, StringBuilder Arguments)> choiceCalls = calls.TryGetValue(at, out var known) ? known : calls[at] = [];
             JsonElement delta = choice.GetProperty("delta");
             if (delta.TryGetProperty("content", out JsonElement part) && part.GetString() is { Length: > 0 } piece)
             {
-                (content ??= new StringBuilder()).Append(piece);
+                (contents.TryGetValue(at, out StringBuilder? content) ? content : contents[at] = new StringBuilder()).Append(piece);
             }
             if (delta.TryGetProperty("tool_calls", out JsonElement toolCalls))
             {
@@ -203,26 +214,27 @@ public abstract class ToolCallingHttpTests(RunningServer server)
                 if (call.TryGetProperty("id", out JsonElement id))
                 {
                     // A call's first delta: id, type and name once, arguments empty.
-                    Assert.Equal(calls.Count, index);
+                    Assert.Equal(choiceCalls.Count, index);
                     Assert.StartsWith("call_", id.GetString());
                     Assert.True(ids.Add(id.GetString()!));
                     Assert.Equal("function", call.GetProperty("type").GetString());
                     Assert.Equal("", function.GetProperty("arguments").GetString());
-                    calls.Add((function.GetProperty("name").GetString()!, new StringBuilder()));
+                    choiceCalls.Add((function.GetProperty("name").GetString()!, new StringBuilder()));
                 }
                 else
                 {
                     Assert.False(call.TryGetProperty("type", out _));
                     Assert.False(function.TryGetProperty("name", out _));
-                    calls[index].Arguments.Append(function.GetProperty("arguments").GetString());
+                    choiceCalls[index].Arguments.Append(function.GetProperty("arguments").GetString());
                 }
             }
             if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String)
             {
-                finish = choice.GetProperty("finish_reason").GetString();
+                finishes[at] = choice.GetProperty("finish_reason").GetString()!;
             }
         }
-        return (content?.ToString(), calls.Select(c => (c.Name, c.Arguments.ToString())).ToList(), finish!);
+        return finishes.Keys.ToDictionary(at => at, at => (contents.TryGetValue(at, out StringBuilder? c) ? c.ToString() : null,
+            calls[at].Select(c => (c.Name, c.Arguments.ToString())).ToList(), finishes[at]));
     }
 
     protected static List<(string Name, string Arguments)> Calls(JsonElement message) =>
@@ -288,6 +300,26 @@ public abstract class ToolCallingHttpTests(RunningServer server)
         }
         // The random model stops after a call only now and then: some seed must have made several.
         Assert.True(mostCalls > 1, "no reply made more than one call");
+    }
+
+    [Fact]
+    public async Task Each_of_n_streamed_choices_has_its_own_calls_as_not_streamed()
+    {
+        JsonObject body = Request("required", seed: 11, parallel: false);
+        body["n"] = 3;
+        JsonElement reply = await PostAsync(body);
+        var streamed = await StreamChoicesAsync(body);
+
+        Assert.Equal(3, streamed.Count);
+        foreach (JsonElement choice in reply.GetProperty("choices").EnumerateArray())
+        {
+            (string? content, List<(string Name, string Arguments)> calls, string finish) = streamed[choice.GetProperty("index").GetInt32()];
+            Assert.Null(content);
+            Assert.Equal(Calls(choice.GetProperty("message")), calls);
+            Assert.Equal("tool_calls", finish);
+        }
+        // Three seeds (11, 12, 13): the choices are not one reply thrice.
+        Assert.True(streamed.Values.Select(c => c.Calls[0].Arguments).Distinct().Count() > 1);
     }
 
     [Fact]
