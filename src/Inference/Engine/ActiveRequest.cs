@@ -17,7 +17,9 @@ internal sealed class ActiveRequest(Request request, RequestOutput output, Chann
     {
         try
         {
-            ReadOnlySpan<ulong> allowed = Output.Constraint is { } constraint ? constraint.AllowedTokens() : default;
+            ReadOnlySpan<ulong> allowed = Output.Constraint is { } constraint
+                ? constraint.AllowedTokens(Request.Sampling.MaxTokens - Request.NumOutputTokens)
+                : default;
             return Output.Append(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset, allowed));
         }
         catch (Exception e) when (e is not OutOfMemoryException)

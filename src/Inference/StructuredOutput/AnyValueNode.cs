@@ -6,6 +6,7 @@ internal sealed class AnyValueNode : GrammarNode
     public static readonly AnyValueNode Instance = new();
 
     private AnyValueNode()
+        : base(minLength: 1)
     {
         Array = new ArrayNode(this);
         Object = new AnyObjectNode(this);
@@ -33,9 +34,10 @@ internal sealed class AnyValueNode : GrammarNode
 }
 
 /// <summary>An object with any keys and any values (<c>response_format: json_object</c>).</summary>
-internal sealed class AnyObjectNode(AnyValueNode values) : GrammarNode
+internal sealed class AnyObjectNode(AnyValueNode values) : GrammarNode(minLength: 2)
 {
     public AnyValueNode Values { get; } = values;
+
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output)
     {
@@ -56,6 +58,15 @@ internal sealed class AnyObjectFrame(AnyObjectNode node, AnyObjectFrame.Phase ph
         AfterValue,
         AfterComma,
     }
+
+    // The shortest continuations: "}", then ":0}", "0}", "}" and "\"\":0}" (a key, a colon, a digit, the brace).
+    public override int MinRemaining => phase switch
+    {
+        Phase.AfterKey => 3,
+        Phase.AfterColon => 2,
+        Phase.AfterComma => 5,
+        _ => 1,
+    };
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -1,9 +1,12 @@
 namespace LlmServer.Inference.StructuredOutput;
 
 /// <summary>A JSON array whose items all match <see cref="Items"/>.</summary>
-internal sealed class ArrayNode(GrammarNode items) : GrammarNode
+internal sealed class ArrayNode(GrammarNode items) : GrammarNode(minLength: 2)
 {
     public GrammarNode Items { get; } = items;
+
+    public override IEnumerable<GrammarNode> Children => [Items];
+
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output)
     {
@@ -22,6 +25,8 @@ internal sealed class ArrayFrame(ArrayNode node, ArrayFrame.Phase phase, int whi
         AfterItem,
         AfterComma,
     }
+
+    public override int MinRemaining => phase == Phase.AfterComma ? Math.Min(GrammarNode.Unbounded, node.Items.MinLength + 1) : 1;
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -41,14 +41,31 @@ public sealed class ConstrainedOutput
     public int LastAllowedCount { get; private set; }
 
     /// <summary>The tokens allowed next, as a bitmask over the vocabulary; empty while the output is still free.</summary>
-    public ReadOnlySpan<ulong> AllowedTokens()
+    /// <param name="tokensLeft">
+    /// How many tokens the request may still generate, this one included. The document is kept completable within
+    /// them, its end of sequence included, so that max_tokens closes the document instead of cutting it: every
+    /// tokenizer served has a token for each single byte, so the shortest completion can always be spelled.
+    /// </param>
+    public ReadOnlySpan<ulong> AllowedTokens(int tokensLeft = int.MaxValue)
     {
         if (_matcher is null)
         {
             return default;
         }
 
-        LastAllowedCount = _trie.AllowedTokens(_matcher, _mask);
+        // After this token, tokensLeft - 1 remain: one for end of sequence, and at least one byte per other.
+        int maxBytesToEnd = tokensLeft == int.MaxValue ? int.MaxValue : tokensLeft - 2;
+        if (maxBytesToEnd < 0 || _matcher.MinBytesToEnd > maxBytesToEnd + 1)
+        {
+            maxBytesToEnd = int.MaxValue; // too late to close in time: the reply ends at max_tokens, as it would unconstrained
+        }
+
+        LastAllowedCount = _trie.AllowedTokens(_matcher, _mask, maxBytesToEnd);
+        if (LastAllowedCount == 0 && maxBytesToEnd != int.MaxValue)
+        {
+            LastAllowedCount = _trie.AllowedTokens(_matcher, _mask);
+        }
+
         return _mask;
     }
 

@@ -48,6 +48,21 @@ public sealed class GrammarMatcher
         }
     }
 
+    /// <summary>The fewest bytes that complete the document from here, over every reading still possible.</summary>
+    public int MinBytesToEnd
+    {
+        get
+        {
+            int min = int.MaxValue;
+            foreach (MatchStack stack in _stacks)
+            {
+                min = Math.Min(min, stack.MinBytesToEnd);
+            }
+
+            return min;
+        }
+    }
+
     /// <summary>
     /// Whether the document is complete and known, without trying bytes, to take nothing more (a closed root
     /// object). A root number at its longest is complete too but reports false: there, no byte is accepted.

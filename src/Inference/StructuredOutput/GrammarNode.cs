@@ -6,8 +6,23 @@ namespace LlmServer.Inference.StructuredOutput;
 /// One kind of JSON value the grammar allows. Nodes are immutable once compiled and shared by every matcher;
 /// a matcher's per-request state lives in the frames they push.
 /// </summary>
-internal abstract class GrammarNode
+internal abstract class GrammarNode(int minLength = GrammarNode.Unbounded)
 {
+    /// <summary>Stands for "no finite text yet" while <see cref="MinimumLengths"/> iterates.</summary>
+    public const int Unbounded = int.MaxValue / 4;
+
+    /// <summary>
+    /// The fewest bytes a value of this node takes: what a reply must still spend to finish it. Constant for the
+    /// leaf nodes; set by <see cref="MinimumLengths.Compute"/> for nodes built of others.
+    /// </summary>
+    public int MinLength { get; set; } = minLength;
+
+    /// <summary>The nodes this one is built of, for walking a grammar.</summary>
+    public virtual IEnumerable<GrammarNode> Children => [];
+
+    /// <summary>This node's minimum length from its children's current ones (leaves: their constant).</summary>
+    public virtual int ComputeMinLength() => MinLength;
+
     /// <summary>
     /// Begins a value of this node with its first byte <paramref name="b"/>, <paramref name="next"/> being the
     /// stack to return to once it completes; adds the resulting stacks, or nothing when the value cannot begin so.
@@ -16,13 +31,14 @@ internal abstract class GrammarNode
 }
 
 /// <summary>Exactly these bytes: an enum or const value in canonical JSON, or <c>true</c>, <c>false</c>, <c>null</c>.</summary>
-internal sealed class LiteralNode(byte[] text) : GrammarNode
+internal sealed class LiteralNode(byte[] text) : GrammarNode(text.Length)
 {
     public static readonly LiteralNode True = new("true"u8.ToArray());
     public static readonly LiteralNode False = new("false"u8.ToArray());
     public static readonly LiteralNode Null = new("null"u8.ToArray());
 
     public byte[] Text { get; } = text;
+
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output) =>
         LiteralFrame.Accept(Text, 0, b, next, output);
@@ -34,6 +50,8 @@ internal sealed class LiteralNode(byte[] text) : GrammarNode
 internal sealed class LiteralFrame(byte[] text, int position) : MatchFrame
 {
     public override void Step(byte b, MatchStack? next, List<MatchStack> output) => Accept(text, position, b, next, output);
+
+    public override int MinRemaining => text.Length - position;
 
     public static void Accept(byte[] text, int position, byte b, MatchStack? next, List<MatchStack> output)
     {
@@ -59,6 +77,10 @@ internal sealed class AnyOfNode : GrammarNode
     private AnyOfNode(GrammarNode[] alternatives) => Alternatives = alternatives;
 
     public GrammarNode[] Alternatives { get; }
+
+    public override IEnumerable<GrammarNode> Children => Alternatives;
+
+    public override int ComputeMinLength() => Alternatives.Min(a => a.MinLength);
 
     /// <summary>
     /// The alternatives without repeats (the same node twice, or two literals of the same text): a repeat would be
@@ -97,6 +119,10 @@ internal sealed class RefNode(string reference) : GrammarNode
     public string Reference { get; } = reference;
 
     public GrammarNode? Target { get; set; }
+
+    public override IEnumerable<GrammarNode> Children => [Target!];
+
+    public override int ComputeMinLength() => Target!.MinLength;
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output) => Target!.Start(b, next, output);
 }

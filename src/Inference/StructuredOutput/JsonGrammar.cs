@@ -20,7 +20,11 @@ public sealed class JsonGrammar
     /// <summary>Any JSON object, the grammar of <c>response_format: {"type": "json_object"}</c>.</summary>
     public static JsonGrammar AnyObject { get; } = new(AnyValueNode.Instance.Object);
 
-    internal JsonGrammar(GrammarNode root) => Root = root;
+    internal JsonGrammar(GrammarNode root)
+    {
+        MinimumLengths.Compute(root);
+        Root = root;
+    }
 
     internal GrammarNode Root { get; }
 

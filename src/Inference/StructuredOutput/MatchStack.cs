@@ -44,6 +44,21 @@ internal sealed class MatchStack
         }
     }
 
+    /// <summary>The fewest bytes that complete the document from this reading.</summary>
+    public int MinBytesToEnd
+    {
+        get
+        {
+            int total = 0;
+            for (MatchStack? s = this; s is not null && !ReferenceEquals(s, Done); s = s.Next)
+            {
+                total += s.Top.MinRemaining;
+            }
+
+            return total;
+        }
+    }
+
     public bool CanEnd
     {
         get
@@ -72,8 +87,11 @@ internal abstract class MatchFrame
     /// <summary>Adds the stacks that follow from accepting <paramref name="b"/>; adds nothing to refuse it.</summary>
     public abstract void Step(byte b, MatchStack? next, List<MatchStack> output);
 
-    /// <summary>Whether the value may end here without consuming another byte (numbers only).</summary>
+    /// <summary>Whether the value may end here without consuming another byte (numbers, repetitions).</summary>
     public virtual bool CanEnd => false;
+
+    /// <summary>The fewest bytes that complete this frame's value (0 when it <see cref="CanEnd"/>).</summary>
+    public abstract int MinRemaining { get; }
 
     /// <summary>The value is complete: what remains is the enclosing frames, or the end of the document.</summary>
     protected static void Complete(MatchStack? next, List<MatchStack> output) => output.Add(next ?? MatchStack.Done);
@@ -84,5 +102,7 @@ internal abstract class MatchFrame
 /// <summary>The first frame of a matcher: the root value has not begun.</summary>
 internal sealed class StartFrame(GrammarNode root) : MatchFrame
 {
+    public override int MinRemaining => root.MinLength;
+
     public override void Step(byte b, MatchStack? next, List<MatchStack> output) => root.Start(b, next, output);
 }

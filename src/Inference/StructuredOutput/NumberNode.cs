@@ -14,7 +14,8 @@ internal sealed class NumberNode : GrammarNode
     public static readonly NumberNode Number = new(integer: false);
     public static readonly NumberNode Integer = new(integer: true);
 
-    private NumberNode(bool integer) => IsInteger = integer;
+    private NumberNode(bool integer)
+        : base(minLength: 1) => IsInteger = integer;
 
     public bool IsInteger { get; }
 
@@ -38,6 +39,8 @@ internal sealed class NumberFrame(bool integer, NumberFrame.Phase phase, int dig
     }
 
     public override bool CanEnd => phase is Phase.AfterZero or Phase.IntegerDigits or Phase.FractionDigits or Phase.ExponentDigits;
+
+    public override int MinRemaining => CanEnd ? 0 : 1;
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -25,6 +25,63 @@ internal sealed class ObjectNode : GrammarNode
 
     public bool[] CanCloseBefore { get; }
 
+    public override IEnumerable<GrammarNode> Children => Properties.Select(p => p.Value);
+
+    public override int ComputeMinLength() => AfterOpen();
+
+    private static int Add(int a, int b) => Math.Min(Unbounded, a + b);
+
+    /// <summary>Property <paramref name="i"/> written whole: its key, the colon and its shortest value.</summary>
+    private int PropertyLength(int i) => Add(Properties[i].Key.Length + 1, Properties[i].Value.MinLength);
+
+    /// <summary>The fewest bytes from just after "{": the required properties with their commas, then "}".</summary>
+    public int AfterOpen()
+    {
+        int total = 1;
+        bool first = true;
+        for (int i = 0; i < Properties.Length; i++)
+        {
+            if (Properties[i].Required)
+            {
+                total = Add(total, PropertyLength(i) + (first ? 0 : 1));
+                first = false;
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>The fewest bytes after a value, properties from <paramref name="index"/> on still to come: each required one after a comma, then "}".</summary>
+    public int AfterValue(int index)
+    {
+        int total = 1;
+        for (int i = index; i < Properties.Length; i++)
+        {
+            if (Properties[i].Required)
+            {
+                total = Add(total, PropertyLength(i) + 1);
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>The fewest bytes after a comma: some property from <paramref name="index"/> up to the first required one must come.</summary>
+    public int AfterComma(int index)
+    {
+        int best = Unbounded;
+        for (int i = index; i < Properties.Length; i++)
+        {
+            best = Math.Min(best, Add(PropertyLength(i), AfterValue(i + 1)));
+            if (Properties[i].Required)
+            {
+                break;
+            }
+        }
+
+        return best;
+    }
+
     public override void Start(byte b, MatchStack? next, List<MatchStack> output)
     {
         if (b == (byte)'{')
@@ -48,6 +105,15 @@ internal sealed class ObjectFrame(ObjectNode node, ObjectFrame.Phase phase, int 
         AfterValue,
         AfterComma,
     }
+
+    public override int MinRemaining => phase switch
+    {
+        Phase.Open => node.AfterOpen(),
+        Phase.AfterValue => node.AfterValue(index),
+        Phase.AfterComma => node.AfterComma(index),
+        Phase.AfterKey => Math.Min(GrammarNode.Unbounded, 1 + node.Properties[index].Value.MinLength + node.AfterValue(index + 1)),
+        _ => Math.Min(GrammarNode.Unbounded, node.Properties[index].Value.MinLength + node.AfterValue(index + 1)),
+    };
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -8,6 +8,21 @@ internal sealed class SequenceNode(GrammarNode[] parts) : GrammarNode
 {
     public GrammarNode[] Parts { get; } = parts;
 
+    public override IEnumerable<GrammarNode> Children => Parts;
+
+    public override int ComputeMinLength() => MinLengthFrom(0);
+
+    public int MinLengthFrom(int index)
+    {
+        int total = 0;
+        for (int i = index; i < Parts.Length; i++)
+        {
+            total = Math.Min(Unbounded, total + Parts[i].MinLength);
+        }
+
+        return total;
+    }
+
     public override void Start(byte b, MatchStack? next, List<MatchStack> output) => StartPart(0, b, next, output);
 
     /// <summary>Begins part <paramref name="index"/> with <paramref name="b"/>, the parts after it waiting below.</summary>
@@ -22,6 +37,8 @@ internal sealed class SequenceNode(GrammarNode[] parts) : GrammarNode
 internal sealed class SequenceFrame(SequenceNode node, int index) : MatchFrame
 {
     public override void Step(byte b, MatchStack? next, List<MatchStack> output) => node.StartPart(index, b, next, output);
+
+    public override int MinRemaining => node.MinLengthFrom(index);
 }
 
 /// <summary>
@@ -35,6 +52,10 @@ internal sealed class RepeatNode(GrammarNode item, byte[] separator, int maxCoun
     public byte[] Separator { get; } = separator;
 
     public int MaxCount { get; } = maxCount;
+
+    public override IEnumerable<GrammarNode> Children => [Item];
+
+    public override int ComputeMinLength() => Item.MinLength;
 
     public override void Start(byte b, MatchStack? next, List<MatchStack> output) => StartItem(1, b, next, output);
 
@@ -56,6 +77,8 @@ internal sealed class RepeatFrame(RepeatNode node, int count, RepeatFrame.Phase 
     }
 
     public override bool CanEnd => phase == Phase.AfterItem;
+
+    public override int MinRemaining => phase == Phase.AfterItem ? 0 : node.Item.MinLength;
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -10,6 +10,7 @@ internal sealed class StringNode : GrammarNode
     public static readonly StringNode Instance = new();
 
     private StringNode()
+        : base(minLength: 2)
     {
     }
 
@@ -58,6 +59,23 @@ internal sealed class StringFrame : MatchFrame
         _min = min;
         _max = max;
     }
+
+    /// <summary>The most <see cref="MinRemaining"/> can exceed a plain string's: a high surrogate's escape begun.</summary>
+    public const int MaxExtraToClose = 8;
+
+    /// <summary>The closing quote, after whatever the escape or UTF-8 sequence in progress still needs.</summary>
+    public override int MinRemaining => _phase switch
+    {
+        Phase.Plain => 1,
+        Phase.Escape => 2,
+        // A high surrogate's digits commit the string to its low surrogate's six bytes.
+        Phase.Hex => 4 - _count + (IsHighSurrogatePrefix ? 6 : 0) + 1,
+        Phase.LowBackslash => 7,
+        Phase.LowU => 6,
+        _ => _count + 1,
+    };
+
+    private bool IsHighSurrogatePrefix => !_low && _count >= 2 && (_value >> ((_count - 2) * 4)) is >= 0xD8 and <= 0xDB;
 
     public override void Step(byte b, MatchStack? next, List<MatchStack> output)
     {

@@ -24,6 +24,9 @@ public sealed class TokenTrie
     // inside that string (escapes and whole or partial UTF-8 included). A string's bytes are judged without regard
     // to what follows it, so from such a state the whole subtree is allowed: most of a multilingual vocabulary.
     private readonly bool[] _stringSubtree;
+    // The tokens of those subtrees as a mask, and how many: inside a string, the bulk of any mask, copied whole.
+    private readonly ulong[] _stringTokens;
+    private readonly int _stringTokenCount;
     private readonly int[] _endOfSequenceIds;
     private readonly int _maxDepth;
 
@@ -114,6 +117,18 @@ public sealed class TokenTrie
         }
 
         _stringSubtree = StringSubtrees();
+        _stringTokens = new ulong[MaskWords];
+        for (int i = 0; i < _byte.Length; i++)
+        {
+            if (_stringSubtree[i])
+            {
+                for (int t = _tokenStart[i]; t < _tokenStart[i + 1]; t++)
+                {
+                    _stringTokens[_tokens[t] >> 6] |= 1UL << (_tokens[t] & 63);
+                    _stringTokenCount++;
+                }
+            }
+        }
     }
 
     private bool[] StringSubtrees()
@@ -168,26 +183,52 @@ public sealed class TokenTrie
     /// from its current state, and the end-of-sequence tokens when the document can end there. The matcher is
     /// left in the state it was given. Returns how many tokens are allowed.
     /// </summary>
-    public int AllowedTokens(GrammarMatcher matcher, Span<ulong> mask)
+    /// <param name="maxBytesToEnd">
+    /// Allow only tokens after which the document can still be completed in this many bytes: how a reply closes
+    /// its document before max_tokens rather than being cut off inside it.
+    /// </param>
+    public int AllowedTokens(GrammarMatcher matcher, Span<ulong> mask, int maxBytesToEnd = int.MaxValue)
     {
         if (mask.Length < MaskWords)
         {
             throw new ArgumentException($"the mask needs {MaskWords} words", nameof(mask));
         }
 
-        mask.Clear();
         int allowed = 0;
         // states[d]: the matcher after the current path's first d bytes. Restoring is a reference assignment,
         // so moving between siblings costs nothing beyond the byte they differ in.
         var states = new MatcherState[_maxDepth + 1];
         states[0] = matcher.Save();
         bool inStringAtRoot = matcher.IsInPlainString;
+        // Inside a string the document's shortest completion stays the same after plain characters, and grows by
+        // at most an escape's or UTF-8 sequence's few bytes after any other token that stays in the string.
+        bool budgeted = maxBytesToEnd != int.MaxValue;
+        int minNow = budgeted ? matcher.MinBytesToEnd : 0;
+        bool plainFits = minNow <= maxBytesToEnd;
+        bool anyStringTokenFits = !budgeted || minNow + StringFrame.MaxExtraToClose <= maxBytesToEnd;
+        bool stringTokensWhole = inStringAtRoot && anyStringTokenFits;
+        if (stringTokensWhole)
+        {
+            _stringTokens.CopyTo(mask);
+            allowed = _stringTokenCount;
+        }
+        else
+        {
+            mask.Clear();
+        }
+
         int node = 0;
         while (node < _byte.Length)
         {
             int d = _depth[node];
             matcher.Restore(states[d - 1]);
-            if ((inStringAtRoot && _stringSubtree[node]) || (_plainSubtree[node] && matcher.IsInPlainString))
+            if (stringTokensWhole && _stringSubtree[node])
+            {
+                node = _subtreeEnd[node]; // already in the mask
+                continue;
+            }
+
+            if (plainFits && _plainSubtree[node] && matcher.IsInPlainString)
             {
                 // Every token below is accepted, as the subtree stays inside the string: its tokens are
                 // contiguous in pre-order.
@@ -209,6 +250,12 @@ public sealed class TokenTrie
             }
 
             states[d] = matcher.Save();
+            if (budgeted && _tokenStart[node] < _tokenStart[node + 1] && matcher.MinBytesToEnd > maxBytesToEnd)
+            {
+                node++; // this prefix's own tokens overshoot the budget; longer ones below may close and fit
+                continue;
+            }
+
             for (int t = _tokenStart[node]; t < _tokenStart[node + 1]; t++)
             {
                 int id = _tokens[t];
