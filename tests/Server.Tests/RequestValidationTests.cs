@@ -37,13 +37,13 @@ public class RequestValidationTests(ServerFixture server)
         { "/v1/completions", Completion("\"prompt\": \"hi\", \"stream\": true, \"stream_options\": {\"include_usgae\": true}"), "stream_options.include_usgae", "unknown_parameter" },
 
         // Features this text model does not have.
-        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f\", \"parameters\": {{}}}}], \"function_call\": \"auto\""), "functions", "unsupported_parameter" },
-        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f\"}}]"), "functions", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f\", \"parameters\": {{}}}}], \"function_call\": \"always\""), "function_call", "invalid_value" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"functions\": [{{\"name\": \"f.g\"}}]"), "functions[0].name", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"function_call\": \"auto\""), "function_call", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"tools\": \"x\""), "tools", "invalid_type" },
         { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [\"x\"], \"tool_choice\": \"none\""), "tools[0]", "invalid_type" },
-        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\"}}}}]"), "tools", "unsupported_parameter" },
-        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\"}}}}], \"tool_choice\": \"required\""), "tools", "unsupported_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\"}}]"), "tools[0].function", "missing_required_parameter" },
+        { "/v1/chat/completions", Chat($"{Hi}, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\"}}}}], \"tool_choice\": \"sometimes\""), "tool_choice", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"auto\""), "tool_choice", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"tool_choice\": \"none\""), "tool_choice", "invalid_value" },
         { "/v1/chat/completions", Chat($"{Hi}, \"response_format\": \"json\""), "response_format", "invalid_type" },
@@ -56,15 +56,12 @@ public class RequestValidationTests(ServerFixture server)
         { "/v1/chat/completions", Chat($"{Hi}, \"web_search_options\": {{}}"), "web_search_options", "unsupported_parameter" },
         { "/v1/chat/completions", Chat($"{Hi}, \"service_tier\": \"fastest\""), "service_tier", "invalid_value" },
 
-        // Messages with nothing to say, or carrying tool calls the template cannot show.
+        // Messages with nothing to say, or carrying tool calls where none can be.
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": null}]"), "messages[0].content", "invalid_type" },
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\"}]"), "messages[0].content", "missing_required_parameter" },
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": []}]"), "messages[0].content", "empty_array" },
-        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, " +
-            "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": \"{}\"}}]}, " +
-            "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4\"}]"), "messages[1].tool_calls", "unsupported_parameter" },
-        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4\"}]"),
-            "messages[1].role", "unsupported_value" },
+        { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\", " +
+            "\"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": \"{}\"}}]}]"), "messages[0].tool_calls", "invalid_value" },
         { "/v1/chat/completions", Chat("\"messages\": [{\"role\": \"assistant\", \"content\": null, \"function_call\": {\"name\": \"f\", \"arguments\": \"{}\"}}]"),
             "messages[0].function_call", "unsupported_parameter" },
 
@@ -135,6 +132,10 @@ public class RequestValidationTests(ServerFixture server)
             Chat($"{Hi}, \"max_tokens\": 2, \"tools\": [{{\"type\": \"function\", \"function\": {{\"name\": \"f\", \"parameters\": {{}}}}}}], \"tool_choice\": \"none\""),
             Chat("\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\", \"tool_calls\": [], \"refusal\": null}, " +
                 "{\"role\": \"user\", \"content\": \"again\"}], \"max_tokens\": 2"),
+            // A tool conversation on a template without tools: written out as text by the default tool prompt.
+            Chat("\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, " +
+                "{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"add\", \"arguments\": \"{}\"}}]}, " +
+                "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"4\"}], \"max_tokens\": 2"),
             // vLLM's extensions.
             Chat($"{Hi}, \"max_tokens\": 3, \"top_k\": 5, \"min_tokens\": 1, \"ignore_eos\": true, \"stop_token_ids\": [50256], \"add_generation_prompt\": true"),
             Completion("\"prompt\": \"hi\", \"max_tokens\": 2, \"top_k\": 5, \"min_tokens\": 1, \"ignore_eos\": true, \"stop_token_ids\": [50256], \"user\": \"u\", " +

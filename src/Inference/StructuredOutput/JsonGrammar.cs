@@ -28,6 +28,9 @@ public sealed class JsonGrammar
 
     internal GrammarNode Root { get; }
 
+    /// <summary>The documents of either grammar: a response_format's reply, or tool calls.</summary>
+    public static JsonGrammar Either(JsonGrammar first, JsonGrammar second) => new(AnyOfNode.Of([first.Root, second.Root]));
+
     /// <summary>
     /// Compiles a schema in OpenAI strict mode's subset, or, not <paramref name="strict"/>, with what that subset
     /// cannot enforce ignored; see <see cref="JsonSchemaCompiler"/>.

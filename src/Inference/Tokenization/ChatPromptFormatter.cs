@@ -56,6 +56,9 @@ public sealed class ChatPromptFormatter
 
     public bool IsDefaultTemplate { get; }
 
+    /// <summary>The template's Jinja source (the default template's when the checkpoint has none): what it renders tells the tool-call family.</summary>
+    public string TemplateSource => _template.Source;
+
     /// <summary>
     /// Whether the template renders an assistant turn's <c>tool_calls</c> (Llama 3.1, Qwen2.5, Qwen3 do). One that
     /// does not would drop the calls and leave empty turns, a conversation the client never had.

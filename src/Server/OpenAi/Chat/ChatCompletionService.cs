@@ -2,16 +2,17 @@ using System.Text.Json;
 using LlmServer.ChatTemplates;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
+using LlmServer.Inference.StructuredOutput;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Observability;
+using LlmServer.OpenAi.Chat.ToolCalling;
 using LlmServer.OpenAi.Generation;
 using LlmServer.OpenAi.StructuredOutputs;
-using LlmServer.Inference.StructuredOutput;
 
 namespace LlmServer.OpenAi.Chat;
 
 /// <summary>POST /v1/chat/completions: messages through the chat template, then one response or an SSE stream.</summary>
-public sealed class ChatCompletionService(GenerationService generation, ResponseFormats responseFormats, RequestLog log)
+public sealed class ChatCompletionService(GenerationService generation, ResponseFormats responseFormats, ToolCallGrammars toolGrammars, RequestLog log)
 {
     public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
     {
@@ -26,6 +27,9 @@ public sealed class ChatCompletionService(GenerationService generation, Response
         }
         ChatRequestFeatures.Check(request);
         GrammarConstraint? responseFormat = responseFormats.Parse(request.ResponseFormat);
+        ToolCallingRequest? tools = ToolCallingRequest.Parse(request.Tools, request.ToolChoice, request.ParallelToolCalls, request.Functions, request.FunctionCall);
+        ToolCallFamily family = ToolCallFamily.Of(model.ChatFormatter);
+        GrammarConstraint? toolConstraint = tools is null ? null : toolGrammars.ConstraintFor(tools, family);
         int? logprobs = null;
         if (request.Logprobs == true)
         {
@@ -40,13 +44,16 @@ public sealed class ChatCompletionService(GenerationService generation, Response
 
         // A malformed message is a 400 even on a full server (a 429 would be retried by the SDKs);
         // the queue refuses before the messages are rendered and encoded (n choices of one prompt).
-        IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages, model.ChatFormatter.RendersToolCalls);
+        // A template that takes tools gets them also under tool_choice "none", as vLLM passes them; the default
+        // tool prompt describes them only when the reply may call them.
+        JsonElement? offeredTools = tools?.Mode == ToolChoiceMode.None && !family.TemplateTakesTools ? null : tools?.TemplateTools ?? ChatMessages.Tools(request.Tools);
+        (IReadOnlyList<ChatMessage> messages, JsonElement? templateTools) = ChatMessages.ForTemplate(request.Messages, model.ChatFormatter, offeredTools);
         using EngineAdmission admission = generation.Admit(n);
         string prompt;
         try
         {
-            // The tools reach the template as vLLM passes them (ChatRequestFeatures lets them through with tool_choice "none" for now).
-            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, ChatMessages.Tools(request.Tools));
+            // The tools reach the template as vLLM passes them, also with tool_choice "none".
+            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, templateTools);
         }
         catch (ChatTemplateException e)
         {
@@ -61,7 +68,10 @@ public sealed class ChatCompletionService(GenerationService generation, Response
         GenerationDefaults defaults = generation.SamplingDefaults(model);
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
             maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
-        sampling = ResponseFormats.Constrain(sampling, responseFormat, model);
+        sampling = ResponseFormats.Constrain(sampling, ToolCallGrammars.WithResponseFormat(toolConstraint, responseFormat), model);
+        ToolCallReader? NewReader() => tools is null || tools.Mode == ToolChoiceMode.None
+            ? null
+            : new ToolCallReader(family.CreateParser(tools.FunctionNames, constrained: toolConstraint is not null));
 
         log.SetTokens(context, promptIds.Count, completionTokens: null);
         log.SetPrompt(context, () => prompt);
@@ -70,21 +80,62 @@ public sealed class ChatCompletionService(GenerationService generation, Response
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         if (stream)
         {
-            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null, aborted);
+            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null,
+                choices.Select(_ => NewReader()).ToArray(), tools?.Legacy ?? false, aborted);
             return;
         }
 
         ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
         RecordOutcome(context, accumulators);
-        var responseChoices = accumulators.Select((a, index) => new ChatChoice(index, new ChatResponseMessage("assistant", a.Text),
-            logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
-            ChoiceAccumulator.WireFinishReason(a.FinishReason!.Value), a.StopReason)).ToList();
+        var responseChoices = accumulators.Select((a, index) =>
+        {
+            // The same parser as the stream's, fed the whole text at once: both give the same content and calls.
+            ToolCallReader? reader = NewReader();
+            reader?.Feed(a.Text);
+            reader?.Finish();
+            return new ChatChoice(index, Message(a.Text, reader, tools?.Legacy ?? false),
+                logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
+                WireFinishReason(a.FinishReason!.Value, reader, tools?.Legacy ?? false), a.StopReason);
+        }).ToList();
         await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint },
             OpenAiJson.Options, aborted);
     }
 
+    private static ChatResponseMessage Message(string text, ToolCallReader? reader, bool legacy)
+    {
+        if (reader is null)
+        {
+            return new ChatResponseMessage("assistant", text);
+        }
+        IReadOnlyList<ToolCall> calls = reader.Calls;
+        return legacy
+            ? new ChatResponseMessage("assistant", reader.Content) { FunctionCall = calls.Count > 0 ? calls[0].Function : null }
+            : new ChatResponseMessage("assistant", reader.Content) { ToolCalls = calls.Count > 0 ? calls : null };
+    }
+
+    /// <summary>"tool_calls" (or "function_call") when the model called and then stopped; a reply cut by max_tokens stays "length".</summary>
+    private static string WireFinishReason(FinishReason reason, ToolCallReader? reader, bool legacy) =>
+        reason == FinishReason.Stop && reader is { HasCalls: true }
+            ? legacy ? "function_call" : "tool_calls"
+            : ChoiceAccumulator.WireFinishReason(reason);
+
+    /// <summary>A parsed piece as OpenAI streams it: content, a call's first delta (id, type, name, empty arguments), or an arguments fragment.</summary>
+    private static ChatDelta? Delta(ParsedPiece piece, ToolCallReader reader, bool legacy) => piece.Kind switch
+    {
+        ParsedKind.Content => new ChatDelta(null, piece.Text),
+        // The deprecated function_call holds one call: a second one (free decoding may write it) is dropped, never content.
+        _ when legacy && piece.Index > 0 => null,
+        ParsedKind.CallStart when legacy => new ChatDelta(null, null) { FunctionCall = new FunctionCallDelta(piece.Text, "") },
+        ParsedKind.CallStart => new ChatDelta(null, null)
+        {
+            ToolCalls = [new ToolCallDelta(piece.Index, reader.CallId(piece.Index), "function", new FunctionCallDelta(piece.Text, ""))],
+        },
+        _ when legacy => new ChatDelta(null, null) { FunctionCall = new FunctionCallDelta(null, piece.Text) },
+        _ => new ChatDelta(null, null) { ToolCalls = [new ToolCallDelta(piece.Index, null, null, new FunctionCallDelta(null, piece.Text))] },
+    };
+
     private async Task StreamAsync(HttpContext context, ServedModel model, IReadOnlyList<EngineSubmission> choices, string id,
-        long created, bool includeUsage, bool withLogprobs, CancellationToken aborted)
+        long created, bool includeUsage, bool withLogprobs, ToolCallReader?[] readers, bool legacy, CancellationToken aborted)
     {
         var events = new ServerSentEvents(context.Response);
         var accumulators = choices.Select(_ => new ChoiceAccumulator()).ToArray();
@@ -108,7 +159,27 @@ public sealed class ChatCompletionService(GenerationService generation, Response
             }
             accumulators[item.Index].Add(item.Event);
             pending[item.Index].AddRange(item.Event.Tokens);
-            if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
+            if (readers[item.Index] is { } reader)
+            {
+                var pieces = new List<ParsedPiece>(reader.Feed(item.Event.TextDelta));
+                if (item.Event.IsFinal)
+                {
+                    pieces.AddRange(reader.Finish());
+                }
+                var deltas = pieces.Select(p => Delta(p, reader, legacy)).OfType<ChatDelta>().ToList();
+                if (deltas.Count == 0 && item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs)
+                {
+                    deltas.Add(new ChatDelta(null, ""));
+                }
+                foreach (ChatDelta delta in deltas)
+                {
+                    // The tokens' logprobs go with the first chunk written after them: the parser may hold their text back.
+                    ChatLogprobs? logprobs = withLogprobs && pending[item.Index].Count > 0 ? Logprobs(pending[item.Index], model.Tokenizer) : null;
+                    pending[item.Index].Clear();
+                    await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, delta, logprobs, null)), aborted);
+                }
+            }
+            else if (item.Event.TextDelta.Length > 0 || (item.Event.IsFinal && pending[item.Index].Count > 0 && withLogprobs))
             {
                 ChatLogprobs? logprobs = withLogprobs ? Logprobs(pending[item.Index], model.Tokenizer) : null;
                 pending[item.Index].Clear();
@@ -117,7 +188,7 @@ public sealed class ChatCompletionService(GenerationService generation, Response
             if (item.Event.FinishReason is { } reason)
             {
                 await events.WriteAsync(Chunk(new ChatChunkChoice(item.Index, new ChatDelta(null, null), null,
-                    ChoiceAccumulator.WireFinishReason(reason), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
+                    WireFinishReason(reason, readers[item.Index], legacy), ChoiceAccumulator.WireStopReason(item.Event))), aborted);
             }
         }
         RecordOutcome(context, accumulators);

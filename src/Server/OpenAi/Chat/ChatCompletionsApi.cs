@@ -1,9 +1,11 @@
+using LlmServer.OpenAi.Chat.ToolCalling;
+
 namespace LlmServer.OpenAi.Chat;
 
 /// <summary>OpenAI's chat completions, POST /v1/chat/completions.</summary>
 public static class ChatCompletionsApi
 {
-    public static IServiceCollection AddChatCompletions(this IServiceCollection services) => services.AddSingleton<ChatCompletionService>();
+    public static IServiceCollection AddChatCompletions(this IServiceCollection services) => services.AddSingleton<ChatCompletionService>().AddSingleton<ToolCallGrammars>();
 
     public static IEndpointRouteBuilder MapChatCompletions(this IEndpointRouteBuilder app)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmServer.OpenAi.Chat.ToolCalling;
 using LlmServer.OpenAi.Generation;
 
 namespace LlmServer.OpenAi.Chat;
@@ -21,7 +22,7 @@ public sealed record ChatCompletionRequest : SamplingRequestFields
     public int? MaxCompletionTokens { get; init; }
     public JsonElement ResponseFormat { get; init; }
 
-    // Tool and function calling: refused, except tools with tool_choice "none" (which keeps them out of play).
+    // Tool and function calling (ToolCalling/ToolCallingRequest reads them).
     public JsonElement Tools { get; init; }
     public JsonElement ToolChoice { get; init; }
     public bool? ParallelToolCalls { get; init; }
@@ -76,8 +77,12 @@ public sealed record ChatChoice(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
     object? StopReason = null);
 
-public sealed record ChatResponseMessage(string Role, string Content)
+/// <summary>The reply: content null when it was only tool calls; function_call for a request that used the deprecated functions.</summary>
+public sealed record ChatResponseMessage(string Role, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Content)
 {
+    public IReadOnlyList<ToolCall>? ToolCalls { get; init; }
+    public FunctionCall? FunctionCall { get; init; }
+
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? Refusal => null;
 }
@@ -108,4 +113,8 @@ public sealed record ChatChunkChoice(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
     object? StopReason = null);
 
-public sealed record ChatDelta(string? Role, string? Content);
+public sealed record ChatDelta(string? Role, string? Content)
+{
+    public IReadOnlyList<ToolCallDelta>? ToolCalls { get; init; }
+    public FunctionCallDelta? FunctionCall { get; init; }
+}

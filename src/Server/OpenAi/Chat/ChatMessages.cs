@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
+using LlmServer.OpenAi.Chat.ToolCalling;
 using LlmServer.OpenAi.Generation;
 
 namespace LlmServer.OpenAi.Chat;
@@ -9,6 +10,22 @@ namespace LlmServer.OpenAi.Chat;
 /// <summary>Reads OpenAI's chat messages into the turns a chat template formats.</summary>
 public static class ChatMessages
 {
+    /// <summary>
+    /// The conversation and tools as <paramref name="formatter"/>'s template is given them: as they are for a template
+    /// that takes tools, rewritten into plain turns with the tools in the system message for one that does not
+    /// (<see cref="DefaultToolPrompt"/>).
+    /// </summary>
+    /// <param name="tools">The tools in OpenAI's <c>tools</c> shape, or null.</param>
+    public static (IReadOnlyList<ChatMessage> Messages, JsonElement? Tools) ForTemplate(IReadOnlyList<ChatMessageRequest>? messages,
+        ChatPromptFormatter formatter, JsonElement? tools)
+    {
+        if (ToolCallFamily.Of(formatter).TemplateTakesTools)
+        {
+            return (Parse(messages, formatter.RendersToolCalls), tools);
+        }
+        return (DefaultToolPrompt.Rewrite(Parse(messages, rendersToolCalls: true), tools), null);
+    }
+
     /// <summary>Chat messages as the template sees them; content parts are joined when all are text.</summary>
     /// <param name="rendersToolCalls">
     /// Whether the model's chat template renders tool calls (<see cref="ChatPromptFormatter.RendersToolCalls"/>): then an

@@ -3,49 +3,19 @@ using System.Text.Json;
 namespace LlmServer.OpenAi.Chat;
 
 /// <summary>
-/// The parts of a chat request that ask for more than plain text generation: tool and function
-/// calling, audio, reasoning, web search, moderation. OpenAI answers 400 when a
+/// The parts of a chat request that ask for more than plain text generation (tool calling and
+/// response_format aside: ToolCalling and StructuredOutputs read them): audio, reasoning, web search, moderation. OpenAI answers 400 when a
 /// model lacks the feature, and so does this server, naming the parameter; ignoring them would hide
 /// the client's mistake behind a 200 that did not do what was asked. What asks for nothing beyond
-/// plain text (tools with tool_choice "none", modalities ["text"], verbosity "medium", reasoning
+/// plain text (modalities ["text"], verbosity "medium", reasoning
 /// effort "none") is accepted, and the accepted-without-effect fields get their values checked.
 /// </summary>
 public static class ChatRequestFeatures
 {
     public static void Check(ChatCompletionRequest request)
     {
-        CheckToolCalling(request);
         CheckOutput(request);
         CheckAcceptedFields(request);
-    }
-
-    private static void CheckToolCalling(ChatCompletionRequest request)
-    {
-        int tools = ObjectArrayLength(request.Tools, "tools");
-        string? toolChoice = ChoiceMode(request.ToolChoice, "tool_choice", ["none", "auto", "required"]);
-        if (tools <= 0 && toolChoice is not null)
-        {
-            throw new ApiException(StatusCodes.Status400BadRequest,
-                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", param: "tool_choice", code: "invalid_value");
-        }
-        if (tools > 0 && toolChoice != "none")
-        {
-            throw Unsupported("tools", "unsupported_parameter",
-                "Tool calling is not supported by this model. Leave tools out, or send tool_choice \"none\" to keep them out of play.");
-        }
-
-        int functions = ObjectArrayLength(request.Functions, "functions");
-        string? functionCall = ChoiceMode(request.FunctionCall, "function_call", ["none", "auto"]);
-        if (functions <= 0 && functionCall is not null)
-        {
-            throw new ApiException(StatusCodes.Status400BadRequest,
-                "Invalid value for 'function_call': 'function_call' is only allowed when 'functions' are specified.", param: "function_call", code: "invalid_value");
-        }
-        if (functions > 0 && functionCall != "none")
-        {
-            throw Unsupported("functions", "unsupported_parameter",
-                "Function calling (functions, the deprecated form of tools) is not supported by this model. Leave functions out, or send function_call \"none\".");
-        }
     }
 
     private static void CheckOutput(ChatCompletionRequest request)
@@ -115,39 +85,6 @@ public static class ChatRequestFeatures
         if (request.PromptCacheOptions.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
         {
             RequireKind(request.PromptCacheOptions, JsonValueKind.Object, "prompt_cache_options", "an object");
-        }
-    }
-
-    /// <summary>-1 when absent or null; otherwise the length of a list whose items must be objects.</summary>
-    private static int ObjectArrayLength(JsonElement list, string param)
-    {
-        if (list.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
-        {
-            return -1;
-        }
-        RequireKind(list, JsonValueKind.Array, param, "an array");
-        int index = 0;
-        foreach (JsonElement item in list.EnumerateArray())
-        {
-            RequireKind(item, JsonValueKind.Object, $"{param}[{index++}]", "an object");
-        }
-        return index;
-    }
-
-    /// <summary>tool_choice / function_call: null when absent, the mode when a string, "named" when an object naming one tool.</summary>
-    private static string? ChoiceMode(JsonElement choice, string param, string[] modes)
-    {
-        switch (choice.ValueKind)
-        {
-            case JsonValueKind.Undefined or JsonValueKind.Null:
-                return null;
-            case JsonValueKind.String:
-                string mode = choice.GetString()!;
-                return modes.Contains(mode) ? mode : throw InvalidValue(param, mode, modes);
-            case JsonValueKind.Object:
-                return "named";
-            default:
-                throw new ApiException(StatusCodes.Status400BadRequest, $"Invalid type for '{param}': expected a string or an object.", param: param, code: "invalid_type");
         }
     }
 

@@ -29,10 +29,10 @@ public static class TokenizerApi
         if (request.Messages is not null)
         {
             SamplingRequestParser.Require(request.Prompt is null, "prompt", "Send either prompt or messages, not both.");
-            IReadOnlyList<ChatMessage> messages = ChatMessages.Parse(request.Messages, model.ChatFormatter.RendersToolCalls);
+            (IReadOnlyList<ChatMessage> messages, JsonElement? tools) = ChatMessages.ForTemplate(request.Messages, model.ChatFormatter, ChatMessages.Tools(request.Tools));
             try
             {
-                text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, ChatMessages.Tools(request.Tools));
+                text = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, tools);
             }
             catch (ChatTemplateException e)
             {
