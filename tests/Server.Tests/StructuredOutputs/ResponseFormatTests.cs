@@ -122,6 +122,46 @@ public sealed class ResponseFormatTests : IAsyncLifetime
         Assert.Equal(JsonValueKind.String, parsed.RootElement.GetProperty("code").ValueKind);
     }
 
+    [Fact]
+    public async Task With_tools_under_auto_the_reply_is_either_the_formats_document_or_valid_calls()
+    {
+        JsonElement schema = TestSchemas.Parse("flat");
+        var kinds = new HashSet<string>();
+        for (int seed = 0; seed < 6; seed++)
+        {
+            JsonObject request = Chat(JsonSchema("flat"), seed);
+            request["tools"] = JsonNode.Parse("""
+                [{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{"q":{"type":"string"}},"required":["q"],"additionalProperties":false},"strict":true}}]
+                """);
+            request["tool_choice"] = "auto";
+            // Qwen's <tool_call> token, favoured in half the requests so that both kinds of reply occur.
+            if (seed % 2 == 0)
+            {
+                request["logit_bias"] = new JsonObject { ["151657"] = 100 };
+            }
+
+            JsonNode choice = (await PostAsync("/v1/chat/completions", request))["choices"]![0]!;
+            if (choice["message"]!["tool_calls"] is JsonArray calls && calls.Count > 0)
+            {
+                kinds.Add("calls");
+                Assert.Equal("tool_calls", (string)choice["finish_reason"]!);
+                foreach (JsonNode? call in calls)
+                {
+                    using JsonDocument arguments = JsonDocument.Parse((string)call!["function"]!["arguments"]!);
+                    Assert.Equal(JsonValueKind.String, arguments.RootElement.GetProperty("q").ValueKind);
+                }
+            }
+            else
+            {
+                kinds.Add("document");
+                using JsonDocument parsed = JsonDocument.Parse((string)choice["message"]!["content"]!);
+                Assert.Null(SchemaSubsetValidator.Check(parsed.RootElement, schema, schema));
+            }
+        }
+
+        Assert.Equal(["calls", "document"], kinds.Order());
+    }
+
     [Theory]
     [InlineData("""{"type":"json_schema"}""", "response_format.json_schema")]
     [InlineData("""{"type":"json_schema","json_schema":{"schema":{"type":"object"}}}""", "response_format.json_schema.name")]
