@@ -50,7 +50,7 @@ public sealed class ConstrainedOutput
     {
         if (_matcher is null)
         {
-            return default;
+            return BeforeTrigger();
         }
 
         // After this token, tokensLeft - 1 remain: one for end of sequence, and at least one byte per other.
@@ -67,6 +67,59 @@ public sealed class ConstrainedOutput
         }
 
         return _mask;
+    }
+
+    /// <summary>
+    /// Before the trigger the output is free, except for the tokens that would complete the trigger and carry on
+    /// with text its grammar refuses (for "&lt;tool_call&gt;" spelt in pieces, a last piece "&gt;{" where a newline
+    /// is due): those would leave a call begun that can never be valid. Empty when nothing is refused.
+    /// </summary>
+    private ReadOnlySpan<ulong> BeforeTrigger()
+    {
+        ReadOnlySpan<byte> trigger = _trigger;
+        bool masked = false;
+        // k bytes of the trigger already written (the output's tail), the token supplying the rest and more.
+        for (int k = Math.Min(_tail.Count, trigger.Length - 1); k >= 0; k--)
+        {
+            if (k > 0 && !TailEndsWith(trigger[..k]))
+            {
+                continue;
+            }
+
+            var primed = new GrammarMatcher(_constraint.Grammar);
+            if (!primed.TryAdvance(trigger[..k]))
+            {
+                continue;
+            }
+
+            if (!masked)
+            {
+                _mask.AsSpan().Fill(ulong.MaxValue);
+                masked = true;
+            }
+
+            _trie.ClearRefused(trigger[k..], primed, _mask);
+        }
+
+        return masked && !Array.TrueForAll(_mask, static w => w == ulong.MaxValue) ? _mask : default;
+    }
+
+    private bool TailEndsWith(ReadOnlySpan<byte> bytes)
+    {
+        if (_tail.Count < bytes.Length)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            if (_tail[_tail.Count - bytes.Length + i] != bytes[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Advances past a sampled token.</summary>

@@ -282,5 +282,73 @@ public sealed class TokenTrie
         return allowed;
     }
 
+    /// <summary>
+    /// Clears in <paramref name="mask"/> every token that begins with <paramref name="prefix"/> and whose bytes
+    /// <paramref name="matcher"/> refuses: the tokens that would complete a trigger with text the grammar the trigger
+    /// starts does not allow. Returns how many were cleared; the matcher is left as it was given.
+    /// </summary>
+    public int ClearRefused(ReadOnlySpan<byte> prefix, GrammarMatcher matcher, Span<ulong> mask)
+    {
+        // Find the node that spells the prefix: children follow their parent in pre-order, siblings by subtree.
+        int node = 0;
+        int end = _byte.Length;
+        for (int d = 1; d <= prefix.Length; d++)
+        {
+            while (node < end && _byte[node] != prefix[d - 1])
+            {
+                node = _subtreeEnd[node];
+            }
+
+            if (node >= end)
+            {
+                return 0;
+            }
+
+            if (d < prefix.Length)
+            {
+                end = _subtreeEnd[node];
+                node++;
+            }
+        }
+
+        MatcherState start = matcher.Save();
+        var states = new MatcherState[_maxDepth + 1];
+        int top = _depth[node];
+        int cleared = 0;
+        if (!matcher.TryAdvance(prefix[..^1]))
+        {
+            matcher.Restore(start);
+            return ClearTokens(node, _subtreeEnd[node], mask);
+        }
+
+        states[top - 1] = matcher.Save();
+        for (int i = node; i < _subtreeEnd[node];)
+        {
+            matcher.Restore(states[_depth[i] - 1]);
+            if (!matcher.TryAdvance(_byte[i]))
+            {
+                cleared += ClearTokens(i, _subtreeEnd[i], mask);
+                i = _subtreeEnd[i];
+                continue;
+            }
+
+            states[_depth[i]] = matcher.Save();
+            i++;
+        }
+
+        matcher.Restore(start);
+        return cleared;
+    }
+
+    private int ClearTokens(int from, int to, Span<ulong> mask)
+    {
+        for (int t = _tokenStart[from]; t < _tokenStart[to]; t++)
+        {
+            mask[_tokens[t] >> 6] &= ~(1UL << (_tokens[t] & 63));
+        }
+
+        return _tokenStart[to] - _tokenStart[from];
+    }
+
     public static bool IsAllowed(ReadOnlySpan<ulong> mask, int id) => (mask[id >> 6] & (1UL << (id & 63))) != 0;
 }
