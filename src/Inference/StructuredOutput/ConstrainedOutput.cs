@@ -54,9 +54,11 @@ public sealed class ConstrainedOutput
         }
 
         // After this token, tokensLeft - 1 remain: one for end of sequence, and at least one byte per other.
+        // With one token left that is end of sequence alone (-1 admits no text), where the document can end.
         int maxBytesToEnd = tokensLeft == int.MaxValue ? int.MaxValue : tokensLeft - 2;
-        if (maxBytesToEnd < 0 || _matcher.MinBytesToEnd > maxBytesToEnd + 1)
+        if (_matcher.MinBytesToEnd > maxBytesToEnd + 1)
         {
+
             maxBytesToEnd = int.MaxValue; // too late to close in time: the reply ends at max_tokens, as it would unconstrained
         }
 

@@ -204,7 +204,6 @@ public sealed class TokenTrie
         // at most an escape's or UTF-8 sequence's few bytes after any other token that stays in the string.
         bool budgeted = maxBytesToEnd != int.MaxValue;
         int minNow = budgeted ? matcher.MinBytesToEnd : 0;
-        bool plainFits = minNow <= maxBytesToEnd;
         bool anyStringTokenFits = !budgeted || minNow + StringFrame.MaxExtraToClose <= maxBytesToEnd;
         bool stringTokensWhole = inStringAtRoot && anyStringTokenFits;
         if (stringTokensWhole)
@@ -228,7 +227,9 @@ public sealed class TokenTrie
                 continue;
             }
 
-            if (plainFits && _plainSubtree[node] && matcher.IsInPlainString)
+            // The state here may be a later string than the one at the root (the path closed one and opened
+            // another), so its own shortest completion decides.
+            if (_plainSubtree[node] && matcher.IsInPlainString && (!budgeted || matcher.MinBytesToEnd <= maxBytesToEnd))
             {
                 // Every token below is accepted, as the subtree stays inside the string: its tokens are
                 // contiguous in pre-order.

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.StructuredOutput;
@@ -73,6 +74,42 @@ public sealed class ConstrainedDecodingTests
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(5)));
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public async Task Required_tool_calls_at_temperature_one_name_an_offered_function_with_arguments_that_satisfy_its_schema(string fixture)
+    {
+        await using EngineClient engine = EngineFactory.Start(fixture, kvCacheBytes: 64L << 20);
+        ServedModel served = await engine.Ready;
+        int[] prompt = ReferenceCase.Load(fixture)[0].PromptIds;
+        string[] names = ["nested", "enums", "tree", "optional"];
+        ToolFunction[] functions = [.. names.Select(n => new ToolFunction(n, TestSchemas.Parse(n), Strict: true))];
+        JsonGrammar grammar = ToolCallGrammar.Build(functions, ToolCallSyntax.Hermes, parallel: true);
+        int maxTokens = Math.Min(160, served.MaxModelLen - prompt.Length);
+        var replies = Enumerable.Range(0, 40).Select(seed => Run(engine, $"tools-{seed}", prompt,
+            new SamplingParameters { Temperature = 1.0, Seed = seed, MaxTokens = maxTokens, Constraint = new GrammarConstraint(grammar) }, "tools", seed)).ToList();
+
+        int calls = 0;
+        foreach (var (_, seed, text, finish) in await Task.WhenAll(replies))
+        {
+            Assert.True(finish == FinishReason.Stop, $"seed {seed} finished with {finish}: {text}");
+            // <tool_call>\n{...}\n</tool_call>, one or more separated by a newline. A JSON string holds no raw newline, so
+            // "\n</tool_call>" can only close a call.
+            MatchCollection matches = Regex.Matches(text, "<tool_call>\n(.*?)\n</tool_call>", RegexOptions.Singleline);
+            Assert.Equal(text, string.Join("\n", matches.Select(m => m.Value)));
+            foreach (Match match in matches)
+            {
+                using JsonDocument call = JsonDocument.Parse(match.Groups[1].Value);
+                string name = call.RootElement.GetProperty("name").GetString()!;
+                Assert.Contains(name, names);
+                JsonElement schema = TestSchemas.Parse(name);
+                Assert.Null(SchemaSubsetValidator.Check(call.RootElement.GetProperty("arguments"), schema, schema));
+                calls++;
+            }
+        }
+
+        Assert.True(calls >= 40);
+    }
+
     private static async Task<(string, long, string, FinishReason?)> Run(EngineClient engine, string id, int[] prompt, SamplingParameters sampling, string name, long seed)
     {
         string text = "";
@@ -81,6 +118,10 @@ public sealed class ConstrainedDecodingTests
         {
             text += generated.TextDelta;
             finish = generated.FinishReason ?? finish;
+            if (generated.ErrorMessage is { } error)
+            {
+                text += $" (error: {error})";
+            }
         }
 
         return (name, seed, text, finish);
