@@ -8,7 +8,8 @@ namespace LlmServer.Inference.StructuredOutput;
 /// (properties, required, additionalProperties false), string, number, integer, boolean, null, a list of types,
 /// enum, const, anyOf, arrays with items, and <c>$ref</c> into <c>$defs</c>/<c>definitions</c> or the root,
 /// recursion included. Annotations (description, title, ...) are ignored. Anything else, such as pattern,
-/// format, minimum or allOf, is refused with the keyword and its path rather than silently not enforced.
+/// format, minimum or allOf, is refused with the keyword and its path rather than silently not enforced, except
+/// an integer's minimum and maximum that its digit bound already keeps (zod's safe-integer range).
 /// A schema that is not strict (a tool without <c>strict: true</c>, a <c>json_schema</c> with <c>strict: false</c>)
 /// promises less, as on OpenAI: there the keywords this subset cannot enforce are ignored, <c>oneOf</c> is read as
 /// <c>anyOf</c>, a schema without a type allows any value, and an object that does not close itself
@@ -97,6 +98,11 @@ internal sealed class JsonSchemaCompiler
             {
                 if (_strict)
                 {
+                    if (IsBoundTheGrammarKeeps(keyword, schema))
+                    {
+                        continue;
+                    }
+
                     throw new SchemaNotSupportedException(keyword.Name, path, "strict structured outputs do not enforce it");
                 }
 
@@ -190,6 +196,28 @@ internal sealed class JsonSchemaCompiler
         }
 
         return CompileType(schema, type, path, typeList: false);
+    }
+
+    /// <summary>
+    /// A minimum or maximum on an integer that the integer's digit bound (<see cref="NumberNode.MaxDigits"/>) already
+    /// keeps. zod's <c>.int()</c> writes JavaScript's safe-integer range as both, so every zod schema with an integer
+    /// carries them; refusing them would refuse what the grammar enforces anyway.
+    /// </summary>
+    private static bool IsBoundTheGrammarKeeps(JsonProperty keyword, JsonElement schema)
+    {
+        if (keyword.Value.ValueKind != JsonValueKind.Number
+            || !schema.TryGetProperty("type", out JsonElement type) || type.ValueKind != JsonValueKind.String || type.GetString() != "integer")
+        {
+            return false;
+        }
+
+        double largestInteger = Math.Pow(10, NumberNode.MaxDigits) - 1;
+        return keyword.Name switch
+        {
+            "minimum" => keyword.Value.GetDouble() <= -largestInteger,
+            "maximum" => keyword.Value.GetDouble() >= largestInteger,
+            _ => false,
+        };
     }
 
     private void RefuseCompanions(string keyword, List<string> constraints, string path)

@@ -10,6 +10,8 @@ public sealed class SchemaCompilerTests
     {
         { """{"type":"string","pattern":"^a"}""", "pattern", "$" },
         { """{"type":"object","properties":{"n":{"type":"integer","minimum":0}},"required":["n"],"additionalProperties":false}""", "minimum", "$.properties.n" },
+        { """{"type":"integer","minimum":-9007199254740991,"maximum":100}""", "maximum", "$" },
+        { """{"type":"number","minimum":-9007199254740991,"maximum":9007199254740991}""", "minimum", "$" },
         { """{"type":"object","properties":{"l":{"type":"array","items":{"type":"string","format":"email"}}},"additionalProperties":false}""", "format", "$.properties.l.items" },
         { """{"type":"object","properties":{},"additionalProperties":true}""", "additionalProperties", "$" },
         { """{"type":"object","properties":{"a":{"type":"string"}},"required":["b"],"additionalProperties":false}""", "required", "$" },
@@ -35,6 +37,19 @@ public sealed class SchemaCompilerTests
         Assert.Equal(path, error.Path);
         Assert.Contains($"'{keyword}'", error.Message, StringComparison.Ordinal);
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ZodIntegerBounds_AreKeptByTheDigitBound_SoTheyCompile()
+    {
+        // What zod 4's z.number().int() writes: JavaScript's safe-integer range.
+        JsonGrammar grammar = JsonGrammar.FromSchema(JsonDocument.Parse(
+            """{"type":"integer","minimum":-9007199254740991,"maximum":9007199254740991}""").RootElement);
+
+        var longest = new GrammarMatcher(grammar);
+        Assert.True(longest.TryAdvance("-999999999999999"u8));
+        Assert.True(longest.CanEnd);
+        Assert.False(longest.TryAdvance((byte)'9'));
     }
 
     [Fact]

@@ -1,0 +1,45 @@
+using System.Text.Json;
+using LlmServer.Inference.Tests;
+
+namespace LlmServer.Tests.ClientSdks;
+
+/// <summary>The server the Node client scenarios talk to: the Qwen3 fixture (random weights), which takes tools.</summary>
+public sealed class NodeClientServer : IAsyncLifetime
+{
+    public const string Model = "qwen3-random-2l-64d";
+
+    public RunningServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Task installed = NodeClients.EnsureInstalledAsync();
+        Server = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(Model), "--kv-cache-memory", "64MiB"]);
+        await installed;
+    }
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>
+/// Real clients against structured outputs and tool calls: each scenario in tests/Clients drives the official OpenAI
+/// Node SDK or the Vercel AI SDK against the server, checks what it gets back (zod validation, streamed and
+/// non-streamed calls alike) and prints one JSON line; a scenario that exits non-zero fails here with that line.
+/// </summary>
+public sealed class NodeClientTests(NodeClientServer fixture) : IClassFixture<NodeClientServer>
+{
+    [Theory]
+    [InlineData("openai-parse")]
+    [InlineData("openai-stream-tools")]
+    [InlineData("ai-generate-object")]
+    [InlineData("ai-tools")]
+    public async Task Scenario_passes(string scenario)
+    {
+        NodeRun run = await NodeClients.RunAsync(scenario, new Uri(fixture.Server.BaseAddress, "/v1").ToString(), NodeClientServer.Model);
+
+        Assert.True(run.ExitCode == 0, $"{scenario} exited with {run.ExitCode}:\n{run.Output}");
+        string result = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
+        using JsonDocument line = JsonDocument.Parse(result);
+        Assert.Equal(scenario, line.RootElement.GetProperty("scenario").GetString());
+        Assert.True(line.RootElement.GetProperty("ok").GetBoolean(), result);
+    }
+}
