@@ -58,7 +58,6 @@ public sealed class ConstrainedOutput
         int maxBytesToEnd = tokensLeft == int.MaxValue ? int.MaxValue : tokensLeft - 2;
         if (_matcher.MinBytesToEnd > maxBytesToEnd + 1)
         {
-
             maxBytesToEnd = int.MaxValue; // too late to close in time: the reply ends at max_tokens, as it would unconstrained
         }
 
