@@ -7,8 +7,8 @@ namespace LlmServer.Bench;
 /// <summary>
 /// <c>llmserver bench ...</c>: a load test against a running server (the default), or one of
 /// <c>suite</c> (every serving target in one run, server included), <c>limits</c> (the model's
-/// in-process limits), <c>soak</c> (a timed mixed load) and <c>large-bodies</c> (big and adversarial
-/// bodies, one build against another). <c>bench random-model</c> (a random-weight checkpoint to
+/// in-process limits), <c>soak</c> (a timed mixed load), <c>large-bodies</c> (big and adversarial
+/// bodies, one build against another) and <c>structured</c> (what constrained decoding costs). <c>bench random-model</c> (a random-weight checkpoint to
 /// benchmark with) is the CLI's own <c>random-model</c> command, which the CLI answers before it
 /// gets here: this project knows nothing of the server's commands.
 /// </summary>
@@ -34,6 +34,8 @@ public static class BenchCommands
                 return await RunSoakAsync(rest);
             case "large-bodies":
                 return await RunLargeBodiesAsync(rest);
+            case "structured":
+                return await StructuredOutputBenchmark.RunCommandAsync(rest);
             default:
                 return await BenchCommand.RunAsync(args);
         }

@@ -15,8 +15,9 @@ namespace LlmServer.Bench.Scenarios;
 /// <c>llmserver bench suite --model DIR</c>: every target of the serving benchmark in one run, so
 /// that the numbers are ratios to limits measured on the same machine minutes apart:
 /// the model's limits in-process, then a server started as a child process and driven over HTTP
-/// at concurrency 1 and 32, 2,000 requests for memory, and a repeated long system prompt for the
-/// prefix cache. Writes a JSON file and prints a summary.
+/// at concurrency 1 and 32, 2,000 requests for memory, a repeated long system prompt for the
+/// prefix cache, and what constrained decoding costs (<see cref="StructuredOutputBenchmark"/>, no target).
+/// Writes a JSON file and prints a summary.
 /// </summary>
 public static class BenchmarkSuite
 {
@@ -30,7 +31,8 @@ public static class BenchmarkSuite
         MemoryResult Memory,
         PrefixCacheResult PrefixCache,
         KvCacheResult KvCache,
-        TargetResult Targets);
+        TargetResult Targets,
+        StructuredOutputBenchmark.Result Structured);
 
     /// <summary>
     /// The KV cache under the throughput load: llmserver_kv_cache_usage_perc sampled while it ran
@@ -96,6 +98,8 @@ public static class BenchmarkSuite
         PrefixCacheResult prefix = await MeasurePrefixCacheAsync(baseUrl, cancellationToken);
         log.WriteLine($"Prefix cache: {prefix.CachedTokens}/{prefix.PromptTokens} prompt tokens cached ({prefix.CachedBlockFraction:P1} of the system prompt's blocks); " +
             $"TTFT {prefix.FirstTtftMs:F0} ms -> {prefix.SecondTtftMs:F0} ms ({prefix.TtftRatio:F1}x)");
+        StructuredOutputBenchmark.Result structured = await StructuredOutputBenchmark.RunAsync(
+            new StructuredOutputBenchmark.Options(options.ModelDirectory, options.ResultPath) { MaxTokens = options.OutputLength }, baseUrl, log, cancellationToken);
 
         // The definition counts every parameter for every token ...
         double flops = 2.0 * limits.Parameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens);
@@ -117,7 +121,7 @@ public static class BenchmarkSuite
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
             prefix.CachedBlockFraction >= 0.9 && prefix.TtftRatio >= 3);
-        var result = new Result(limits, single, throughput, memory, prefix, kvCache, targets);
+        var result = new Result(limits, single, throughput, memory, prefix, kvCache, targets, structured);
 
         await File.WriteAllTextAsync(options.ResultPath, JsonSerializer.Serialize(result, ServingBenchmarkResult.JsonOptions), cancellationToken);
         log.WriteLine(Summary(result));
@@ -139,6 +143,7 @@ public static class BenchmarkSuite
         text.AppendLine(CultureInfo.InvariantCulture, $"prefix cache: {result.PrefixCache.CachedBlockFraction:P1} of blocks cached, TTFT {result.PrefixCache.TtftRatio:F1}x lower (targets 90%, 3x): {Mark(t.PrefixCacheMet)}");
         text.AppendLine(CultureInfo.InvariantCulture, $"KV cache at c=32: peak {result.KvCache.PeakUsage:P1}, mean {result.KvCache.MeanUsage:P1} of its blocks; {result.KvCache.BytesPerToken:N0} bytes per token " +
             $"({result.Limits.Shape.LayerCount} layers x {result.Limits.Shape.KvHeadCount} KV heads of {result.Limits.Shape.HeadSize})");
+        text.Append(StructuredOutputBenchmark.Summary(result.Structured));
         return text.ToString();
     }
 
