@@ -8,10 +8,8 @@ namespace LlmServer.OpenAi.Chat.ToolCalling;
 /// the same tools with every request of a conversation. A schema the grammar cannot hold is a 400 naming the
 /// function's <c>parameters</c>.
 /// </summary>
-public sealed class ToolCallGrammars
+public sealed class ToolCallGrammars(JsonGrammarCache cache)
 {
-    private readonly JsonGrammarCache _cache = new();
-
     /// <summary>
     /// Null when decoding stays free: tool_choice "none", or "auto" for a family without a call marker. With
     /// "required" and a named function every token follows the grammar; with "auto" the grammar takes over at the
@@ -60,7 +58,7 @@ public sealed class ToolCallGrammars
         }
         try
         {
-            return _cache.GetOrCompile(key.ToString(), () => ToolCallGrammar.Build(functions, syntax, parallel));
+            return cache.GetOrCompile(key.ToString(), () => ToolCallGrammar.Build(functions, syntax, parallel));
         }
         catch (Exception e) when (e is SchemaNotSupportedException or GrammarTooAmbiguousException)
         {
