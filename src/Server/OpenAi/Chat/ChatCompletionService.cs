@@ -66,9 +66,13 @@ public sealed class ChatCompletionService(GenerationService generation, Response
             : (request.MaxTokens, "max_tokens");
         // Unset sampling parameters take generation_config.json's values, max_new_tokens included, as vLLM's chat does.
         GenerationDefaults defaults = generation.SamplingDefaults(model);
+        GrammarConstraint? constraint = ToolCallGrammars.WithResponseFormat(toolConstraint, responseFormat);
+        // A reply held to a grammar from its first token ends where the grammar lets it, by end of sequence; the
+        // default template's end-of-turn text could otherwise stop it inside a JSON string.
+        IReadOnlyList<string> implicitStops = constraint is { Trigger: null } ? [] : model.ChatFormatter.ImplicitStopStrings;
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
-            maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, model.ChatFormatter.ImplicitStopStrings, promptParam: "messages", maxTokensParam);
-        sampling = ResponseFormats.Constrain(sampling, ToolCallGrammars.WithResponseFormat(toolConstraint, responseFormat), model);
+            maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, implicitStops, promptParam: "messages", maxTokensParam);
+        sampling = ResponseFormats.Constrain(sampling, constraint, model);
         ToolCallReader? NewReader() => tools is null || tools.Mode == ToolChoiceMode.None
             ? null
             : new ToolCallReader(family.CreateParser(tools.FunctionNames, constrained: toolConstraint is not null));
