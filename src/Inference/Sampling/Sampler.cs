@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace LlmServer.Inference.Sampling;
@@ -85,24 +86,46 @@ public sealed class Sampler
 
     private static void ExcludeDisallowed(Span<float> adjusted, ReadOnlySpan<ulong> allowedTokens)
     {
-        // A grammar allows few tokens at most steps: whole words of the mask are zero, and set words are sparse.
+        // Inside a JSON string nearly every token is allowed, elsewhere nearly none: each word of the mask is
+        // handled by whichever of its set or clear bits are fewer.
+        Span<float> kept = stackalloc float[64];
         for (int word = 0; word * 64 < adjusted.Length; word++)
         {
             ulong allowed = allowedTokens[word];
             int start = word * 64;
-            int length = Math.Min(64, adjusted.Length - start);
-            if (allowed == 0)
+            Span<float> slice = adjusted.Slice(start, Math.Min(64, adjusted.Length - start));
+            if (allowed == ulong.MaxValue)
             {
-                adjusted.Slice(start, length).Fill(float.NegativeInfinity);
+                continue;
             }
-            else if (allowed != ulong.MaxValue)
+
+            if (BitOperations.PopCount(allowed) >= 32)
             {
-                for (int bit = 0; bit < length; bit++)
+                for (ulong excluded = ~allowed; excluded != 0; excluded &= excluded - 1)
                 {
-                    if ((allowed & (1UL << bit)) == 0)
+                    int bit = BitOperations.TrailingZeroCount(excluded);
+                    if (bit < slice.Length)
                     {
-                        adjusted[start + bit] = float.NegativeInfinity;
+                        slice[bit] = float.NegativeInfinity;
                     }
+                }
+
+                continue;
+            }
+
+            for (ulong bits = allowed; bits != 0; bits &= bits - 1)
+            {
+                int bit = BitOperations.TrailingZeroCount(bits);
+                kept[bit] = bit < slice.Length ? slice[bit] : 0;
+            }
+
+            slice.Fill(float.NegativeInfinity);
+            for (ulong bits = allowed; bits != 0; bits &= bits - 1)
+            {
+                int bit = BitOperations.TrailingZeroCount(bits);
+                if (bit < slice.Length)
+                {
+                    slice[bit] = kept[bit];
                 }
             }
         }

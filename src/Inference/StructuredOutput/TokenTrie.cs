@@ -20,13 +20,19 @@ public sealed class TokenTrie
     // Whether every byte of node i's subtree, its own included, keeps a string plain (printable ASCII but '"'
     // and '\\'): inside a string such a subtree is allowed whole, without stepping the matcher through it.
     private readonly bool[] _plainSubtree;
-    // Whether every path into node i's subtree, read from the root inside a string in its plain state, stays
-    // inside that string (escapes and whole or partial UTF-8 included). A string's bytes are judged without regard
-    // to what follows it, so from such a state the whole subtree is allowed: most of a multilingual vocabulary.
-    private readonly bool[] _stringSubtree;
-    // The tokens of those subtrees as a mask, and how many: inside a string, the bulk of any mask, copied whole.
+    // Read from inside a string in its plain state, every token either stays in the string (judged without regard
+    // to what follows the string, so fixed per vocabulary: this mask and count), is refused by the string's own rules
+    // (an invalid UTF-8 piece), or closes the string at some byte and goes on: those leaving tokens, with the bytes
+    // after their closing quote, are all the grammar has to judge. Most of a reply is string content, and a byte-level
+    // vocabulary of 150k tokens has a few thousand that leave.
     private readonly ulong[] _stringTokens;
     private readonly int _stringTokenCount;
+    private readonly int[] _leavingIds;
+    private readonly byte[][] _leavingSuffixes;
+    // The leaving tokens sorted by the byte after their quote: those with none first, then those after byte b from
+    // _leavingByFirstByte[b] to _leavingByFirstByte[b + 1]. Few bytes may follow a closed string, so whole groups
+    // are refused with one step.
+    private readonly int[] _leavingByFirstByte;
     private readonly int[] _endOfSequenceIds;
     private readonly int _maxDepth;
 
@@ -116,58 +122,74 @@ public sealed class TokenTrie
             _plainSubtree[i] = notPlainBefore[_subtreeEnd[i]] == notPlainBefore[i];
         }
 
-        _stringSubtree = StringSubtrees();
-        _stringTokens = new ulong[MaskWords];
-        for (int i = 0; i < _byte.Length; i++)
+        (_stringTokens, _stringTokenCount, _leavingIds, _leavingSuffixes) = ClassifyFromInsideAString(bytes);
+        int[] order = [.. Enumerable.Range(0, _leavingIds.Length).OrderBy(i => _leavingSuffixes[i].Length == 0 ? -1 : _leavingSuffixes[i][0])];
+        _leavingIds = [.. order.Select(i => _leavingIds[i])];
+        _leavingSuffixes = [.. order.Select(i => _leavingSuffixes[i])];
+        _leavingByFirstByte = new int[257];
+        int next = 0;
+        while (next < _leavingSuffixes.Length && _leavingSuffixes[next].Length == 0)
         {
-            if (_stringSubtree[i])
+            next++;
+        }
+
+        for (int b = 0; b < 256; b++)
+        {
+            _leavingByFirstByte[b] = next;
+            while (next < _leavingSuffixes.Length && _leavingSuffixes[next][0] == b)
             {
-                for (int t = _tokenStart[i]; t < _tokenStart[i + 1]; t++)
-                {
-                    _stringTokens[_tokens[t] >> 6] |= 1UL << (_tokens[t] & 63);
-                    _stringTokenCount++;
-                }
+                next++;
             }
         }
+
+        _leavingByFirstByte[256] = next;
     }
 
-    private bool[] StringSubtrees()
+    private (ulong[] Mask, int Count, int[] LeavingIds, byte[][] LeavingSuffixes) ClassifyFromInsideAString(byte[][] bytes)
     {
         // The matcher itself judges what stays inside a string, so this can never disagree with it.
         var matcher = new GrammarMatcher(new JsonGrammar(StringNode.Instance));
         matcher.TryAdvance((byte)'"');
         var states = new MatcherState[_maxDepth + 1];
         states[0] = matcher.Save();
-        var leavesBefore = new int[_byte.Length + 1];
+        var mask = new ulong[MaskWords];
+        int count = 0;
+        var leavingIds = new List<int>();
+        var leavingSuffixes = new List<byte[]>();
         int node = 0;
         while (node < _byte.Length)
         {
             matcher.Restore(states[_depth[node] - 1]);
-            if (matcher.TryAdvance(_byte[node]) && !matcher.IsFinished)
+            if (!matcher.TryAdvance(_byte[node]))
             {
-                states[_depth[node]] = matcher.Save();
-                leavesBefore[node + 1] = leavesBefore[node];
-                node++;
+                node = _subtreeEnd[node]; // refused inside the string, and so is every token below
+                continue;
             }
-            else
+
+            if (matcher.IsFinished)
             {
-                // This path leaves the string (or is refused), and so does every path below it.
-                for (int i = node; i < _subtreeEnd[node]; i++)
+                // The string closes at this byte: every token below goes on after the quote.
+                for (int t = _tokenStart[node]; t < _tokenStart[_subtreeEnd[node]]; t++)
                 {
-                    leavesBefore[i + 1] = leavesBefore[i] + 1;
+                    leavingIds.Add(_tokens[t]);
+                    leavingSuffixes.Add(bytes[_tokens[t]][_depth[node]..]);
                 }
 
                 node = _subtreeEnd[node];
+                continue;
             }
+
+            states[_depth[node]] = matcher.Save();
+            for (int t = _tokenStart[node]; t < _tokenStart[node + 1]; t++)
+            {
+                mask[_tokens[t] >> 6] |= 1UL << (_tokens[t] & 63);
+                count++;
+            }
+
+            node++;
         }
 
-        var subtrees = new bool[_byte.Length];
-        for (int i = 0; i < _byte.Length; i++)
-        {
-            subtrees[i] = leavesBefore[_subtreeEnd[i]] == leavesBefore[i];
-        }
-
-        return subtrees;
+        return (mask, count, [.. leavingIds], [.. leavingSuffixes]);
     }
 
     public int VocabSize { get; }
@@ -205,28 +227,19 @@ public sealed class TokenTrie
         bool budgeted = maxBytesToEnd != int.MaxValue;
         int minNow = budgeted ? matcher.MinBytesToEnd : 0;
         bool anyStringTokenFits = !budgeted || minNow + StringFrame.MaxExtraToClose <= maxBytesToEnd;
-        bool stringTokensWhole = inStringAtRoot && anyStringTokenFits;
-        if (stringTokensWhole)
+        if (inStringAtRoot && anyStringTokenFits)
         {
             _stringTokens.CopyTo(mask);
-            allowed = _stringTokenCount;
-        }
-        else
-        {
-            mask.Clear();
+            allowed = _stringTokenCount + LeavingTokens(matcher, mask, budgeted, maxBytesToEnd);
+            return allowed; // a string cannot end the document: no end of sequence here
         }
 
+        mask.Clear();
         int node = 0;
         while (node < _byte.Length)
         {
             int d = _depth[node];
             matcher.Restore(states[d - 1]);
-            if (stringTokensWhole && _stringSubtree[node])
-            {
-                node = _subtreeEnd[node]; // already in the mask
-                continue;
-            }
-
             // The state here may be a later string than the one at the root (the path closed one and opened
             // another), so its own shortest completion decides.
             if (_plainSubtree[node] && matcher.IsInPlainString && (!budgeted || matcher.MinBytesToEnd <= maxBytesToEnd))
@@ -280,6 +293,50 @@ public sealed class TokenTrie
             }
         }
 
+        return allowed;
+    }
+
+    /// <summary>Adds the tokens that close the string the matcher is in and go on with bytes the grammar accepts.</summary>
+    private int LeavingTokens(GrammarMatcher matcher, Span<ulong> mask, bool budgeted, int maxBytesToEnd)
+    {
+        MatcherState inString = matcher.Save();
+        int allowed = 0;
+        if (matcher.TryAdvance((byte)'"'))
+        {
+            MatcherState closed = matcher.Save();
+            if (!budgeted || matcher.MinBytesToEnd <= maxBytesToEnd)
+            {
+                for (int i = 0; i < _leavingByFirstByte[0]; i++)
+                {
+                    mask[_leavingIds[i] >> 6] |= 1UL << (_leavingIds[i] & 63);
+                    allowed++;
+                }
+            }
+
+            for (int b = 0; b < 256; b++)
+            {
+                int from = _leavingByFirstByte[b];
+                int to = _leavingByFirstByte[b + 1];
+                matcher.Restore(closed);
+                if (from == to || !matcher.TryAdvance((byte)b))
+                {
+                    continue;
+                }
+
+                MatcherState afterFirst = matcher.Save();
+                for (int i = from; i < to; i++)
+                {
+                    matcher.Restore(afterFirst);
+                    if (matcher.TryAdvance(_leavingSuffixes[i].AsSpan(1)) && (!budgeted || matcher.MinBytesToEnd <= maxBytesToEnd))
+                    {
+                        mask[_leavingIds[i] >> 6] |= 1UL << (_leavingIds[i] & 63);
+                        allowed++;
+                    }
+                }
+            }
+        }
+
+        matcher.Restore(inString);
         return allowed;
     }
 

@@ -33,6 +33,41 @@ public class SamplerTests
         return counts;
     }
 
+    [Theory]
+    [InlineData(new[] { 5, 70, 199 })]          // a few allowed: sparse words
+    [InlineData(new[] { 0, 1, 2, 63, 64, 150 })] // word boundaries
+    public void An_allowed_token_mask_is_the_only_source_of_picks_and_leaves_logprobs_alone(int[] allowedIds)
+    {
+        // 200 tokens: the mask's words are mostly clear, or (below) mostly set, the two ways they are applied.
+        float[] logits = [.. Enumerable.Range(0, 200).Select(i => (float)Math.Sin(i))];
+        foreach (bool inverted in new[] { false, true })
+        {
+            var mask = new ulong[4];
+            var allowed = new HashSet<int>(inverted ? Enumerable.Range(0, 200).Except(allowedIds) : allowedIds);
+            foreach (int id in allowed)
+            {
+                mask[id >> 6] |= 1UL << (id & 63);
+            }
+
+            var sampler = new Sampler();
+            var random = new SeededRandom(3);
+            Request request = RequestWith(new SamplingParameters { Temperature = 1, Logprobs = 0 });
+            var seen = new HashSet<int>();
+            for (int i = 0; i < 2000; i++)
+            {
+                GeneratedToken token = sampler.Sample(logits, logits.Length, request, random, [], 0, mask);
+                Assert.Contains(token.TokenId, allowed);
+                seen.Add(token.TokenId);
+                double normalizer = Math.Log(logits.Sum(l => Math.Exp(l)));
+                Assert.Equal(logits[token.TokenId] - normalizer, token.Logprob!.Value, 4);
+            }
+
+            Assert.True(seen.Count >= Math.Min(allowed.Count, 3));
+            int greedy = sampler.Sample(logits, logits.Length, RequestWith(new SamplingParameters { Temperature = 0 }), random, [], 0, mask).TokenId;
+            Assert.Equal(allowed.MaxBy(id => logits[id]), greedy);
+        }
+    }
+
     [Fact]
     public void Temperature_one_draws_in_proportion_to_the_probabilities()
     {
