@@ -25,8 +25,11 @@ public sealed class TokenTrie
     // (an invalid UTF-8 piece), or closes the string at some byte and goes on: those leaving tokens, with the bytes
     // after their closing quote, are all the grammar has to judge. Most of a reply is string content, and a byte-level
     // vocabulary of 150k tokens has a few thousand that leave.
-    private readonly ulong[] _stringTokens;
-    private readonly int _stringTokenCount;
+    // The staying tokens are filed by how much they lengthen the string's shortest completion (ending inside an
+    // escape or a UTF-8 sequence): _stringTokens[e] holds those that add at most e bytes, so a budget near max_tokens
+    // picks a mask without walking the trie.
+    private readonly ulong[][] _stringTokens;
+    private readonly int[] _stringTokenCount;
     private readonly int[] _leavingIds;
     private readonly byte[][] _leavingSuffixes;
     // The leaving tokens sorted by the byte after their quote: those with none first, then those after byte b from
@@ -145,15 +148,21 @@ public sealed class TokenTrie
         _leavingByFirstByte[256] = next;
     }
 
-    private (ulong[] Mask, int Count, int[] LeavingIds, byte[][] LeavingSuffixes) ClassifyFromInsideAString(byte[][] bytes)
+    private (ulong[][] Masks, int[] Counts, int[] LeavingIds, byte[][] LeavingSuffixes) ClassifyFromInsideAString(byte[][] bytes)
     {
         // The matcher itself judges what stays inside a string, so this can never disagree with it.
         var matcher = new GrammarMatcher(new JsonGrammar(StringNode.Instance));
         matcher.TryAdvance((byte)'"');
         var states = new MatcherState[_maxDepth + 1];
         states[0] = matcher.Save();
-        var mask = new ulong[MaskWords];
-        int count = 0;
+        var masks = new ulong[StringFrame.MaxExtraToClose + 1][];
+        for (int e = 0; e < masks.Length; e++)
+        {
+            masks[e] = new ulong[MaskWords];
+        }
+
+        var counts = new int[masks.Length];
+        int plainMin = matcher.MinBytesToEnd;
         var leavingIds = new List<int>();
         var leavingSuffixes = new List<byte[]>();
         int node = 0;
@@ -180,16 +189,20 @@ public sealed class TokenTrie
             }
 
             states[_depth[node]] = matcher.Save();
+            int extra = matcher.MinBytesToEnd - plainMin;
             for (int t = _tokenStart[node]; t < _tokenStart[node + 1]; t++)
             {
-                mask[_tokens[t] >> 6] |= 1UL << (_tokens[t] & 63);
-                count++;
+                for (int e = extra; e < masks.Length; e++)
+                {
+                    masks[e][_tokens[t] >> 6] |= 1UL << (_tokens[t] & 63);
+                    counts[e]++;
+                }
             }
 
             node++;
         }
 
-        return (mask, count, [.. leavingIds], [.. leavingSuffixes]);
+        return (masks, counts, [.. leavingIds], [.. leavingSuffixes]);
     }
 
     public int VocabSize { get; }
@@ -226,12 +239,21 @@ public sealed class TokenTrie
         // at most an escape's or UTF-8 sequence's few bytes after any other token that stays in the string.
         bool budgeted = maxBytesToEnd != int.MaxValue;
         int minNow = budgeted ? matcher.MinBytesToEnd : 0;
-        bool anyStringTokenFits = !budgeted || minNow + StringFrame.MaxExtraToClose <= maxBytesToEnd;
-        if (inStringAtRoot && anyStringTokenFits)
+        if (inStringAtRoot)
         {
-            _stringTokens.CopyTo(mask);
-            allowed = _stringTokenCount + LeavingTokens(matcher, mask, budgeted, maxBytesToEnd);
-            return allowed; // a string cannot end the document: no end of sequence here
+            // Staying tokens that fit the budget, from their file; then the ones that close the string.
+            int extra = budgeted ? Math.Min(StringFrame.MaxExtraToClose, maxBytesToEnd - minNow) : StringFrame.MaxExtraToClose;
+            if (extra >= 0)
+            {
+                _stringTokens[extra].CopyTo(mask);
+                allowed = _stringTokenCount[extra];
+            }
+            else
+            {
+                mask.Clear();
+            }
+
+            return allowed + LeavingTokens(matcher, mask, budgeted, maxBytesToEnd); // a string cannot end the document
         }
 
         mask.Clear();

@@ -72,6 +72,35 @@ public sealed class TokenTrieTests
     }
 
     [Theory]
+    [MemberData(nameof(MaskCases))]
+    public void A_budgeted_mask_is_exactly_the_accepted_tokens_after_which_the_document_still_fits(string vocabulary, string schema, string prefix)
+    {
+        (ITokenizer tokenizer, TokenTrie trie) = Vocabularies[vocabulary].Value;
+        var matcher = new GrammarMatcher(JsonGrammar.FromSchema(TestSchemas.Parse(schema)));
+        Assert.True(matcher.TryAdvance(Encoding.UTF8.GetBytes(prefix)));
+        MatcherState state = matcher.Save();
+        int minNow = matcher.MinBytesToEnd;
+        var mask = new ulong[trie.MaskWords];
+        // Budgets around the shortest completion, where tokens that open an escape or a UTF-8 sequence no longer fit.
+        foreach (int budget in new[] { minNow - 1, minNow, minNow + 3, minNow + 8 })
+        {
+            int allowed = trie.AllowedTokens(matcher, mask, budget);
+            int expected = 0;
+            for (int id = 0; id < tokenizer.VocabSize; id++)
+            {
+                bool accepts = tokenizer.IsSpecialId(id)
+                    ? matcher.CanEnd && tokenizer.EndOfSequenceIds.Contains(id)
+                    : matcher.TryAdvance(tokenizer.TokenBytes(id)) && matcher.MinBytesToEnd <= budget;
+                matcher.Restore(state);
+                Assert.True(accepts == TokenTrie.IsAllowed(mask, id), $"budget {budget}, token {id} '{tokenizer.TokenText(id)}': expected {accepts}");
+                expected += accepts ? 1 : 0;
+            }
+
+            Assert.Equal(expected, allowed);
+        }
+    }
+
+    [Theory]
     [InlineData("gpt2", "flat")]
     [InlineData("gpt2", "nested")]
     [InlineData("gpt2", "enums")]
