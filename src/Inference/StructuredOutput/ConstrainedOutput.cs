@@ -17,6 +17,7 @@ public sealed class ConstrainedOutput
     // Before the trigger: the output's last bytes, enough to find a trigger that spans tokens.
     private readonly List<byte> _tail = [];
     private GrammarMatcher? _matcher;
+    private ulong[]? _wholeTriggerRefusals;
 
     public ConstrainedOutput(GrammarConstraint constraint, TokenTrie trie, ITokenizer tokenizer)
     {
@@ -78,11 +79,19 @@ public sealed class ConstrainedOutput
     private ReadOnlySpan<ulong> BeforeTrigger()
     {
         ReadOnlySpan<byte> trigger = _trigger;
-        bool masked = false;
-        // k bytes of the trigger already written (the output's tail), the token supplying the rest and more.
-        for (int k = Math.Min(_tail.Count, trigger.Length - 1); k >= 0; k--)
+        // Tokens that hold the whole trigger from their first byte are refused or not whatever came before them:
+        // judged once per request. Most steps then cost a glance at the output's tail.
+        _wholeTriggerRefusals ??= WholeTriggerRefusals();
+        bool masked = _wholeTriggerRefusals.Length > 0;
+        if (masked)
         {
-            if (k > 0 && !TailEndsWith(trigger[..k]))
+            _wholeTriggerRefusals.CopyTo(_mask, 0);
+        }
+
+        // k bytes of the trigger already written (the output's tail), the token supplying the rest and more.
+        for (int k = Math.Min(_tail.Count, trigger.Length - 1); k > 0; k--)
+        {
+            if (!TailEndsWith(trigger[..k]))
             {
                 continue;
             }
@@ -102,7 +111,15 @@ public sealed class ConstrainedOutput
             _trie.ClearRefused(trigger[k..], primed, _mask);
         }
 
-        return masked && !Array.TrueForAll(_mask, static w => w == ulong.MaxValue) ? _mask : default;
+        return masked ? _mask : default;
+    }
+
+    /// <summary>The mask that refuses the tokens starting with the whole trigger and going on wrongly; empty if none do.</summary>
+    private ulong[] WholeTriggerRefusals()
+    {
+        var mask = new ulong[_mask.Length];
+        Array.Fill(mask, ulong.MaxValue);
+        return _trie.ClearRefused(_trigger, new GrammarMatcher(_constraint.Grammar), mask) > 0 ? mask : [];
     }
 
     private bool TailEndsWith(ReadOnlySpan<byte> bytes)
