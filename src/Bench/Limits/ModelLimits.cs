@@ -142,7 +142,7 @@ public sealed record ModelLimits(
             void Step()
             {
                 SchedulerOutput output = scheduler.Schedule();
-                (IReadOnlyList<Request> sampled, _) = runner.Execute(output);
+                IReadOnlyList<Request> sampled = runner.Execute(output).Sampling;
                 scheduler.CommitStep(output);
                 foreach (Request request in sampled)
                 {

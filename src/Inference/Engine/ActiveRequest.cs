@@ -12,6 +12,23 @@ internal sealed class ActiveRequest(Request request, RequestOutput output, Chann
     public ChannelWriter<GenerationEvent> Events { get; } = events;
     public LoadedWeights Weights { get; } = weights;
 
+    /// <summary>Records the logprobs of the prompt tokens these rows of logits predict.</summary>
+    /// <param name="logits">The rows, each <paramref name="width"/> floats (the model's head).</param>
+    public void AddPromptLogprobs(Sampler sampler, PromptLogitRows rows, ReadOnlySpan<float> logits, int width)
+    {
+        int tokenCount = Weights.Served.Tokenizer.VocabSize;
+        int topCount = Request.Sampling.PromptLogprobs ?? 0;
+        for (int i = 0; i < rows.Count; i++)
+        {
+            int token = rows.FirstPosition + i + 1;
+            // A request recomputed after preemption sees positions again that it already has.
+            if (Output.NextPromptLogprob == token)
+            {
+                Output.AddPromptLogprob(sampler.PromptLogprob(logits.Slice(i * width, width), tokenCount, Request.TokenIds[token], topCount));
+            }
+        }
+    }
+
     /// <summary>Picks the request's next token from its row of logits and turns it into the event its client sees.</summary>
     public GenerationEvent Sample(Sampler sampler, ReadOnlySpan<float> logits, int tokenCount)
     {

@@ -44,12 +44,19 @@ internal sealed class EngineCore : IDisposable
         _requests.MarkScheduled(output);
         try
         {
-            (IReadOnlyList<Request> sampling, ReadOnlyMemory<float> logits) = _runner.Execute(output);
+            StepLogits step = _runner.Execute(output);
             _scheduler.CommitStep(output);
+            int width = _runner.VocabularySize;
+            foreach (PromptLogitRows rows in step.Prompt)
+            {
+                ActiveRequest active = _requests[rows.Request.RequestId];
+                active.AddPromptLogprobs(_sampler, rows, step.PromptLogits.Span.Slice(rows.FirstRow * width, rows.Count * width), width);
+            }
+            IReadOnlyList<Request> sampling = step.Sampling;
             for (int row = 0; row < sampling.Count; row++)
             {
                 ActiveRequest active = _requests[sampling[row].RequestId];
-                ReadOnlySpan<float> rowLogits = logits.Span.Slice(row * _runner.VocabularySize, _runner.VocabularySize);
+                ReadOnlySpan<float> rowLogits = step.Logits.Span.Slice(row * width, width);
                 _requests.Update(active, active.Sample(_sampler, rowLogits, active.Weights.Served.Tokenizer.VocabSize));
             }
         }

@@ -22,6 +22,11 @@ public sealed record GenerationEvent
     public required int OutputTokenCount { get; init; }
     /// <summary>Prompt tokens whose keys and values came from the prefix cache.</summary>
     public int CachedPromptTokenCount { get; init; }
+    /// <summary>
+    /// Each prompt token's logprob given those before it (the first: null), once the whole prompt has been computed;
+    /// on one event only, and only when the request asked for them.
+    /// </summary>
+    public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; init; }
     public string? ErrorMessage { get; init; }
     /// <summary>When the request was queued, scheduled, gave its first token and finished; on the final event only.</summary>
     public RequestTimings? Timings { get; init; }

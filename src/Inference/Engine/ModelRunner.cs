@@ -10,7 +10,8 @@ namespace LlmServer.Inference.Engine;
 
 /// <summary>
 /// The only part of the engine that touches tensors: turns a scheduler decision into one batch,
-/// runs the model over it, and hands back the logits of the requests that sample this step.
+/// runs the model over it, and hands back the logits of the requests that sample this step (and of the
+/// prompt positions of requests that asked for prompt logprobs).
 /// Must be called on the engine thread.
 /// </summary>
 public sealed class ModelRunner : IDisposable
@@ -22,6 +23,7 @@ public sealed class ModelRunner : IDisposable
     private readonly bool _decodeInPlace;
     private readonly Func<Request, RequestWeights>? _weightsOf;
     private float[] _logits = [];
+    private float[] _promptLogits = [];
 
     /// <param name="model">The model every request runs on, unless <paramref name="weightsOf"/> says otherwise.</param>
     /// <param name="ownsModel">Dispose the model and cache with the runner.</param>
@@ -40,11 +42,8 @@ public sealed class ModelRunner : IDisposable
     public ICausalLanguageModel Model => _model;
     public int VocabularySize => _model.Shape.VocabSize;
 
-    /// <summary>
-    /// Runs one forward pass. Returns the requests that sample this step, in order, and their logits
-    /// as consecutive rows of <see cref="VocabularySize"/> floats (valid until the next call).
-    /// </summary>
-    public (IReadOnlyList<Request> Sampling, ReadOnlyMemory<float> Logits) Execute(SchedulerOutput output)
+    /// <summary>Runs one forward pass; the logits it returns are valid until the next call.</summary>
+    public StepLogits Execute(SchedulerOutput output)
     {
         // Requests on different full models cannot share a forward pass; adapters on one model can,
         // so there is one pass per full model in the step (one, unless full fine-tunes are served).
@@ -52,6 +51,7 @@ public sealed class ModelRunner : IDisposable
             .GroupBy(s => WeightsOf(s.Request).Model, ReferenceEqualityComparer.Instance as IEqualityComparer<ICausalLanguageModel>)
             .ToList();
         var sampling = new List<Request>();
+        var prompt = new List<PromptLogitRows>();
         var layouts = new List<(ICausalLanguageModel Model, BatchLayout Layout)>(passes.Count);
         foreach (IGrouping<ICausalLanguageModel, ScheduledRequest> pass in passes)
         {
@@ -60,25 +60,37 @@ public sealed class ModelRunner : IDisposable
             BatchLayout layout = BuildLayout(ordered);
             layouts.Add((pass.Key, layout));
             sampling.AddRange(layout.Sampling);
+            int promptRowsBefore = prompt.Count == 0 ? 0 : prompt[^1].FirstRow + prompt[^1].Count;
+            prompt.AddRange(layout.Prompt.Select(rows => rows with { FirstRow = promptRowsBefore + rows.FirstRow }));
         }
         int needed = sampling.Count * VocabularySize;
         if (_logits.Length < needed)
         {
             _logits = new float[needed];
         }
+        int promptNeeded = prompt.Sum(rows => rows.Count) * VocabularySize;
+        if (_promptLogits.Length < promptNeeded)
+        {
+            _promptLogits = new float[promptNeeded];
+        }
         int firstRow = 0;
+        int firstPromptRow = 0;
         foreach ((ICausalLanguageModel model, BatchLayout layout) in layouts)
         {
-            RunModel(model, layout, firstRow);
+            RunModel(model, layout, firstRow, firstPromptRow);
             firstRow += layout.SampleRows.Count;
+            firstPromptRow += layout.PromptRows.Count;
         }
-        return (sampling, _logits.AsMemory(0, needed));
+        return new StepLogits(sampling, _logits.AsMemory(0, needed), prompt, _promptLogits.AsMemory(0, promptNeeded));
     }
 
     private RequestWeights WeightsOf(Request request) => _weightsOf?.Invoke(request) ?? new RequestWeights(_model, null);
 
-    /// <summary>Runs one pass and writes its sampled rows' logits into the buffer from <paramref name="firstRow"/> on.</summary>
-    private void RunModel(ICausalLanguageModel model, BatchLayout layout, int firstRow)
+    /// <summary>
+    /// Runs one pass and writes its sampled rows' logits into the buffer from <paramref name="firstRow"/> on,
+    /// its prompt rows' into the prompt buffer from <paramref name="firstPromptRow"/> on.
+    /// </summary>
+    private void RunModel(ICausalLanguageModel model, BatchLayout layout, int firstRow, int firstPromptRow)
     {
         Device device = model.Device;
         using var scope = NewDisposeScope();
@@ -93,14 +105,17 @@ public sealed class ModelRunner : IDisposable
         using AdapterRouting? adapters = layout.AdapterRows.Count == 0 ? null : AdapterRouting.ForRows(layout.AdapterRows
             .Select(pair => new AdapterSegment(pair.Key, tensor(pair.Value.ToArray(), ScalarType.Int64, device))).ToList()); // rows (n_a)
         Tensor hidden = model.Forward(tokenIds, positions, new PagedAttention(metadata, _cache), adapters); // (N, C)
-        if (layout.SampleRows.Count == 0)
+        int sampled = layout.SampleRows.Count;
+        if (sampled + layout.PromptRows.Count == 0)
         {
             return;
         }
-        Tensor rows = tensor(layout.SampleRows.ToArray(), ScalarType.Int64, device);            // (M)
-        Tensor selected = hidden.index_select(0, rows);                                          // (M, C)
-        Tensor logits = model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();       // (M, V)
-        TensorMemory.AsFloatSpan(logits).CopyTo(_logits.AsSpan(firstRow * VocabularySize));
+        Tensor rows = tensor(layout.SampleRows.Concat(layout.PromptRows).ToArray(), ScalarType.Int64, device); // (M + P)
+        Tensor selected = hidden.index_select(0, rows);                                          // (M + P, C)
+        Tensor logits = model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();       // (M + P, V)
+        ReadOnlySpan<float> all = TensorMemory.AsFloatSpan(logits);
+        all[..(sampled * VocabularySize)].CopyTo(_logits.AsSpan(firstRow * VocabularySize));
+        all[(sampled * VocabularySize)..].CopyTo(_promptLogits.AsSpan(firstPromptRow * VocabularySize));
     }
 
     private BatchLayout BuildLayout(List<ScheduledRequest> ordered)
@@ -141,6 +156,17 @@ public sealed class ModelRunner : IDisposable
                 layout.Positions.Add(position);
                 layout.SlotMapping.Add(SlotOf(table, position, blockSize));
             }
+            // Position p's logits predict token p + 1, so the prompt's last position is not a prompt logprob's.
+            int promptEnd = Math.Min(end, request.PromptLength - 1);
+            if (request.Sampling.PromptLogprobs is not null && start < promptEnd)
+            {
+                layout.Prompt.Add(new PromptLogitRows(request, start, promptEnd - start, layout.PromptRows.Count));
+                int firstRowOfItem = layout.TokenIds.Count - (end - start);
+                for (int position = start; position < promptEnd; position++)
+                {
+                    layout.PromptRows.Add(firstRowOfItem + position - start);
+                }
+            }
             if (item.SamplesToken)
             {
                 layout.SampleRows.Add(layout.TokenIds.Count - 1);
@@ -169,6 +195,9 @@ public sealed class ModelRunner : IDisposable
         public List<long> SlotMapping { get; } = [];
         public List<long> SampleRows { get; } = [];
         public List<Request> Sampling { get; } = [];
+        /// <summary>Rows of the batch whose logits give prompt logprobs, in the order of <see cref="Prompt"/>.</summary>
+        public List<long> PromptRows { get; } = [];
+        public List<PromptLogitRows> Prompt { get; } = [];
         public List<GroupBuilder> Groups { get; } = [];
         /// <summary>The rows (tokens) of the batch each adapter applies to; the rest run on the bare model.</summary>
         public Dictionary<LoraAdapter, List<long>> AdapterRows { get; } = new(ReferenceEqualityComparer.Instance);

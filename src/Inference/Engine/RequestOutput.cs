@@ -22,6 +22,9 @@ public sealed class RequestOutput
     private readonly System.Text.StringBuilder _text = new();
     private int _emittedLength;
     private readonly List<GeneratedToken> _pendingTokens = [];
+    // The first prompt token has nothing before it to be predicted from.
+    private readonly List<PromptTokenLogprob?>? _promptLogprobs;
+    private bool _promptLogprobsSent;
 
     public RequestOutput(Request request, ITokenizer tokenizer, long randomSeed)
     {
@@ -36,7 +39,13 @@ public sealed class RequestOutput
         _suppressed = request.Sampling.MinTokens > 0
             ? request.Sampling.StopTokenIds.Concat(_endOfSequenceIds).Distinct().ToArray()
             : [];
+        _promptLogprobs = request.Sampling.PromptLogprobs is null ? null : [null];
     }
+
+    /// <summary>The prompt token whose logprob comes next, when prompt logprobs were asked for.</summary>
+    public int NextPromptLogprob => _promptLogprobs?.Count ?? int.MaxValue;
+
+    public void AddPromptLogprob(PromptTokenLogprob logprob) => _promptLogprobs!.Add(logprob);
 
     public SeededRandom Random { get; }
 
@@ -96,6 +105,12 @@ public sealed class RequestOutput
         _emittedLength = Math.Max(_emittedLength, textEnd);
         var tokens = _pendingTokens.ToArray();
         _pendingTokens.Clear();
+        IReadOnlyList<PromptTokenLogprob?>? promptLogprobs = null;
+        if (!_promptLogprobsSent && _promptLogprobs is not null && _promptLogprobs.Count == _request.PromptLength)
+        {
+            promptLogprobs = _promptLogprobs;
+            _promptLogprobsSent = true;
+        }
         return new GenerationEvent
         {
             RequestId = _request.RequestId,
@@ -106,6 +121,7 @@ public sealed class RequestOutput
             PromptTokenCount = _request.PromptLength,
             OutputTokenCount = _request.NumOutputTokens,
             CachedPromptTokenCount = _request.NumCachedTokens,
+            PromptLogprobs = promptLogprobs,
         };
     }
 

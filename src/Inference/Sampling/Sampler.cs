@@ -60,6 +60,29 @@ public sealed class Sampler
         return new GeneratedToken(chosen, FiniteLogprob(logits[chosen] - logNormalizer), top, textOffset);
     }
 
+    /// <summary>
+    /// How likely the model found a token it was given (a prompt token) at the position whose logits these are,
+    /// normalized over the whole head as <see cref="Sample"/> does.
+    /// </summary>
+    /// <param name="topCount">Alternatives to report besides the token itself.</param>
+    public PromptTokenLogprob PromptLogprob(ReadOnlySpan<float> headLogits, int tokenCount, int tokenId, int topCount)
+    {
+        ReadOnlySpan<float> logits = headLogits[..tokenCount];
+        double logNormalizer = LogSumExp(headLogits, TensorPrimitives.Max(headLogits));
+        float logit = headLogits[tokenId];
+        // vLLM's rank: 1 + how many tokens the model found likelier.
+        int rank = 1;
+        foreach (float other in logits)
+        {
+            if (other > logit)
+            {
+                rank++;
+            }
+        }
+        IReadOnlyList<TokenLogprob>? top = topCount > 0 ? TopLogprobs(logits, topCount, logNormalizer) : null;
+        return new PromptTokenLogprob(tokenId, FiniteLogprob(logit - logNormalizer), rank, top);
+    }
+
     private int SampleAdjusted(ReadOnlySpan<float> logits, ISamplingRequest request, SeededRandom random, IReadOnlyCollection<int> suppressedTokens,
         ReadOnlySpan<ulong> allowedTokens)
     {

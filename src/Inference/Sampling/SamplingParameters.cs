@@ -22,6 +22,11 @@ public sealed record SamplingParameters
     public IReadOnlyDictionary<int, double> LogitBias { get; init; } = new Dictionary<int, double>();
     /// <summary>null: no logprobs; otherwise the sampled token's logprob plus this many alternatives.</summary>
     public int? Logprobs { get; init; }
+    /// <summary>
+    /// null: none; otherwise each prompt token's logprob given the tokens before it, plus this many alternatives.
+    /// Such a request computes its whole prompt: a prefix-cache hit would skip the positions it asks about.
+    /// </summary>
+    public int? PromptLogprobs { get; init; }
     /// <summary>What the output must be (a JSON schema's documents, tool calls); null: free text.</summary>
     public StructuredOutput.GrammarConstraint? Constraint { get; init; }
 

@@ -82,7 +82,8 @@ public sealed class Scheduler
         while (preempted.Count == 0 && budget > 0 && _waiting.Count > 0 && _running.Count < _options.MaxNumSeqs)
         {
             Request request = _waiting.First!.Value;
-            IReadOnlyList<int> cachedPrefix = _cache.FindCachedPrefix(request);
+            // Prompt logprobs need logits at every prompt position, which a cache hit would skip (as in vLLM).
+            IReadOnlyList<int> cachedPrefix = request.Sampling.PromptLogprobs is null ? _cache.FindCachedPrefix(request) : [];
             int cachedTokens = cachedPrefix.Count * _cache.BlockSize;
             int tokens = Math.Min(request.NumTokens - cachedTokens, budget);
             if (!_cache.TryAllocateSlots(request, tokens, cachedPrefix))
