@@ -46,7 +46,7 @@ public sealed class BadInputSuiteTests(BadInputSuiteTests.Server server, ITestOu
                 ["presence_penalty"] = FieldKind.Number, ["frequency_penalty"] = FieldKind.Number, ["logit_bias"] = FieldKind.Object,
                 ["logprobs"] = FieldKind.Integer, ["echo"] = FieldKind.Boolean, ["suffix"] = FieldKind.String, ["best_of"] = FieldKind.Integer,
                 ["top_k"] = FieldKind.Integer, ["min_tokens"] = FieldKind.Integer, ["ignore_eos"] = FieldKind.Boolean,
-                ["stop_token_ids"] = FieldKind.Array, ["user"] = FieldKind.String,
+                ["stop_token_ids"] = FieldKind.Array, ["user"] = FieldKind.String, ["prompt_logprobs"] = FieldKind.Integer,
             },
             ["model", "prompt", "stop", "user"], ["model", "prompt"]),
         ["tokenize"] = new("/tokenize",

@@ -18,6 +18,8 @@ public sealed record CompletionRequest : SamplingRequestFields
     public bool? Echo { get; init; }
     public string? Suffix { get; init; }
     public int? BestOf { get; init; }
+    /// <summary>vLLM's extension: each prompt token's logprob plus this many alternatives, as <c>prompt_logprobs</c> on each choice.</summary>
+    public int? PromptLogprobs { get; init; }
     /// <summary>Not in OpenAI's completions; vLLM's extension, the same as chat's.</summary>
     public JsonElement ResponseFormat { get; init; }
 }
@@ -35,7 +37,11 @@ public sealed record CompletionChoice(
     string Text,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] CompletionLogprobs? Logprobs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? FinishReason,
-    object? StopReason = null);
+    object? StopReason = null)
+{
+    /// <summary>vLLM's prompt_logprobs; left out unless asked for.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, PromptLogprobEntry>?>? PromptLogprobs { get; init; }
+}
 
 /// <summary>
 /// One event of a streamed completion: the response's shape, with <c>usage</c> as a stream carries it.
@@ -49,9 +55,16 @@ public sealed record CompletionChunk(string Id, long Created, string Model, IRea
     public string? SystemFingerprint { get; init; }
 }
 
-/// <summary>The legacy logprobs shape: parallel lists per generated token.</summary>
+/// <summary>
+/// The legacy logprobs shape: parallel lists per token (with echo, the prompt's tokens first, whose first
+/// has no logprob: null).
+/// </summary>
 public sealed record CompletionLogprobs(
     IReadOnlyList<int> TextOffset,
-    IReadOnlyList<float> TokenLogprobs,
+    IReadOnlyList<float?> TokenLogprobs,
     IReadOnlyList<string> Tokens,
-    IReadOnlyList<IReadOnlyDictionary<string, float>>? TopLogprobs);
+    IReadOnlyList<IReadOnlyDictionary<string, float>?>? TopLogprobs)
+{
+    public CompletionLogprobs Concat(CompletionLogprobs next) => new([.. TextOffset, .. next.TextOffset], [.. TokenLogprobs, .. next.TokenLogprobs],
+        [.. Tokens, .. next.Tokens], [.. TopLogprobs ?? [], .. next.TopLogprobs ?? []]);
+}

@@ -19,6 +19,11 @@ public sealed class ChoiceAccumulator
     public int PromptTokens { get; private set; }
     public int CompletionTokens { get; private set; }
     public int CachedPromptTokens { get; private set; }
+    /// <summary>The prompt tokens' logprobs (the first null), when the request asked for them.</summary>
+    public IReadOnlyList<PromptTokenLogprob?>? PromptLogprobs { get; private set; }
+
+    /// <summary>The sum of the sampled tokens' logprobs: how likely the model found the whole completion.</summary>
+    public double CumulativeLogprob => _tokens.Sum(t => (double)(t.Logprob ?? 0));
 
     public void Add(GenerationEvent generated)
     {
@@ -27,6 +32,7 @@ public sealed class ChoiceAccumulator
         PromptTokens = generated.PromptTokenCount;
         CompletionTokens = generated.OutputTokenCount;
         CachedPromptTokens = generated.CachedPromptTokenCount;
+        PromptLogprobs ??= generated.PromptLogprobs;
         if (generated.FinishReason is { } reason)
         {
             FinishReason = reason;
