@@ -115,6 +115,42 @@ public class PromptLogprobsHttpTests(ServerFixture server)
         Assert.Equal(5 * 6, best.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
+    /// <summary>Chat's prompt is the rendered template: its prompt_logprobs are those of the same tokens sent to /v1/completions.</summary>
+    [Fact]
+    public async Task Chat_returns_the_rendered_prompts_logprobs_at_the_top_level()
+    {
+        var messages = new[] { new { role = "user", content = "Say hello" } };
+        var (_, tokenized) = await server.PostAsync("/tokenize", new { model = ServerFixture.ModelName, messages });
+        int[] promptIds = [.. tokenized.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32())];
+        using HttpResponseMessage chatResponse = await server.Http.PostAsJsonAsync("/v1/chat/completions",
+            new { model = ServerFixture.ModelName, messages, max_tokens = 1, prompt_logprobs = 2 });
+        JsonElement chat = JsonDocument.Parse(await chatResponse.Content.ReadAsStringAsync()).RootElement.Clone();
+        JsonElement completion = await PostOkAsync(server.Http, new { model = ServerFixture.ModelName, prompt = promptIds, max_tokens = 1, prompt_logprobs = 2 });
+
+        JsonElement[] fromChat = [.. chat.GetProperty("prompt_logprobs").EnumerateArray()];
+        JsonElement[] fromCompletion = [.. completion.GetProperty("choices")[0].GetProperty("prompt_logprobs").EnumerateArray()];
+        Assert.Equal(promptIds.Length, fromChat.Length);
+        Assert.Equal(JsonValueKind.Null, fromChat[0].ValueKind);
+        for (int i = 1; i < promptIds.Length; i++)
+        {
+            JsonElement own = fromChat[i].GetProperty(promptIds[i].ToString());
+            Assert.Equal(fromCompletion[i].GetProperty(promptIds[i].ToString()).GetProperty("logprob").GetDouble(), own.GetProperty("logprob").GetDouble(), 1e-6);
+            Assert.True(own.GetProperty("rank").GetInt32() >= 1);
+            Assert.InRange(fromChat[i].EnumerateObject().Count(), 2, 3);
+        }
+        Assert.False(chat.GetProperty("choices")[0].TryGetProperty("prompt_logprobs", out _));
+    }
+
+    [Fact]
+    public async Task Chat_refuses_prompt_logprobs_when_streamed()
+    {
+        var (status, body) = await server.PostAsync("/v1/chat/completions",
+            new { model = ServerFixture.ModelName, messages = new[] { new { role = "user", content = "Hi" } }, prompt_logprobs = 1, stream = true });
+
+        Assert.Equal(400, status);
+        Assert.Equal("prompt_logprobs", body.GetProperty("error").GetProperty("param").GetString());
+    }
+
     [Theory]
     [InlineData("""{"prompt": "Hi", "max_tokens": 0}""", "max_tokens")]
     [InlineData("""{"prompt": "Hi", "n": 3, "best_of": 2}""", "best_of")]

@@ -27,7 +27,7 @@ public sealed class BadInputSuiteTests(BadInputSuiteTests.Server server, ITestOu
             new Dictionary<string, FieldKind>
             {
                 ["model"] = FieldKind.String, ["messages"] = FieldKind.Array, ["messages[0].role"] = FieldKind.String,
-                ["messages[0].content"] = FieldKind.StringOrArray, ["max_tokens"] = FieldKind.Integer, ["max_completion_tokens"] = FieldKind.Integer,
+                ["messages[0].content"] = FieldKind.StringOrArray, ["max_tokens"] = FieldKind.Integer, ["max_completion_tokens"] = FieldKind.Integer, ["prompt_logprobs"] = FieldKind.Integer,
                 ["temperature"] = FieldKind.Number, ["top_p"] = FieldKind.Number, ["n"] = FieldKind.Integer, ["stream"] = FieldKind.Boolean,
                 ["stream_options"] = FieldKind.Object, ["stop"] = FieldKind.StringOrArray, ["seed"] = FieldKind.Integer,
                 ["presence_penalty"] = FieldKind.Number, ["frequency_penalty"] = FieldKind.Number, ["logit_bias"] = FieldKind.Object,

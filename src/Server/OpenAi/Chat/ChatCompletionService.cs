@@ -72,7 +72,14 @@ public sealed class ChatCompletionService(GenerationService generation, Response
         IReadOnlyList<string> implicitStops = constraint is { Trigger: null } ? [] : model.ChatFormatter.ImplicitStopStrings;
         SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
             maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, implicitStops, promptParam: "messages", maxTokensParam);
-        sampling = ResponseFormats.Constrain(sampling, constraint, model);
+        if (request.PromptLogprobs is { } promptLogprobs)
+        {
+            SamplingRequestParser.Require(promptLogprobs is >= 0 and <= SamplingRequestParser.MaxLogprobs, "prompt_logprobs",
+                $"prompt_logprobs must be between 0 and {SamplingRequestParser.MaxLogprobs}, got {promptLogprobs}.");
+            // As vLLM: a chat stream has no place for them.
+            SamplingRequestParser.Require(!stream, "prompt_logprobs", "prompt_logprobs are not available when stream is true.");
+        }
+        sampling = ResponseFormats.Constrain(sampling with { PromptLogprobs = request.PromptLogprobs }, constraint, model);
         ToolCallReader? NewReader() => tools is null || tools.Mode == ToolChoiceMode.None
             ? null
             : new ToolCallReader(family.CreateParser(tools.FunctionNames, constrained: toolConstraint is not null));
@@ -101,7 +108,13 @@ public sealed class ChatCompletionService(GenerationService generation, Response
                 logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
                 WireFinishReason(a.FinishReason!.Value, reader, tools?.Legacy ?? false), a.StopReason);
         }).ToList();
-        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators)) { SystemFingerprint = model.Fingerprint },
+        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators))
+            {
+                SystemFingerprint = model.Fingerprint,
+                PromptLogprobs = request.PromptLogprobs is { } alternatives
+                    ? PromptLogprobsWire.Render(accumulators[0].PromptLogprobs!, alternatives, model.Tokenizer)
+                    : null,
+            },
             OpenAiJson.Options, aborted);
     }
 

@@ -21,6 +21,8 @@ public sealed record ChatCompletionRequest : SamplingRequestFields
     /// <summary>Newer name of max_tokens for chat; the official SDKs send this one.</summary>
     public int? MaxCompletionTokens { get; init; }
     public JsonElement ResponseFormat { get; init; }
+    /// <summary>vLLM's extension: the rendered prompt's token logprobs plus this many alternatives, as <c>prompt_logprobs</c> on the response.</summary>
+    public int? PromptLogprobs { get; init; }
 
     // Tool and function calling (ToolCalling/ToolCallingRequest reads them).
     public JsonElement Tools { get; init; }
@@ -68,6 +70,8 @@ public sealed record ChatCompletionResponse(string Id, long Created, string Mode
     public string Object => "chat.completion";
     /// <summary>Which weights answered (see ServedModel.Fingerprint): one value per response, however it was streamed.</summary>
     public string? SystemFingerprint { get; init; }
+    /// <summary>vLLM's prompt_logprobs (every choice shares the prompt); left out unless asked for.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, PromptLogprobEntry>?>? PromptLogprobs { get; init; }
 }
 
 public sealed record ChatChoice(
