@@ -20,7 +20,7 @@ public sealed class ResponseService(ChatCompletionService chat, GenerationServic
         IReadOnlyList<ResponseItem> history = request.PreviousResponseId is { } previous ? Conversation(previous) : [];
         ChatCompletionRequest chatRequest = ChatRequestTranslation.ToChat(request, [.. history, .. input]);
         string id = ResponseStore.NewId();
-        using PreparedChat prepared = chat.Prepare(chatRequest, context, id);
+        using PreparedChat prepared = Prepare(chatRequest, context, id);
         ResponseObject Response(string status, IReadOnlyList<ResponseItem> output) => Echo(request, id, prepared.Model.Name, status, output);
 
         if (request.Stream ?? false)
@@ -43,6 +43,18 @@ public sealed class ResponseService(ChatCompletionService chat, GenerationServic
         ResponseObject response = Completed(Response(cut ? "incomplete" : "completed", OutputItems(accumulator.Text, reader, cut)), accumulator);
         Finish(context, request, input, response);
         await context.Response.WriteAsJsonAsync(response, OpenAiJson.Options, context.RequestAborted);
+    }
+
+    private PreparedChat Prepare(ChatCompletionRequest chatRequest, HttpContext context, string id)
+    {
+        try
+        {
+            return chat.Prepare(chatRequest, context, id);
+        }
+        catch (ApiException refusal)
+        {
+            throw ChatParameterNames.InResponsesTerms(refusal);
+        }
     }
 
     public ResponseObject Get(string id) => Find(id).Response;
