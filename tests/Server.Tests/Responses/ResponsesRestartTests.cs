@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmServer.Tests.ClientSdks;
 
 namespace LlmServer.Tests.Responses;
 
@@ -27,6 +28,33 @@ public sealed class ResponsesRestartTests
         JsonElement alone = await CreateAsync(second, new JsonObject { ["input"] = "What was it?", ["temperature"] = 0, ["max_output_tokens"] = 4 });
         Assert.Equal(id, next.GetProperty("previous_response_id").GetString());
         Assert.True(next.GetProperty("usage").GetProperty("input_tokens").GetInt32() > alone.GetProperty("usage").GetProperty("input_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task The_openai_node_sdk_continues_a_conversation_across_a_restart()
+    {
+        await NodeClients.EnsureInstalledAsync();
+        using var data = new TemporaryDataDirectory("responses-node-restart");
+        string id;
+        await using (RunningServer first = await ResponsesServer.StartAsync(data.Path))
+        {
+            id = PassingLine(await RunScenarioAsync(first)).GetProperty("id").GetString()!;
+        }
+
+        await using RunningServer second = await ResponsesServer.StartAsync(data.Path);
+        JsonElement continued = PassingLine(await RunScenarioAsync(second, id));
+        Assert.NotEqual(id, continued.GetProperty("id").GetString());
+    }
+
+    private static Task<NodeRun> RunScenarioAsync(RunningServer server, params string[] previous) =>
+        NodeClients.RunAsync("openai-responses-restart", [new Uri(server.BaseAddress, "/v1").ToString(), "qwen3-random-2l-64d", .. previous]);
+
+    private static JsonElement PassingLine(NodeRun run)
+    {
+        Assert.True(run.ExitCode == 0, $"exited with {run.ExitCode}:\n{run.Output}");
+        JsonElement line = JsonDocument.Parse(run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement.Clone();
+        Assert.True(line.GetProperty("ok").GetBoolean(), line.GetRawText());
+        return line;
     }
 
     private static async Task<JsonElement> CreateAsync(RunningServer server, JsonObject body)
