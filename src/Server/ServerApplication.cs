@@ -10,6 +10,7 @@ using LlmServer.OpenAi.Chat;
 using LlmServer.OpenAi.Completions;
 using LlmServer.OpenAi.Generation;
 using LlmServer.OpenAi.Models;
+using LlmServer.OpenAi.Responses;
 using LlmServer.OpenAi.Tokenizer;
 using LlmServer.OpenAi.StructuredOutputs;
 using LlmServer.Playground;
@@ -46,6 +47,7 @@ public static class ServerApplication
         builder.Services.AddStructuredOutputs();
         builder.Services.AddCompletions();
         builder.Services.AddChatCompletions();
+        builder.Services.AddResponses();
         builder.Services.AddFiles();
         builder.Services.AddAdmin();
         builder.Services.AddFineTuning();
@@ -68,6 +70,7 @@ public static class ServerApplication
         app.MapModels();
         app.MapCompletions();
         app.MapChatCompletions();
+        app.MapResponses();
         app.MapTokenizer();
         app.MapFiles();
         app.MapAdmin();

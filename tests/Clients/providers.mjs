@@ -1,5 +1,5 @@
 // The two ways an AI SDK app reaches an OpenAI-compatible server: the openai-compatible provider and
-// the openai provider's chat model (its default model speaks the Responses API, which is another route).
+// the openai provider's chat model (its default model speaks the Responses API: ai-responses.mjs).
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { createOpenAI } from '@ai-sdk/openai';
 

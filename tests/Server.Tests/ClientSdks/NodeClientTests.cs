@@ -22,7 +22,8 @@ public sealed class NodeClientServer : IAsyncLifetime
 
 /// <summary>
 /// Real clients against structured outputs and tool calls: each scenario in tests/Clients drives the official OpenAI
-/// Node SDK or the Vercel AI SDK against the server, checks what it gets back (zod validation, streamed and
+/// Node SDK or the Vercel AI SDK against the server (chat completions, and the Responses API that the AI SDK's default
+/// provider speaks), checks what it gets back (zod validation, streamed and
 /// non-streamed calls alike) and prints one JSON line; a scenario that exits non-zero fails here with that line.
 /// </summary>
 public sealed class NodeClientTests(NodeClientServer fixture) : IClassFixture<NodeClientServer>
@@ -32,6 +33,8 @@ public sealed class NodeClientTests(NodeClientServer fixture) : IClassFixture<No
     [InlineData("openai-stream-tools")]
     [InlineData("ai-generate-object")]
     [InlineData("ai-tools")]
+    [InlineData("ai-responses")]
+    [InlineData("openai-responses")]
     public async Task Scenario_passes(string scenario)
     {
         NodeRun run = await NodeClients.RunAsync(scenario, new Uri(fixture.Server.BaseAddress, "/v1").ToString(), NodeClientServer.Model);

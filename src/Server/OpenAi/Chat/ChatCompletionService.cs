@@ -17,6 +17,49 @@ public sealed class ChatCompletionService(GenerationService generation, Response
     public async Task HandleAsync(ChatCompletionRequest request, HttpContext context)
     {
         CancellationToken aborted = context.RequestAborted;
+        using PreparedChat prepared = Prepare(request, context, $"chatcmpl-{Guid.NewGuid():N}");
+        (ServedModel model, IReadOnlyList<EngineSubmission> choices, ToolCallingRequest? tools, string id) =
+            (prepared.Model, prepared.Choices, prepared.Tools, prepared.Id);
+        bool legacy = tools?.Legacy ?? false;
+        bool withLogprobs = request.Logprobs == true;
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (request.Stream ?? false)
+        {
+            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, withLogprobs,
+                choices.Select(_ => prepared.NewReader()).ToArray(), legacy, aborted);
+            return;
+        }
+
+        ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
+        RecordOutcome(context, accumulators);
+        var responseChoices = accumulators.Select((a, index) =>
+        {
+            // The same parser as the stream's, fed the whole text at once: both give the same content and calls.
+            ToolCallReader? reader = prepared.NewReader();
+            reader?.Feed(a.Text);
+            reader?.Finish();
+            return new ChatChoice(index, Message(a.Text, reader, legacy),
+                withLogprobs ? Logprobs(a.Tokens, model.Tokenizer) : null,
+                WireFinishReason(a.FinishReason!.Value, reader, legacy), a.StopReason);
+        }).ToList();
+        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators))
+            {
+                SystemFingerprint = model.Fingerprint,
+                PromptLogprobs = request.PromptLogprobs is { } alternatives
+                    ? PromptLogprobsWire.Render(accumulators[0].PromptLogprobs!, alternatives, model.Tokenizer)
+                    : null,
+            },
+            OpenAiJson.Options, aborted);
+    }
+
+    /// <summary>
+    /// Everything before generation: the request checked, its messages rendered through the chat template and encoded, its
+    /// sampling, response format and tools turned into engine submissions, and a place in the queue. The Responses API
+    /// reaches the same model through here with its request translated into chat's.
+    /// </summary>
+    public PreparedChat Prepare(ChatCompletionRequest request, HttpContext context, string id)
+    {
+        CancellationToken aborted = context.RequestAborted;
         ServedModel model = generation.ResolveModel(request.Model);
         log.SetModel(context, model.Name);
         int n = SamplingRequestParser.ParseChoiceCount(request);
@@ -48,74 +91,55 @@ public sealed class ChatCompletionService(GenerationService generation, Response
         // tool prompt describes them only when the reply may call them.
         JsonElement? offeredTools = tools?.Mode == ToolChoiceMode.None && !family.TemplateTakesTools ? null : tools?.TemplateTools ?? ChatMessages.Tools(request.Tools);
         (IReadOnlyList<ChatMessage> messages, JsonElement? templateTools) = ChatMessages.ForTemplate(request.Messages, model.ChatFormatter, offeredTools);
-        using EngineAdmission admission = generation.Admit(n);
-        string prompt;
+        EngineAdmission admission = generation.Admit(n);
+        // The place in the queue goes back if anything after it refuses the request.
         try
         {
-            // The tools reach the template as vLLM passes them, also with tool_choice "none".
-            prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, templateTools);
-        }
-        catch (ChatTemplateException e)
-        {
-            throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
-        }
-        IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", addSpecialTokens: false, aborted), model.Tokenizer);
-        // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
-        (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
-            ? (completionTokens, "max_completion_tokens")
-            : (request.MaxTokens, "max_tokens");
-        // Unset sampling parameters take generation_config.json's values, max_new_tokens included, as vLLM's chat does.
-        GenerationDefaults defaults = generation.SamplingDefaults(model);
-        GrammarConstraint? constraint = ToolCallGrammars.WithResponseFormat(toolConstraint, responseFormat);
-        // A reply held to a grammar from its first token ends where the grammar lets it, by end of sequence; the
-        // default template's end-of-turn text could otherwise stop it inside a JSON string.
-        IReadOnlyList<string> implicitStops = constraint is { Trigger: null } ? [] : model.ChatFormatter.ImplicitStopStrings;
-        SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
-            maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, implicitStops, promptParam: "messages", maxTokensParam);
-        if (request.PromptLogprobs is { } promptLogprobs)
-        {
-            SamplingRequestParser.Require(promptLogprobs is >= 0 and <= SamplingRequestParser.MaxLogprobs, "prompt_logprobs",
-                $"prompt_logprobs must be between 0 and {SamplingRequestParser.MaxLogprobs}, got {promptLogprobs}.");
-            // As vLLM: a chat stream has no place for them.
-            SamplingRequestParser.Require(!stream, "prompt_logprobs", "prompt_logprobs are not available when stream is true.");
-        }
-        sampling = ResponseFormats.Constrain(sampling with { PromptLogprobs = request.PromptLogprobs }, constraint, model);
-        ToolCallReader? NewReader() => tools is null || tools.Mode == ToolChoiceMode.None
-            ? null
-            : new ToolCallReader(family.CreateParser(tools.FunctionNames, constrained: toolConstraint is not null));
-
-        log.SetTokens(context, promptIds.Count, completionTokens: null);
-        log.SetPrompt(context, () => prompt);
-        string id = $"chatcmpl-{Guid.NewGuid():N}";
-        IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
-        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        if (stream)
-        {
-            await StreamAsync(context, model, choices, id, created, request.StreamOptions?.IncludeUsage ?? false, logprobs is not null,
-                choices.Select(_ => NewReader()).ToArray(), tools?.Legacy ?? false, aborted);
-            return;
-        }
-
-        ChoiceAccumulator[] accumulators = await generation.CollectAsync(choices, aborted);
-        RecordOutcome(context, accumulators);
-        var responseChoices = accumulators.Select((a, index) =>
-        {
-            // The same parser as the stream's, fed the whole text at once: both give the same content and calls.
-            ToolCallReader? reader = NewReader();
-            reader?.Feed(a.Text);
-            reader?.Finish();
-            return new ChatChoice(index, Message(a.Text, reader, tools?.Legacy ?? false),
-                logprobs is not null ? Logprobs(a.Tokens, model.Tokenizer) : null,
-                WireFinishReason(a.FinishReason!.Value, reader, tools?.Legacy ?? false), a.StopReason);
-        }).ToList();
-        await context.Response.WriteAsJsonAsync(new ChatCompletionResponse(id, created, model.Name, responseChoices, UsageOf(accumulators))
+            string prompt;
+            try
             {
-                SystemFingerprint = model.Fingerprint,
-                PromptLogprobs = request.PromptLogprobs is { } alternatives
-                    ? PromptLogprobsWire.Render(accumulators[0].PromptLogprobs!, alternatives, model.Tokenizer)
-                    : null,
-            },
-            OpenAiJson.Options, aborted);
+                // The tools reach the template as vLLM passes them, also with tool_choice "none".
+                prompt = model.ChatFormatter.Format(messages, request.AddGenerationPrompt ?? true, templateTools);
+            }
+            catch (ChatTemplateException e)
+            {
+                throw ApiException.InvalidParameter("messages", $"The chat template rejected the messages: {e.Message}");
+            }
+            IReadOnlyList<int> promptIds = PromptInput.ForModel(PromptInput.EncodePrompt(model, prompt, "messages", addSpecialTokens: false, aborted), model.Tokenizer);
+            // max_completion_tokens wins, as in vLLM; a refusal names whichever of the two was used.
+            (int? maxTokens, string maxTokensParam) = request.MaxCompletionTokens is { } completionTokens
+                ? (completionTokens, "max_completion_tokens")
+                : (request.MaxTokens, "max_tokens");
+            // Unset sampling parameters take generation_config.json's values, max_new_tokens included, as vLLM's chat does.
+            GenerationDefaults defaults = generation.SamplingDefaults(model);
+            GrammarConstraint? constraint = ToolCallGrammars.WithResponseFormat(toolConstraint, responseFormat);
+            // A reply held to a grammar from its first token ends where the grammar lets it, by end of sequence; the
+            // default template's end-of-turn text could otherwise stop it inside a JSON string.
+            IReadOnlyList<string> implicitStops = constraint is { Trigger: null } ? [] : model.ChatFormatter.ImplicitStopStrings;
+            SamplingParameters sampling = SamplingRequestParser.Parse(request, model, defaults, promptIds.Count,
+                maxTokens, defaultMaxTokens: defaults.MaxTokens, logprobs, implicitStops, promptParam: "messages", maxTokensParam);
+            if (request.PromptLogprobs is { } promptLogprobs)
+            {
+                SamplingRequestParser.Require(promptLogprobs is >= 0 and <= SamplingRequestParser.MaxLogprobs, "prompt_logprobs",
+                    $"prompt_logprobs must be between 0 and {SamplingRequestParser.MaxLogprobs}, got {promptLogprobs}.");
+                // As vLLM: a chat stream has no place for them.
+                SamplingRequestParser.Require(!stream, "prompt_logprobs", "prompt_logprobs are not available when stream is true.");
+            }
+            sampling = ResponseFormats.Constrain(sampling with { PromptLogprobs = request.PromptLogprobs }, constraint, model);
+            ToolCallReader? NewReader() => tools is null || tools.Mode == ToolChoiceMode.None
+                ? null
+                : new ToolCallReader(family.CreateParser(tools.FunctionNames, constrained: toolConstraint is not null));
+
+            log.SetTokens(context, promptIds.Count, completionTokens: null);
+            log.SetPrompt(context, () => prompt);
+            IReadOnlyList<EngineSubmission> choices = GenerationService.PlanChoices(id, model, [(promptIds, sampling)], n);
+            return new PreparedChat(admission, id, model, choices, tools, NewReader);
+        }
+        catch
+        {
+            admission.Dispose();
+            throw;
+        }
     }
 
     private static ChatResponseMessage Message(string text, ToolCallReader? reader, bool legacy)
