@@ -135,7 +135,10 @@ public sealed class EngineGenerationTests : IAsyncLifetime
             {
                 if (++seen == 3)
                 {
-                    Assert.True(_engine.Statistics.KvCacheUsage > 0);
+                    // The engine may already have run the whole request while this loop was descheduled (a loaded
+                    // machine): its blocks are then free already. While it still runs, it holds some.
+                    EngineStatistics now = _engine.Statistics;
+                    Assert.True(now.RunningRequests == 0 || now.KvCacheUsage > 0, $"{now}");
                     await cancel.CancelAsync();
                 }
             }
