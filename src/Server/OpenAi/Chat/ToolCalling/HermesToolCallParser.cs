@@ -22,17 +22,8 @@ public sealed class HermesToolCallParser(IReadOnlyCollection<string> functionNam
     private State _state = State.Content;
     private bool _afterCallBoundary;
     private CallBodyScanner? _scanner;
-    /// <summary>Where the text of the call being read starts (the whitespace before its marker), for a call that turns out not to be one.</summary>
-    private int _callFrom;
-    private int _bodyFrom;
 
-    protected override int RetainFrom => _state == State.Call ? _callFrom : Position;
-
-    protected override void Rebase(int removed)
-    {
-        _callFrom -= removed;
-        _bodyFrom -= removed;
-    }
+    protected override bool InCall => _state == State.Call;
 
     protected override void Advance(bool final)
     {
@@ -78,9 +69,9 @@ public sealed class HermesToolCallParser(IReadOnlyCollection<string> functionNam
         {
             int contentEnd = TrimWhitespaceEnd(Position, marker);
             EmitContent(Text[Position..contentEnd]);
-            _callFrom = contentEnd;
-            _bodyFrom = marker + CallStart.Length;
-            Position = _bodyFrom;
+            CallFrom = contentEnd;
+            BodyFrom = marker + CallStart.Length;
+            Position = BodyFrom;
             _scanner = new CallBodyScanner(FunctionNames);
             _state = State.Call;
             return;
@@ -110,8 +101,8 @@ public sealed class HermesToolCallParser(IReadOnlyCollection<string> functionNam
                 _state = State.AfterCall;
                 return;
             }
-            EmitContent(Text[_callFrom.._bodyFrom]);
-            Position = _bodyFrom;
+            EmitContent(Text[CallFrom..BodyFrom]);
+            Position = BodyFrom;
             _state = State.Content;
             return;
         }

@@ -23,18 +23,10 @@ public sealed class Llama3JsonToolCallParser(IReadOnlyCollection<string> functio
     }
 
     private State _state = State.Start;
-    private int _callFrom;
-    private int _bodyFrom;
     private CallBodyScanner? _scanner;
     private JsonExtent _extent;
 
-    protected override int RetainFrom => _state == State.Call ? _callFrom : Position;
-
-    protected override void Rebase(int removed)
-    {
-        _callFrom -= removed;
-        _bodyFrom -= removed;
-    }
+    protected override bool InCall => _state == State.Call;
 
     protected override void Advance(bool final)
     {
@@ -105,8 +97,8 @@ public sealed class Llama3JsonToolCallParser(IReadOnlyCollection<string> functio
             ToContent(callFrom);
             return;
         }
-        _callFrom = callFrom;
-        _bodyFrom = i;
+        CallFrom = callFrom;
+        BodyFrom = i;
         Position = i;
         _scanner = new CallBodyScanner(FunctionNames);
         _extent = default;
@@ -138,7 +130,7 @@ public sealed class Llama3JsonToolCallParser(IReadOnlyCollection<string> functio
         CallBodyScanner.Status status = _scanner!.Scan(Text, ref position, EmitCallStart, EmitArguments);
         if (!_scanner.HeaderRead && (status == CallBodyScanner.Status.Mismatch || final))
         {
-            ToContent(_callFrom);
+            ToContent(CallFrom);
             return;
         }
         Position = position;
@@ -154,18 +146,18 @@ public sealed class Llama3JsonToolCallParser(IReadOnlyCollection<string> functio
 
     private void AdvanceHeldCall(bool final)
     {
-        int end = _extent.FindEnd(Text, _bodyFrom);
+        int end = _extent.FindEnd(Text, BodyFrom);
         if (end < 0)
         {
             if (final)
             {
-                ToContent(_callFrom);
+                ToContent(CallFrom);
             }
             return;
         }
-        if (!TryReadCall(Text[_bodyFrom..end], out string? name, out string? arguments))
+        if (!TryReadCall(Text[BodyFrom..end], out string? name, out string? arguments))
         {
-            ToContent(_callFrom);
+            ToContent(CallFrom);
             return;
         }
         EmitCallStart(name!);

@@ -78,12 +78,23 @@ public abstract class ToolCallParser
         return pieces;
     }
 
-    /// <summary>Where the text the parser may still look back at starts (a call not yet known to be one, say).</summary>
-    protected virtual int RetainFrom => Position;
+    /// <summary>Where the text of the call being read starts (the whitespace before its marker), kept for a call that turns out not to be one.</summary>
+    protected int CallFrom { get; set; }
+
+    /// <summary>Where the call's JSON body starts.</summary>
+    protected int BodyFrom { get; set; }
+
+    /// <summary>Whether a call is being read: its text from <see cref="CallFrom"/> must stay until it is decided.</summary>
+    protected abstract bool InCall { get; }
+
+    /// <summary>Where the text the parser may still look back at starts.</summary>
+    private int RetainFrom => InCall ? CallFrom : Position;
 
     /// <summary>The first <paramref name="removed"/> characters are gone: positions the parser keeps move back by as much.</summary>
-    protected virtual void Rebase(int removed)
+    private void Rebase(int removed)
     {
+        CallFrom -= removed;
+        BodyFrom -= removed;
     }
 
     /// <summary>Decides as much of <see cref="Text"/> from <see cref="Position"/> as it can; with <paramref name="final"/> all of it.</summary>
