@@ -60,6 +60,12 @@ public sealed class ChatPromptFormatter
     public string TemplateSource => _template.Source;
 
     /// <summary>
+    /// Whether the template renders the request's <c>tools</c> itself (Llama 3.1, Qwen2.5, Qwen3 do); for one that does
+    /// not, <see cref="DefaultToolPrompt"/> rewrites a tool-calling conversation into turns it renders.
+    /// </summary>
+    public bool TakesTools => _template.Source.Contains("tools", StringComparison.Ordinal);
+
+    /// <summary>
     /// Whether the template renders an assistant turn's <c>tool_calls</c> (Llama 3.1, Qwen2.5, Qwen3 do). One that
     /// does not would drop the calls and leave empty turns, a conversation the client never had.
     /// </summary>

@@ -64,7 +64,7 @@ public static class TrainingFileValidator
 {
     private const int ReadChunkBytes = 64 * 1024;
     private const int MaxQuotedChars = 40;
-    private static readonly string[] SupportedRoles = ["system", "user", "assistant"];
+    private static readonly string[] SupportedRoles = ["system", "user", "assistant", "tool"];
 
     /// <summary>
     /// Reads <paramref name="utf8Jsonl"/> to its end, one line at a time. Bad content never throws:
@@ -186,6 +186,7 @@ public static class TrainingFileValidator
             if (example.TryGetProperty("messages", out JsonElement messages))
             {
                 CheckChatExample(messages, problems);
+                CheckTools(example, problems);
                 return TrainingFileFormat.Chat;
             }
             if (example.TryGetProperty("prompt", out _) || example.TryGetProperty("completion", out _))
@@ -226,14 +227,23 @@ public static class TrainingFileValidator
             string? role = ReadStringProperty(message, "role", subject, problems);
             if (role is not null && !SupportedRoles.Contains(role))
             {
-                problems.Add($"{subject}role {Quote(role)} is not supported (use system, user or assistant)");
+                problems.Add($"{subject}role {Quote(role)} is not supported (use system, user, assistant or tool)");
             }
             bool isAssistant = role == "assistant";
+            bool callsTools = isAssistant && CheckToolCalls(message, subject, problems);
 
-            string? content = ReadStringProperty(message, "content", subject, problems);
-            if (isAssistant && content is { Length: 0 })
+            // A turn that only calls tools has no content, as OpenAI writes it.
+            if (!(callsTools && IsNullOrAbsent(message, "content")))
             {
-                problems.Add($"{subject}assistant message with empty content");
+                string? content = ReadStringProperty(message, "content", subject, problems);
+                if (isAssistant && !callsTools && content is { Length: 0 })
+                {
+                    problems.Add($"{subject}assistant message with empty content");
+                }
+            }
+            if (role == "tool" && message.TryGetProperty("tool_call_id", out JsonElement toolCallId) && toolCallId.ValueKind != JsonValueKind.String)
+            {
+                problems.Add($"{subject}\"tool_call_id\" must be a string, not {KindName(toolCallId.ValueKind)}");
             }
 
             bool isExcluded = CheckWeight(message, subject, isAssistant, problems);
@@ -243,6 +253,85 @@ public static class TrainingFileValidator
         {
             // The loss is computed on assistant turns only, so without one the example teaches nothing.
             problems.Add("no assistant message to train on");
+        }
+    }
+
+    /// <summary>Checks an assistant message's <c>tool_calls</c>; returns whether it has any.</summary>
+    private static bool CheckToolCalls(JsonElement message, string subject, List<string> problems)
+    {
+        if (IsNullOrAbsent(message, "tool_calls"))
+        {
+            return false;
+        }
+        JsonElement calls = message.GetProperty("tool_calls");
+        if (calls.ValueKind != JsonValueKind.Array || calls.GetArrayLength() == 0)
+        {
+            problems.Add($"{subject}\"tool_calls\" must be a non-empty array");
+            return false;
+        }
+        int callNumber = 0;
+        foreach (JsonElement call in calls.EnumerateArray())
+        {
+            callNumber++;
+            string where = $"{subject}tool call {callNumber}: ";
+            if (call.ValueKind != JsonValueKind.Object || !call.TryGetProperty("function", out JsonElement function) || function.ValueKind != JsonValueKind.Object)
+            {
+                problems.Add($"{where}must be an object with a \"function\" object");
+                continue;
+            }
+            ReadStringProperty(function, "name", where, problems);
+            if (ReadStringProperty(function, "arguments", where, problems) is { } arguments && !IsJsonObject(arguments))
+            {
+                problems.Add($"{where}\"arguments\" must be a JSON object written as a string");
+            }
+        }
+        return true;
+    }
+
+    /// <summary>An example's optional <c>tools</c>: function tools, each with a name.</summary>
+    private static void CheckTools(JsonElement example, List<string> problems)
+    {
+        if (IsNullOrAbsent(example, "tools"))
+        {
+            return;
+        }
+        JsonElement tools = example.GetProperty("tools");
+        if (tools.ValueKind != JsonValueKind.Array)
+        {
+            problems.Add($"\"tools\" must be an array, not {KindName(tools.ValueKind)}");
+            return;
+        }
+        int toolNumber = 0;
+        foreach (JsonElement tool in tools.EnumerateArray())
+        {
+            toolNumber++;
+            string where = $"tool {toolNumber}: ";
+            if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("function", out JsonElement function) || function.ValueKind != JsonValueKind.Object)
+            {
+                problems.Add($"{where}must be an object with a \"function\" object");
+                continue;
+            }
+            ReadStringProperty(function, "name", where, problems);
+            if (function.TryGetProperty("parameters", out JsonElement parameters) && parameters.ValueKind != JsonValueKind.Object)
+            {
+                problems.Add($"{where}\"parameters\" must be a JSON schema object, not {KindName(parameters.ValueKind)}");
+            }
+        }
+    }
+
+    private static bool IsNullOrAbsent(JsonElement owner, string name) =>
+        !owner.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null;
+
+    private static bool IsJsonObject(string text)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(text);
+            return document.RootElement.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 

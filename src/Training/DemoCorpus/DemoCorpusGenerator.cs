@@ -12,6 +12,12 @@ public sealed record DemoCorpusOptions
     public int ValidationExamples { get; init; } = 1_000;
     public int HeldOutPerFamily { get; init; } = 100;
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// The share of training and validation conversations that offer the calculator tool (<see cref="DemoCalculator"/>):
+    /// in those an arithmetic question is answered by calling it, any other by a plain reply.
+    /// </summary>
+    public double ToolShare { get; init; }
 }
 
 /// <summary>
@@ -30,10 +36,20 @@ public static class DemoCorpusGenerator
     /// a longer text (an earlier turn in a multi-turn prompt): after "Assistant: " one way gives a
     /// lone space token and the other a space inside the word.
     /// </summary>
+    /// <para>
+    /// Tools are named on a first line ("Tools: calculator"); a call is written as Qwen's template writes it, inside
+    /// <c>&lt;tool_call&gt;</c>, which is how serving tells this template's calls (Hermes) and constrains them; a tool's
+    /// answer is a "Result: " line. A conversation without tools renders as it did before tools were added.
+    /// </para>
     public const string ChatTemplate =
+        "{% if tools %}{{ 'Tools: ' }}{% for tool in tools %}{% if not loop.first %}{{ ', ' }}{% endif %}{{ tool.function.name }}{% endfor %}{{ '\n' }}{% endif %}" +
         "{% for message in messages %}" +
         "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n' }}" +
-        "{% elif message['role'] == 'assistant' %}{{ 'Assistant:\n' + message['content'] + eos_token + '\n' }}" +
+        "{% elif message['role'] == 'assistant' %}{{ 'Assistant:\n' + message['content'] }}" +
+        "{% if message.tool_calls %}{% for call in message.tool_calls %}{% if not loop.first %}{{ '\n' }}{% endif %}" +
+        "{{ '<tool_call>\n{\"name\": \"' + call.function.name + '\", \"arguments\": ' + call.function.arguments | tojson + '}\n</tool_call>' }}" +
+        "{% endfor %}{% endif %}{{ eos_token + '\n' }}" +
+        "{% elif message['role'] == 'tool' %}{{ 'Result: ' + message['content'] + '\n' }}" +
         "{% else %}{{ message['content'] + '\n' }}{% endif %}" +
         "{% endfor %}" +
         "{% if add_generation_prompt %}{{ 'Assistant:\n' }}{% endif %}";
@@ -45,6 +61,7 @@ public static class DemoCorpusGenerator
 
     private const int HeldOutBuckets = 10;
     private const int DrawsPerWantedExample = 200;
+    private const int ToolSplit = 1_000;
 
     public static IReadOnlyList<DemoTaskFamily> Families { get; } =
     [
@@ -58,13 +75,15 @@ public static class DemoCorpusGenerator
     public static IReadOnlyList<DemoExample> Training(DemoCorpusOptions options)
     {
         var random = new Random(options.Seed);
+        // Tool offers draw from a generator of their own, so a corpus with tools has the same questions as one without.
+        var toolRandom = new Random(DerivedSeed(options.Seed, ToolSplit));
         var examples = new List<DemoExample>(options.TrainingExamples);
         while (examples.Count < options.TrainingExamples)
         {
             DemoExample example = PickFamily(random).Draw(random);
             if (!IsHeldOut(example))
             {
-                examples.Add(example);
+                examples.Add(example with { OffersTool = toolRandom.NextDouble() < options.ToolShare });
             }
         }
         return examples;
@@ -95,13 +114,14 @@ public static class DemoCorpusGenerator
     {
         var excluded = heldOut.Select(e => e.Prompt).ToHashSet(StringComparer.Ordinal);
         var random = new Random(DerivedSeed(options.Seed, 0));
+        var toolRandom = new Random(DerivedSeed(options.Seed, ToolSplit + 1));
         var examples = new List<DemoExample>();
         for (int draw = 0; draw < options.ValidationExamples * DrawsPerWantedExample && examples.Count < options.ValidationExamples; draw++)
         {
             DemoExample example = PickFamily(random).Draw(random);
             if (IsHeldOut(example) && !excluded.Contains(example.Prompt))
             {
-                examples.Add(example);
+                examples.Add(example with { OffersTool = toolRandom.NextDouble() < options.ToolShare });
             }
         }
         return examples;
@@ -134,17 +154,60 @@ public static class DemoCorpusGenerator
                 json.WriteString("family", example.Family);
             }
             json.WriteStartArray("messages");
-            foreach ((string role, string content) in new[] { ("user", example.Prompt), ("assistant", example.Reply) })
+            WriteMessage(json, "user", example.Prompt);
+            if (example.OffersTool && example.ToolExpression is { } expression)
             {
-                json.WriteStartObject();
-                json.WriteString("role", role);
-                json.WriteString("content", content);
-                json.WriteEndObject();
+                WriteCalculatorCall(json, expression);
             }
+            WriteMessage(json, "assistant", example.Reply);
             json.WriteEndArray();
+            if (example.OffersTool)
+            {
+                json.WritePropertyName("tools");
+                json.WriteStartArray();
+                using (JsonDocument tool = JsonDocument.Parse(DemoCalculator.ToolJson))
+                {
+                    tool.RootElement.WriteTo(json);
+                }
+                json.WriteEndArray();
+            }
             json.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteMessage(Utf8JsonWriter json, string role, string content)
+    {
+        json.WriteStartObject();
+        json.WriteString("role", role);
+        json.WriteString("content", content);
+        json.WriteEndObject();
+    }
+
+    /// <summary>The assistant's call of the calculator and the tool's answer, as OpenAI's function-calling fine-tuning format writes them.</summary>
+    private static void WriteCalculatorCall(Utf8JsonWriter json, string expression)
+    {
+        const string callId = "call_calculator";
+        json.WriteStartObject();
+        json.WriteString("role", "assistant");
+        json.WriteNull("content");
+        json.WriteStartArray("tool_calls");
+        json.WriteStartObject();
+        json.WriteString("id", callId);
+        json.WriteString("type", "function");
+        json.WriteStartObject("function");
+        json.WriteString("name", DemoCalculator.Name);
+        json.WriteString("arguments", JsonSerializer.Serialize(new Dictionary<string, string> { ["expression"] = expression }));
+        json.WriteEndObject();
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteEndObject();
+
+        json.WriteStartObject();
+        json.WriteString("role", "tool");
+        json.WriteString("tool_call_id", callId);
+        json.WriteString("content", DemoCalculator.Evaluate(expression));
+        json.WriteEndObject();
     }
 
     private static void WriteJsonl(string path, IEnumerable<DemoExample> examples, bool withFamily) =>

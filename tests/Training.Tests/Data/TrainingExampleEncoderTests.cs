@@ -1,3 +1,4 @@
+using System.Text.Json;
 using LlmServer.ChatTemplates;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Data;
@@ -105,6 +106,62 @@ public sealed class TrainingExampleEncoderTests
     {
         var error = Assert.Throws<FormatException>(() => _encoder.Encode(line));
         Assert.Contains(reason, error.Message);
+    }
+
+    private const string CalculatorExample =
+        """{"messages":[{"role":"user","content":"What is 17 + 25?"},""" +
+        """{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"calculator","arguments":"{\"expression\": \"17 + 25\"}"}}]},""" +
+        """{"role":"tool","tool_call_id":"call_1","content":"42"},{"role":"assistant","content":"17 + 25 = 42"}],"tools":""" +
+        """[{"type":"function","function":{"name":"calculator","parameters":{"type":"object","properties":{"expression":{"type":"string"}}}}}]}""";
+
+    [Fact]
+    public void A_tool_calling_example_on_a_template_without_tools_is_rendered_as_serving_renders_it_and_trains_the_call_and_the_reply()
+    {
+        TrainingExample example = _encoder.Encode(CalculatorExample);
+
+        JsonElement tools = JsonDocument.Parse("""[{"type":"function","function":{"name":"calculator","parameters":{"type":"object","properties":{"expression":{"type":"string"}}}}}]""").RootElement;
+        ChatMessage[] conversation =
+        [
+            new("user", "What is 17 + 25?"),
+            new("assistant", "") { ToolCalls = [new ChatToolCall("call_1", "calculator", JsonDocument.Parse("""{"expression": "17 + 25"}""").RootElement)] },
+            new("tool", "42") { ToolCallId = "call_1" },
+            new("assistant", "17 + 25 = 42"),
+        ];
+        string served = AnimalSoundTask.Formatter.Format(DefaultToolPrompt.Rewrite(conversation, tools), addGenerationPrompt: false);
+        Assert.Equal(served, Tokenizer.Decode(example.TokenIds));
+        Assert.Equal(
+            ["<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"17 + 25\"}}\n</tool_call><|im_end|>\n", "17 + 25 = 42<|im_end|>\n"],
+            TrainedRuns(example));
+    }
+
+    [Fact]
+    public void A_tool_calling_example_on_a_template_that_takes_tools_passes_them_to_it()
+    {
+        const string template =
+            "{% if tools %}{{ 'Tools: ' + tools[0].function.name + '\n' }}{% endif %}" +
+            "{% for m in messages %}{% if m.role == 'assistant' %}{{ 'A: ' + m.content }}" +
+            "{% if m.tool_calls %}{% for call in m.tool_calls %}{{ '<tool_call>' + call.function.name + call.function.arguments | tojson + '</tool_call>' }}{% endfor %}{% endif %}" +
+            "{{ eos_token + '\n' }}{% else %}{{ m.role + ': ' + m.content + '\n' }}{% endif %}{% endfor %}" +
+            "{% if add_generation_prompt %}{{ 'A: ' }}{% endif %}";
+        var encoder = new TrainingExampleEncoder(Tokenizer, ChatPromptFormatter.FromTemplate(template, Tokenizer.EndOfTextToken));
+
+        TrainingExample example = encoder.Encode(CalculatorExample);
+
+        Assert.Equal(
+            "Tools: calculator\nuser: What is 17 + 25?\nA: <tool_call>calculator{\"expression\": \"17 + 25\"}</tool_call><|endoftext|>\ntool: 42\nA: 17 + 25 = 42<|endoftext|>\n",
+            Tokenizer.Decode(example.TokenIds));
+        Assert.Equal(["<tool_call>calculator{\"expression\": \"17 + 25\"}</tool_call><|endoftext|>\n", "17 + 25 = 42<|endoftext|>\n"], TrainedRuns(example));
+    }
+
+    [Theory]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"{"}}]}]}""", "message 2: tool call 1: \"arguments\" is not valid JSON")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"[]"}}]}]}""", "message 2: tool call 1: \"arguments\" must be a JSON object")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A"}],"tools":{}}""", "\"tools\" must be an array")]
+    public void A_malformed_tool_call_or_tools_list_is_refused_saying_where(string line, string expected)
+    {
+        FormatException refused = Assert.Throws<FormatException>(() => _encoder.Encode(line));
+
+        Assert.StartsWith(expected, refused.Message);
     }
 
     /// <summary>The text of each maximal run of trained tokens.</summary>

@@ -115,8 +115,8 @@ public sealed class TrainingFileValidatorTests
     [InlineData("""{"messages":["hi",{"role":"assistant","content":"A"}]}""", "message 1: must be an object, not a string")]
     [InlineData("""{"messages":[{"content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: \"role\" is missing")]
     [InlineData("""{"messages":[{"role":3,"content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: \"role\" must be a string, not a number")]
-    [InlineData("""{"messages":[{"role":"tool","content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: role \"tool\" is not supported (use system, user or assistant)")]
-    [InlineData("""{"messages":[{"role":"User","content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: role \"User\" is not supported (use system, user or assistant)")]
+    [InlineData("""{"messages":[{"role":"function","content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: role \"function\" is not supported (use system, user, assistant or tool)")]
+    [InlineData("""{"messages":[{"role":"User","content":"Q"},{"role":"assistant","content":"A"}]}""", "message 1: role \"User\" is not supported (use system, user, assistant or tool)")]
     [InlineData("""{"messages":[{"role":"user"},{"role":"assistant","content":"A"}]}""", "message 1: \"content\" is missing")]
     [InlineData("""{"messages":[{"role":"user","content":null},{"role":"assistant","content":"A"}]}""", "message 1: \"content\" must be a string, not null")]
     [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":""}]}""", "message 2: assistant message with empty content")]
@@ -125,6 +125,13 @@ public sealed class TrainingFileValidatorTests
     [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A","weight":0.5}]}""", "message 2: \"weight\" must be 0 or 1")]
     [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A","weight":"1"}]}""", "message 2: \"weight\" must be 0 or 1")]
     [InlineData("""{"messages":[{"role":"user","content":"Q","weight":1},{"role":"assistant","content":"A"}]}""", "message 1: \"weight\" is only allowed on assistant messages")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A","tool_calls":[]}]}""", "message 2: \"tool_calls\" must be a non-empty array")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","tool_calls":[{"id":"c","type":"function"}]}]}""", "message 2: tool call 1: must be an object with a \"function\" object")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"[1]"}}]}]}""", "message 2: tool call 1: \"arguments\" must be a JSON object written as a string")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","tool_calls":[{"type":"function","function":{"arguments":"{}"}}]}]}""", "message 2: tool call 1: \"name\" is missing")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"tool","content":"4","tool_call_id":4},{"role":"assistant","content":"A"}]}""", "message 2: \"tool_call_id\" must be a string, not a number")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A"}],"tools":{}}""", "\"tools\" must be an array, not an object")]
+    [InlineData("""{"messages":[{"role":"user","content":"Q"},{"role":"assistant","content":"A"}],"tools":[{"type":"function","function":{"name":"f","parameters":"x"}}]}""", "tool 1: \"parameters\" must be a JSON schema object, not a string")]
     public void InvalidChatExample_ReportsTheRuleItBreaks(string line, string expectedMessage)
     {
         TrainingFileReport report = Validate(ChatExample + "\n" + line + "\n" + ChatExample);
@@ -135,13 +142,27 @@ public sealed class TrainingFileValidatorTests
     }
 
     [Fact]
+    public void ChatExample_WithToolsAndToolCalls_InOpenAisFunctionCallingFormat_IsValid()
+    {
+        const string line = """
+            {"messages":[{"role":"user","content":"What is 17 + 25?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"calculator","arguments":"{\"expression\": \"17 + 25\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"42"},{"role":"assistant","content":"17 + 25 = 42"}],"tools":[{"type":"function","function":{"name":"calculator","parameters":{"type":"object","properties":{"expression":{"type":"string"}}}}}]}
+            """;
+
+        TrainingFileReport report = Validate(line.Trim() + "\n" + ChatExample);
+
+        Assert.Empty(report.Problems);
+        Assert.True(report.IsValid);
+        Assert.Equal(TrainingFileFormat.Chat, report.Format);
+    }
+
+    [Fact]
     public void ChatExample_WithSeveralProblems_ReportsEachOnItsLine()
     {
-        TrainingFileReport report = Validate("""{"messages":[{"role":"tool","content":"Q"},{"role":"assistant","content":7}]}""");
+        TrainingFileReport report = Validate("""{"messages":[{"role":"function","content":"Q"},{"role":"assistant","content":7}]}""");
 
         Assert.Equal(
             [
-                new TrainingFileProblem(1, "message 1: role \"tool\" is not supported (use system, user or assistant)"),
+                new TrainingFileProblem(1, "message 1: role \"function\" is not supported (use system, user, assistant or tool)"),
                 new TrainingFileProblem(1, "message 2: \"content\" must be a string, not a number"),
             ],
             report.Problems);
@@ -292,7 +313,7 @@ public sealed class TrainingFileValidatorTests
 
         TrainingFileProblem problem = Assert.Single(Validate(line).Problems);
 
-        Assert.Equal($"message 1: role \"{new string('x', 39)}...\" is not supported (use system, user or assistant)", problem.Message);
+        Assert.Equal($"message 1: role \"{new string('x', 39)}...\" is not supported (use system, user, assistant or tool)", problem.Message);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using LlmServer.ChatTemplates;
+using LlmServer.Inference.StructuredOutput;
 using LlmServer.Inference.Tests;
 using LlmServer.Inference.Tokenization;
 using LlmServer.Training.Data;
@@ -116,5 +117,72 @@ public sealed class DemoCorpusGeneratorTests : IDisposable
         Assert.Equal(encoded.TokenIds, tokenizer.Encode(formatter.Format([new ChatMessage("user", example.Prompt), new ChatMessage("assistant", example.Reply)], addGenerationPrompt: false)));
         using JsonDocument json = JsonDocument.Parse(line);
         Assert.False(json.RootElement.TryGetProperty("family", out _));
+    }
+
+    // The template before tools were added, which models/demo was trained on.
+    private const string TemplateWithoutTools =
+        "{% for message in messages %}" +
+        "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n' }}" +
+        "{% elif message['role'] == 'assistant' %}{{ 'Assistant:\n' + message['content'] + eos_token + '\n' }}" +
+        "{% else %}{{ message['content'] + '\n' }}{% endif %}" +
+        "{% endfor %}" +
+        "{% if add_generation_prompt %}{{ 'Assistant:\n' }}{% endif %}";
+
+    [Fact]
+    public void A_conversation_without_tools_renders_as_it_did_before_the_template_took_tools()
+    {
+        var withTools = ChatPromptFormatter.FromTemplate(DemoCorpusGenerator.ChatTemplate, "<|endoftext|>");
+        var before = ChatPromptFormatter.FromTemplate(TemplateWithoutTools, "<|endoftext|>");
+        ChatMessage[] conversation =
+            [new("system", "Be brief."), new("user", "What is 7 * 8?"), new("assistant", "7 * 8 = 56"), new("user", "Bye")];
+
+        for (int count = 1; count <= conversation.Length; count++)
+        {
+            foreach (bool generationPrompt in new[] { true, false })
+            {
+                Assert.Equal(before.Format(conversation[..count], generationPrompt), withTools.Format(conversation[..count], generationPrompt));
+            }
+        }
+        Assert.True(withTools.TakesTools);
+        Assert.Contains(ToolCallSyntax.Hermes.CallPrefix.TrimEnd(), DemoCorpusGenerator.ChatTemplate);
+    }
+
+    [Fact]
+    public void A_tool_share_offers_the_calculator_in_that_share_of_conversations_without_changing_the_questions()
+    {
+        IReadOnlyList<DemoExample> plain = DemoCorpusGenerator.Training(Small);
+        IReadOnlyList<DemoExample> offered = DemoCorpusGenerator.Training(Small with { ToolShare = 0.5 });
+
+        Assert.Equal(plain.Select(e => e.Prompt), offered.Select(e => e.Prompt));
+        Assert.DoesNotContain(plain, e => e.OffersTool);
+        double share = offered.Count(e => e.OffersTool) / (double)offered.Count;
+        Assert.InRange(share, 0.45, 0.55);
+        Assert.All(offered.Where(e => e.Family == "arithmetic"), e => Assert.NotNull(e.ToolExpression));
+        Assert.All(offered.Where(e => e.Family != "arithmetic"), e => Assert.Null(e.ToolExpression));
+    }
+
+    [Fact]
+    public void An_arithmetic_question_offered_the_tool_is_answered_by_a_Hermes_call_then_the_result_then_the_reply()
+    {
+        var tokenizer = Gpt2Tokenizer.Load(TestFixtures.TokenizerDirectory);
+        var formatter = ChatPromptFormatter.FromTemplate(DemoCorpusGenerator.ChatTemplate, tokenizer.EndOfTextToken);
+        var example = new DemoExample("arithmetic", "difference 71 42", "Subtract 42 from 71.", "71 - 42 = 29") { ToolExpression = "71 - 42", OffersTool = true };
+        string line = DemoCorpusGenerator.ToJsonLine(example, withFamily: false);
+
+        Assert.True(TrainingFileValidator.Validate(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(line))).IsValid);
+        TrainingExample encoded = new TrainingExampleEncoder(tokenizer, formatter).Encode(line);
+
+        Assert.Equal(
+            "Tools: calculator\nUser: Subtract 42 from 71.\nAssistant:\n" +
+            "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"71 - 42\"}}\n</tool_call><|endoftext|>\n" +
+            "Result: 29\nAssistant:\n71 - 42 = 29<|endoftext|>\n",
+            tokenizer.Decode(encoded.TokenIds));
+        string trained = tokenizer.Decode(encoded.TokenIds.Where((_, i) => encoded.Trained[i]).ToArray());
+        Assert.Equal("<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"71 - 42\"}}\n</tool_call><|endoftext|>\n71 - 42 = 29<|endoftext|>\n", trained);
+
+        // A question of another family offered the tool is answered directly, with the tool still named.
+        var fact = new DemoExample("facts", "capital Kenya", "What is the capital of Kenya?", "The capital of Kenya is Nairobi.") { OffersTool = true };
+        Assert.StartsWith("Tools: calculator\nUser: What is the capital of Kenya?\nAssistant:\nThe capital",
+            tokenizer.Decode(new TrainingExampleEncoder(tokenizer, formatter).Encode(DemoCorpusGenerator.ToJsonLine(fact, withFamily: false)).TokenIds));
     }
 }

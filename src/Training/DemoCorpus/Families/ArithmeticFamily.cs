@@ -5,7 +5,7 @@ namespace LlmServer.Training.DemoCorpus.Families;
 /// The reply restates the question ("17 + 25 = 42"): the operands then sit right before the
 /// digits the model has to work out. Sums and differences are split by their operands, so the
 /// held-out ones test carrying, not recall; products are the times table, which is recalled, so
-/// they are split by phrasing.
+/// they are split by phrasing. The restated left side is also what the model passes to the calculator tool.
 /// </remarks>
 public sealed class ArithmeticFamily : DemoTaskFamily
 {
@@ -26,19 +26,23 @@ public sealed class ArithmeticFamily : DemoTaskFamily
             case 0 or 1:
             {
                 int a = random.Next(100), b = random.Next(100);
-                return Example($"sum {a} {b}", string.Format(Pick(random, SumPrompts), a, b), $"{a} + {b} = {a + b}");
+                return Computed(Example($"sum {a} {b}", string.Format(Pick(random, SumPrompts), a, b), $"{a} + {b} = {a + b}"));
             }
             case 2 or 3:
             {
                 int a = random.Next(100), b = random.Next(a + 1);
-                return Example($"difference {a} {b}", string.Format(Pick(random, DifferencePrompts), a, b), $"{a} - {b} = {a - b}");
+                return Computed(Example($"difference {a} {b}", string.Format(Pick(random, DifferencePrompts), a, b), $"{a} - {b} = {a - b}"));
             }
             default:
             {
                 int a = random.Next(13), b = random.Next(13);
                 string prompt = string.Format(Pick(random, ProductPrompts), a, b);
-                return Example(prompt, $"{a} * {b} = {a * b}");
+                return Computed(Example(prompt, $"{a} * {b} = {a * b}"));
             }
         }
     }
+
+    /// <summary>The example with its expression: the reply's left side ("17 + 25" of "17 + 25 = 42").</summary>
+    private static DemoExample Computed(DemoExample example) =>
+        example with { ToolExpression = example.Reply[..example.Reply.IndexOf(" = ", StringComparison.Ordinal)] };
 }

@@ -46,7 +46,7 @@ public sealed class ToolCallFamily
         {
             return Hermes;
         }
-        return source.Contains("tools", StringComparison.Ordinal) ? Llama3Json : Default;
+        return formatter.TakesTools ? Llama3Json : Default;
     }
 
     /// <param name="constrained">Whether decoding follows the call grammar wherever a call is (Llama 3.1's parser then streams arguments as they come).</param>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using LlmServer.ChatTemplates;
 
-namespace LlmServer.OpenAi.Chat.ToolCalling;
+namespace LlmServer.Inference.Tokenization;
 
 /// <summary>
 /// Tool calling for a chat template that knows nothing of tools (the Llama 3 fixture's, GPT-2's default ChatML):
