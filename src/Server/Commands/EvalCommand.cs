@@ -6,6 +6,7 @@ using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
+using LlmServer.Training.DemoCorpus;
 
 namespace LlmServer.Commands;
 
@@ -17,16 +18,21 @@ namespace LlmServer.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --data FILE [--max-tokens N (64)] [--json FILE] [--show-failures N (3)] [--threads N]
+        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64)] [--json FILE] [--show-failures N (3)] [--threads N]
 
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
         temperature 0; the reply counts when it equals the expected one (surrounding whitespace aside).
+
+        --tools calculator offers the demo model's calculator tool with every question, through the chat endpoint of a
+        server started in this process (tool_choice auto). The calls the model makes are run and answered with tool
+        messages (at most 3 rounds); the reply after them is the one judged. The report counts the questions answered
+        with a call.
         """;
 
     private sealed record Case(string Family, IReadOnlyList<ChatMessage> Prompt, string Expected);
 
-    private sealed record Outcome(Case Case, string Reply)
+    private sealed record Outcome(Case Case, string Reply, int ToolCalls = 0, int ToolCallsRun = 0)
     {
         public bool Correct => Reply.Trim() == Case.Expected.Trim();
     }
@@ -40,12 +46,19 @@ public static class EvalCommand
         }
         try
         {
-            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads"], []);
+            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools"], []);
             string model = Path.GetFullPath(arguments.Required("--model"));
             List<Case> cases = ReadCases(arguments.Required("--data"));
             int maxTokens = arguments.Int("--max-tokens", 64);
-            IReadOnlyList<Outcome> outcomes = await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0));
-            Report(outcomes, arguments.Int("--show-failures", 3), arguments.String("--json"), model);
+            string? tools = arguments.String("--tools");
+            if (tools is not null && tools != DemoCalculator.Name)
+            {
+                throw new CommandLineException($"--tools: the only tool eval can run is {DemoCalculator.Name}, got '{tools}'");
+            }
+            IReadOnlyList<Outcome> outcomes = tools is null
+                ? await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0))
+                : await GenerateWithCalculatorAsync(model, cases, maxTokens, arguments.Int("--threads", 0));
+            Report(outcomes, arguments.Int("--show-failures", 3), arguments.String("--json"), model, withTools: tools is not null);
             return 0;
         }
         catch (Exception e) when (e is CommandLineException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
@@ -84,17 +97,27 @@ public static class EvalCommand
         return await Task.WhenAll(replies);
     }
 
-    private static void Report(IReadOnlyList<Outcome> outcomes, int showFailures, string? jsonPath, string model)
+    private static async Task<IReadOnlyList<Outcome>> GenerateWithCalculatorAsync(string modelDirectory, IReadOnlyList<Case> cases, int maxTokens, int threads)
+    {
+        IReadOnlyList<ToolUseEvaluation.Conversation> conversations =
+            await ToolUseEvaluation.RunAsync(modelDirectory, cases.Select(c => c.Prompt).ToList(), maxTokens, threads);
+        return cases.Zip(conversations, (c, conversation) => new Outcome(c, conversation.Reply, conversation.Calls, conversation.CallsRun)).ToList();
+    }
+
+    private static void Report(IReadOnlyList<Outcome> outcomes, int showFailures, string? jsonPath, string model, bool withTools)
     {
         var families = outcomes.GroupBy(o => o.Case.Family).OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
-        Console.WriteLine($"{"family",-18} {"correct",8} {"total",6} {"accuracy",9}");
+        string calledHeader = withTools ? $" {"called",7}" : "";
+        Console.WriteLine($"{"family",-18} {"correct",8} {"total",6} {"accuracy",9}{calledHeader}");
         foreach (var family in families)
         {
             int correct = family.Count(o => o.Correct);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{family.Key,-18} {correct,8} {family.Count(),6} {(double)correct / family.Count(),9:P1}"));
+            string called = withTools ? $" {family.Count(o => o.ToolCalls > 0),7}" : "";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{family.Key,-18} {correct,8} {family.Count(),6} {(double)correct / family.Count(),9:P1}{called}"));
         }
         int allCorrect = outcomes.Count(o => o.Correct);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"overall",-18} {allCorrect,8} {outcomes.Count,6} {(double)allCorrect / outcomes.Count,9:P1}"));
+        string allCalled = withTools ? $" {outcomes.Count(o => o.ToolCalls > 0),7}" : "";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"overall",-18} {allCorrect,8} {outcomes.Count,6} {(double)allCorrect / outcomes.Count,9:P1}{allCalled}"));
         foreach (var family in families)
         {
             foreach (Outcome failure in family.Where(o => !o.Correct).Take(showFailures))
@@ -110,15 +133,32 @@ public static class EvalCommand
                 ["total"] = outcomes.Count,
                 ["correct"] = allCorrect,
                 ["accuracy"] = (double)allCorrect / outcomes.Count,
-                ["families"] = new JsonObject(families.Select(f => KeyValuePair.Create(f.Key, (JsonNode?)new JsonObject
-                {
-                    ["total"] = f.Count(),
-                    ["correct"] = f.Count(o => o.Correct),
-                    ["accuracy"] = (double)f.Count(o => o.Correct) / f.Count(),
-                }))),
+                ["families"] = new JsonObject(families.Select(f => KeyValuePair.Create(f.Key, (JsonNode?)FamilyJson(f.ToList(), withTools)))),
             };
+            if (withTools)
+            {
+                json["tools"] = DemoCalculator.Name;
+                json["answered_with_a_call"] = outcomes.Count(o => o.ToolCalls > 0);
+            }
             File.WriteAllText(jsonPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
+    }
+
+    private static JsonObject FamilyJson(IReadOnlyList<Outcome> family, bool withTools)
+    {
+        var json = new JsonObject
+        {
+            ["total"] = family.Count,
+            ["correct"] = family.Count(o => o.Correct),
+            ["accuracy"] = (double)family.Count(o => o.Correct) / family.Count,
+        };
+        if (withTools)
+        {
+            json["answered_with_a_call"] = family.Count(o => o.ToolCalls > 0);
+            json["calls"] = family.Sum(o => o.ToolCalls);
+            json["calls_the_calculator_ran"] = family.Sum(o => o.ToolCallsRun);
+        }
+        return json;
     }
 
     /// <summary>Each line: the conversation up to its last message, which must be the assistant's expected reply.</summary>

@@ -62,6 +62,7 @@ public static class DemoCorpusGenerator
     private const int HeldOutBuckets = 10;
     private const int DrawsPerWantedExample = 200;
     private const int ToolSplit = 1_000;
+    private static readonly JsonSerializerOptions RelaxedEscaping = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static IReadOnlyList<DemoTaskFamily> Families { get; } =
     [
@@ -197,7 +198,7 @@ public static class DemoCorpusGenerator
         json.WriteString("type", "function");
         json.WriteStartObject("function");
         json.WriteString("name", DemoCalculator.Name);
-        json.WriteString("arguments", JsonSerializer.Serialize(new Dictionary<string, string> { ["expression"] = expression }));
+        json.WriteString("arguments", JsonSerializer.Serialize(new Dictionary<string, string> { ["expression"] = expression }, RelaxedEscaping));
         json.WriteEndObject();
         json.WriteEndObject();
         json.WriteEndArray();
