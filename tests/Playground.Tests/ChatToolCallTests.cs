@@ -95,6 +95,49 @@ public sealed class ChatToolCallTests(PlaygroundFixture server, ITestOutputHelpe
         Assert.Equal(expected, toolContent);
     }
 
+    /// <summary>
+    /// A model that calls a tool in every reply. The server cannot be made to do that (the follow-ups are "auto",
+    /// and random weights do not call on their own), so this test alone answers the page's requests itself.
+    /// </summary>
+    [Fact]
+    public async Task A_model_that_keeps_calling_gets_three_follow_ups_and_an_unknown_tool_is_answered_saying_so()
+    {
+        IPage page = await OpenChatAsync(server, maxTokens: 16);
+        var requests = new ChatRequestRecorder(page);
+        int served = 0;
+        await page.RouteAsync("**/v1/chat/completions", route =>
+        {
+            int call = Interlocked.Increment(ref served);
+            string arguments = System.Text.Json.JsonSerializer.Serialize("""{"city": "Paris"}""");
+            string body =
+                $$$"""data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_{{{call}}}","type":"function","function":{"name":"weather","arguments":{{{arguments}}}}}]},"finish_reason":null}]}""" + "\n\n" +
+                """data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}""" + "\n\n" +
+                "data: [DONE]\n\n";
+            return route.FulfillAsync(new() { Status = 200, ContentType = "text/event-stream", Body = body });
+        });
+        await page.Locator("#calculator-tool").CheckAsync();
+
+        await page.Locator("#prompt").FillAsync("What is the weather in Paris?");
+        await page.Locator("#send").ClickAsync();
+
+        await Assertions.Expect(page.Locator("#notice")).ToContainTextAsync("after 3 follow-ups");
+        await Assertions.Expect(page.Locator("#send")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator(".message.tool")).ToHaveCountAsync(4);
+        IReadOnlyList<JsonObject> bodies = requests.Bodies;
+        Assert.Equal(4, bodies.Count);
+        Assert.Equal(4, served);
+        // The last follow-up carries every call so far, each answered by its own tool message.
+        JsonArray messages = bodies[^1]["messages"]!.AsArray();
+        Assert.Equal(1 + 2 * 3, messages.Count);
+        for (int round = 1; round <= 3; round++)
+        {
+            Assert.Equal($"call_{round}", messages[2 * round - 1]!["tool_calls"]![0]!["id"]!.GetValue<string>());
+            Assert.Equal($"call_{round}", messages[2 * round]!["tool_call_id"]!.GetValue<string>());
+            Assert.Equal("Error: there is no tool named 'weather'; the only tool is 'calculator'.", messages[2 * round]!["content"]!.GetValue<string>());
+        }
+        await Assertions.Expect(page.Locator(".message.tool").Last).ToHaveAttributeAsync("data-ok", "false");
+    }
+
     public static TheoryData<string, string> Evaluations => new()
     {
         { "17 + 25", "42" },

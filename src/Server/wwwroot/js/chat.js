@@ -286,8 +286,8 @@ async function send() {
         break;
       }
       answerToolCalls(result);
-      if (round + 1 >= MaxToolRounds) {
-        showNotice(ui.notice, `The model called tools ${MaxToolRounds} times in a row; the playground stopped sending it the results. Send a message to go on.`, 'info');
+      if (round >= MaxToolRounds) {
+        showNotice(ui.notice, `The model kept calling tools: after ${MaxToolRounds} follow-ups the playground stopped sending it the results. Send a message to go on.`, 'info');
         break;
       }
     }
