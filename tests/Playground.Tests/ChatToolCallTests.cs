@@ -144,6 +144,7 @@ public sealed class ChatToolCallTests(PlaygroundFixture server, ITestOutputHelpe
         { " (1.5 + 2) * 4 ", "14" },
         { "10 / 4 - -1", "3.5" },
         { "0.1 + 0.2", "0.3" },
+        { "10 / 3", "3.333333333333" },
         { "2 * (3 + (4 - 1)) / 3", "4" },
         { "-.5 * 8", "-4" },
         { "1 / 0", "Error: cannot evaluate '1 / 0': division by zero." },

@@ -88,9 +88,12 @@ function tokenize(text) {
   return tokens;
 }
 
-/** A result as a model should read it: 42, 0.5, 0.3 rather than 0.30000000000000004. */
+/**
+ * A result as the demo model learnt to read it (src/Training/DemoCorpus/DemoCalculator.cs): no decimal point for
+ * an integer, at most 12 decimals without trailing zeros: 42, 0.5, 0.3 rather than 0.30000000000000004.
+ */
 export function formatResult(value) {
-  return String(Number.parseFloat(value.toPrecision(12)));
+  return String(Number.parseFloat(value.toFixed(12)));
 }
 
 /**
