@@ -29,6 +29,15 @@ public sealed class PlaygroundFixture : IAsyncLifetime
     /// </summary>
     private static readonly Gpt2Config Shape = new() { LayerCount = 4, EmbeddingSize = 256, HeadCount = 4, MaxPositions = 2048 };
 
+    /// <summary>
+    /// The model's own sampling recommendation (its generation_config.json), which the page shows and leaves to
+    /// the server until the user changes a setting. Values no control starts at, so a page that showed its own
+    /// starting value instead of the model's would fail.
+    /// </summary>
+    public const double DefaultTemperature = 0.7;
+    public const double DefaultTopP = 0.9;
+    public const int DefaultMaxNewTokens = 24;
+
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"llmserver-playground-{Guid.NewGuid():N}");
     private WebApplication _app = null!;
     private IPlaywright _playwright = null!;
@@ -46,6 +55,8 @@ public sealed class PlaygroundFixture : IAsyncLifetime
         Task<string> chromium = Task.Run(() => Chromium.Path);
         string model = Path.Combine(_root, ModelName);
         await Task.Run(() => RandomCheckpoint.Create(Shape, model, TestFixtures.ModelDirectory("gpt2-random-2l-64d"), seed: 7));
+        await File.WriteAllTextAsync(Path.Combine(model, "generation_config.json"), string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $$"""{"eos_token_id": 50256, "temperature": {{DefaultTemperature}}, "top_p": {{DefaultTopP}}, "max_new_tokens": {{DefaultMaxNewTokens}}}"""));
 
         _app = ServerApplication.Build(["--model", model, "--port", "0", "--kv-cache-memory", "256MiB",
             "--admin-key", AdminKey, "--data-dir", Path.Combine(_root, "data")],

@@ -49,10 +49,21 @@ public sealed class GenerationConfigDefaultsTests : IDisposable
 
     private static int CompletionTokens(JsonElement response) => response.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
 
+    /// <summary>The defaults /v1/models shows for the served model, as "temperature top_p top_k max_tokens" (max_tokens "-" when absent).</summary>
+    private static async Task<string> ShownDefaultsAsync(RunningServer server)
+    {
+        JsonElement card = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models")).RootElement.GetProperty("data")[0];
+        JsonElement shown = card.GetProperty("default_sampling_params");
+        string maxTokens = shown.TryGetProperty("max_tokens", out JsonElement max) ? max.GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture) : "-";
+        return $"{shown.GetProperty("temperature").GetDouble()} {shown.GetProperty("top_p").GetDouble()} {shown.GetProperty("top_k").GetInt32()} {maxTokens}";
+    }
+
     [Fact]
     public async Task Unset_parameters_take_the_files_values_and_a_requests_own_values_win()
     {
         await using RunningServer server = await StartAsync();
+        // What a client (the playground) shows as "the model's default": the file's values, neutral where it sets none.
+        Assert.Equal($"0 1 0 {FileMaxNewTokens}", await ShownDefaultsAsync(server));
 
         // No temperature, no max tokens: the file's temperature 0 makes all three choices the greedy reply,
         // and its max_new_tokens is the chat reply's length.
@@ -82,6 +93,8 @@ public sealed class GenerationConfigDefaultsTests : IDisposable
     public async Task Generation_config_vllm_ignores_the_files_defaults()
     {
         await using RunningServer server = await StartAsync("--generation-config", "vllm", "--max-model-len", "48");
+        // The card says what the requests below get, not what the file recommends.
+        Assert.Equal("1 1 0 -", await ShownDefaultsAsync(server));
 
         // Temperature 1, not the file's 0: three unseeded choices are three different samples.
         JsonElement sampled = await PostAsync(server, "/v1/chat/completions", new { messages = Messages, n = 3, max_tokens = 4, ignore_eos = true });

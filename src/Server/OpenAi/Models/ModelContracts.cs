@@ -1,3 +1,5 @@
+using LlmServer.Inference.Sampling;
+
 namespace LlmServer.OpenAi.Models;
 
 public sealed record ModelList(IReadOnlyList<ModelCard> Data)
@@ -16,4 +18,20 @@ public sealed record ModelCard(string Id, long Created, string OwnedBy, int MaxM
     public string Object => "model";
 
     public string? Path { get; init; }
+
+    /// <summary>What a chat request that leaves a sampling parameter out gets on this model (an extension, like max_model_len).</summary>
+    public DefaultSamplingParams? DefaultSamplingParams { get; init; }
+}
+
+/// <summary>
+/// The sampling a chat request gets for each parameter it leaves out: generation_config.json's values under
+/// <c>--generation-config auto</c>, the neutral ones under <c>vllm</c>. Named after vLLM's
+/// <c>default_sampling_params</c>, which holds the same values but does not show them; a client (the
+/// playground) needs them to say what "the model's default" is. <see cref="MaxTokens"/> is null when a reply
+/// may run until the context window is full.
+/// </summary>
+public sealed record DefaultSamplingParams(double Temperature, double TopP, int TopK, int? MaxTokens)
+{
+    public static DefaultSamplingParams From(GenerationDefaults defaults) =>
+        new(defaults.TemperatureFor(null), defaults.TopPFor(null), defaults.TopKFor(null), defaults.MaxTokens);
 }

@@ -16,12 +16,12 @@ public static class ModelsApi
     private static Ok<ModelList> ListModels(GenerationService generation)
     {
         generation.ResolveModel(null);
-        return TypedResults.Ok(new ModelList(ModelCards.ForCatalog(generation.Engine.Models)));
+        return TypedResults.Ok(new ModelList(ModelCards.ForCatalog(generation.Engine.Models, samplingDefaults: generation.SamplingDefaults)));
     }
 
     private static Ok<ModelCard> GetModel(string model, GenerationService generation)
     {
         generation.ResolveModel(model);
-        return TypedResults.Ok(ModelCards.ForName(generation.Engine.Models, model) ?? throw ApiException.ModelNotFound(model));
+        return TypedResults.Ok(ModelCards.ForName(generation.Engine.Models, model, generation.SamplingDefaults) ?? throw ApiException.ModelNotFound(model));
     }
 }
