@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.ChatTemplates;
+using LlmServer.Commands.Perplexity;
 using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
@@ -22,7 +23,8 @@ public static class EvalCommand
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
         temperature 0; the reply counts when it equals the expected one (surrounding whitespace aside).
-        """;
+
+        """ + PerplexityEvaluation.Help;
 
     private sealed record Case(string Family, IReadOnlyList<ChatMessage> Prompt, string Expected);
 
@@ -37,6 +39,10 @@ public static class EvalCommand
         {
             Console.WriteLine(Help);
             return 0;
+        }
+        if (args.Any(a => a == "--perplexity" || a.StartsWith("--perplexity=", StringComparison.Ordinal)))
+        {
+            return await PerplexityEvaluation.RunAsync(args);
         }
         try
         {
