@@ -110,6 +110,37 @@ public class LmEvalHarnessTests(ServerFixture server)
         Assert.StartsWith(generations[1]!, references[1].GreedyText, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// lm-eval's default tokenizer backend ("auto") probes GET /tokenizer_info for an eos_token and POST /tokenize for a
+    /// token list, then uses the server as its tokenizer: special tokens' ids by encoding their text, text by /detokenize.
+    /// </summary>
+    [Theory]
+    [InlineData("gpt2-random-2l-64d", 50256, null)]
+    [InlineData("llama3-random-2l-64d", 128009, 128000)]
+    public async Task The_remote_tokenizer_probe_finds_the_special_tokens(string model, int eosId, int? bosId)
+    {
+        await using RunningServer served = await RunningServer.StartAsync(["--model", TestFixtures.ModelDirectory(model), "--kv-cache-memory", "64MiB"]);
+
+        using HttpResponseMessage infoResponse = await served.Http.GetAsync("/tokenizer_info");
+        Assert.True(infoResponse.IsSuccessStatusCode);
+        JsonNode info = JsonNode.Parse(await infoResponse.Content.ReadAsStringAsync())!;
+        Assert.Equal(eosId, Assert.Single(await RemoteEncodeAsync(served.Http, (string)info["eos_token"]!)));
+        Assert.Equal(bosId, info["bos_token"] is { } bos ? Assert.Single(await RemoteEncodeAsync(served.Http, (string)bos!)) : null);
+        Assert.NotEmpty(await RemoteEncodeAsync(served.Http, "test"));
+        int[] ids = await RemoteEncodeAsync(served.Http, "Hello, my name is");
+        using HttpResponseMessage decoded = await served.Http.PostAsJsonAsync("/detokenize", new { tokens = ids });
+        Assert.Equal("Hello, my name is", (string?)JsonNode.Parse(await decoded.Content.ReadAsStringAsync())!["prompt"]);
+    }
+
+    /// <summary>RemoteTokenizer.encode: no model, no special tokens added.</summary>
+    private static async Task<int[]> RemoteEncodeAsync(HttpClient http, string text)
+    {
+        using HttpResponseMessage response = await http.PostAsJsonAsync("/tokenize", new { prompt = text, add_special_tokens = false });
+        string body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        return [.. JsonNode.Parse(body)!["tokens"]!.AsArray().Select(t => (int)t!)];
+    }
+
     private static JsonObject LoglikelihoodPayload(string model, JsonNode prompt) => new()
     {
         ["model"] = model,
