@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.ChatTemplates;
-using LlmServer.Commands.Perplexity;
 using LlmServer.Host;
 using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;

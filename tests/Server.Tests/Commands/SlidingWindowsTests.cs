@@ -1,4 +1,4 @@
-using LlmServer.Commands.Perplexity;
+using LlmServer.Commands;
 
 namespace LlmServer.Tests.Commands;
 

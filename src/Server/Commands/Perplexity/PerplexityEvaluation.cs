@@ -8,7 +8,7 @@ using LlmServer.Inference.Engine;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
-namespace LlmServer.Commands.Perplexity;
+namespace LlmServer.Commands;
 
 /// <summary>
 /// <c>llmserver eval --model DIR --perplexity FILE</c>: perplexity of a text through the engine path the server's

@@ -1,4 +1,4 @@
-namespace LlmServer.Commands.Perplexity;
+namespace LlmServer.Commands;
 
 /// <summary>
 /// One window of a long text: the model reads tokens [<see cref="Start"/>, <see cref="End"/>) and the tokens
