@@ -123,6 +123,20 @@ public sealed class PerplexityEvaluationTests(ServerFixture server) : IDisposabl
         Assert.DoesNotContain("   at ", output);
     }
 
+    [Fact]
+    public async Task A_model_directory_that_is_not_there_is_one_error_line()
+    {
+        string path = Path.Combine(_scratch, "input.txt");
+        await File.WriteAllTextAsync(path, "Hello, my name is");
+
+        var (exitCode, output) = await LlmServerProcess.RunAsync(Timeout, "eval", "--model", Path.Combine(_scratch, "no-model"), "--perplexity", path);
+
+        Assert.Equal(2, exitCode);
+        Assert.StartsWith("error:", output.Trim());
+        Assert.Contains("no-model", output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
     [Theory]
     [InlineData("""{"text": "Hello"}""" + "\n" + """{"prose": "no text field"}""", "line 2")]
     [InlineData("""{"tokens": [1, 2, 999999]}""", "999999")]

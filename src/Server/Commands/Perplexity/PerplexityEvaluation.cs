@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmServer.Host;
 using LlmServer.Inference.Engine;
+using LlmServer.Inference.Models.Safetensors;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Tokenization;
 
@@ -61,7 +62,9 @@ public static class PerplexityEvaluation
             Report(result, model, path, arguments.String("--json"));
             return 0;
         }
-        catch (Exception e) when (e is CommandLineException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
+        // CheckpointFormatException: --model is no directory of a model the engine can load.
+        catch (Exception e) when (e is CommandLineException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
+            or CheckpointFormatException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
