@@ -181,8 +181,9 @@ public class PromptLogprobsHttpTests(ServerFixture server)
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
-    private sealed record Reference(string Prompt, int[] PromptIds, int[] GreedyIds, string GreedyText, double[] GreedyLogprobs)
+    internal sealed record Reference(string Prompt, int[] PromptIds, int[] GreedyIds, string GreedyText, double[] GreedyLogprobs)
     {
+        /// <summary>The cases of <paramref name="model"/>'s reference.json (fixtures/models): a prompt, its greedy continuation and their logprobs.</summary>
         public static Reference[] Load(string model)
         {
             using JsonDocument document = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestFixtures.ModelDirectory(model), "reference.json")));

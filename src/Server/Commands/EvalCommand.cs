@@ -18,7 +18,7 @@ namespace LlmServer.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64)] [--json FILE] [--show-failures N (3)] [--threads N]
+        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; 128 with --tools)] [--json FILE] [--show-failures N (3)] [--threads N]
 
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
@@ -27,8 +27,8 @@ public static class EvalCommand
         --tools calculator offers the demo model's calculator tool with every question, through the chat endpoint of a
         server started in this process (tool_choice auto). The calls the model makes are run and answered with tool
         messages (at most 3 rounds); the reply after them is the one judged. The report counts the questions answered
-        with a call.
-        """;
+        with a call. A call alone is about 70 of the demo tokenizer's tokens, hence the larger --max-tokens.
+        """ + PerplexityEvaluation.Help;
 
     private sealed record Case(string Family, IReadOnlyList<ChatMessage> Prompt, string Expected);
 
@@ -44,13 +44,21 @@ public static class EvalCommand
             Console.WriteLine(Help);
             return 0;
         }
+        if (args.Any(a => a == "--perplexity" || a.StartsWith("--perplexity=", StringComparison.Ordinal)))
+        {
+            return await PerplexityEvaluation.RunAsync(args);
+        }
         try
         {
             var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools"], []);
             string model = Path.GetFullPath(arguments.Required("--model"));
+            if (!Directory.Exists(model))
+            {
+                throw new CommandLineException($"--model: no directory {model}");
+            }
             List<Case> cases = ReadCases(arguments.Required("--data"));
-            int maxTokens = arguments.Int("--max-tokens", 64);
             string? tools = arguments.String("--tools");
+            int maxTokens = arguments.Int("--max-tokens", tools is null ? 64 : 128);
             if (tools is not null && tools != DemoCalculator.Name)
             {
                 throw new CommandLineException($"--tools: the only tool eval can run is {DemoCalculator.Name}, got '{tools}'");

@@ -18,7 +18,23 @@ public static class TokenizerApi
         app.MapPost("/detokenize", Detokenize).RequireKey(KeyScope.Inference).WithTags("Tokenizer")
             .WithSummary("vLLM's /detokenize: token ids to text").Accepts<DetokenizeRequest>("application/json")
             .ProducesOpenAiErrors(StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
+        app.MapGet("/tokenizer_info", TokenizerInfo).RequireKey(KeyScope.Inference).WithTags("Tokenizer")
+            .WithSummary("vLLM's /tokenizer_info: the special tokens and chat template, what lm-eval-harness's remote tokenizer reads")
+            .ProducesOpenAiErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
         return app;
+    }
+
+    /// <summary>
+    /// lm-eval-harness's default tokenizer backend probes this, then tokenizes through /tokenize, so it needs no copy of the
+    /// tokenizer. The BOS is whatever a text prompt is given in front (nothing for GPT-2 and Qwen).
+    /// </summary>
+    private static Ok<TokenizerInfoResponse> TokenizerInfo(string? model, GenerationService generation)
+    {
+        ServedModel served = generation.ResolveModel(model);
+        ITokenizer tokenizer = served.Tokenizer;
+        IReadOnlyList<int> prefix = tokenizer.Encode("", addSpecialTokens: true, int.MaxValue, CancellationToken.None);
+        return TypedResults.Ok(new TokenizerInfoResponse(tokenizer.Decode([tokenizer.EndOfTextId]), prefix.Count > 0 ? tokenizer.Decode(prefix) : null,
+            served.ChatFormatter.IsDefaultTemplate ? null : served.ChatFormatter.TemplateSource, served.MaxModelLen));
     }
 
     private static async Task<Ok<TokenizeResponse>> Tokenize(HttpContext context, GenerationService generation)

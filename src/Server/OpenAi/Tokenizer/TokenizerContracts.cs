@@ -21,3 +21,6 @@ public sealed record TokenizeResponse(IReadOnlyList<int> Tokens, int Count, int 
 public sealed record DetokenizeRequest(string? Model, JsonElement Tokens);
 
 public sealed record DetokenizeResponse(string Prompt);
+
+/// <summary>vLLM's /tokenizer_info, the fields lm-eval-harness reads: the special tokens as text and the checkpoint's chat template (null: none).</summary>
+public sealed record TokenizerInfoResponse(string EosToken, string? BosToken, string? ChatTemplate, int ModelMaxLength);
