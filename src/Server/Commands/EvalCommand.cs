@@ -18,7 +18,7 @@ namespace LlmServer.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; 128 with --tools)] [--json FILE] [--show-failures N (3)] [--threads N]
+        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; with --tools the rest of the context)] [--json FILE] [--show-failures N (3)] [--threads N]
 
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
@@ -27,7 +27,8 @@ public static class EvalCommand
         --tools calculator offers the demo model's calculator tool with every question, through the chat endpoint of a
         server started in this process (tool_choice auto). The calls the model makes are run and answered with tool
         messages (at most 3 rounds); the reply after them is the one judged. The report counts the questions answered
-        with a call. A call alone is about 70 of the demo tokenizer's tokens, hence the larger --max-tokens.
+        with a call. Replies there are limited only by the context unless --max-tokens is given: a call alone is about
+        70 of the demo tokenizer's tokens, and one cut short by a limit is closed early with whatever fits.
         """ + PerplexityEvaluation.Help;
 
     private sealed record Case(string Family, IReadOnlyList<ChatMessage> Prompt, string Expected);
@@ -58,14 +59,14 @@ public static class EvalCommand
             }
             List<Case> cases = ReadCases(arguments.Required("--data"));
             string? tools = arguments.String("--tools");
-            int maxTokens = arguments.Int("--max-tokens", tools is null ? 64 : 128);
+            int maxTokens = arguments.Int("--max-tokens", 64);
             if (tools is not null && tools != DemoCalculator.Name)
             {
                 throw new CommandLineException($"--tools: the only tool eval can run is {DemoCalculator.Name}, got '{tools}'");
             }
             IReadOnlyList<Outcome> outcomes = tools is null
                 ? await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0))
-                : await GenerateWithCalculatorAsync(model, cases, maxTokens, arguments.Int("--threads", 0));
+                : await GenerateWithCalculatorAsync(model, cases, arguments.Has("--max-tokens") ? maxTokens : null, arguments.Int("--threads", 0));
             Report(outcomes, arguments.Int("--show-failures", 3), arguments.String("--json"), model, withTools: tools is not null);
             return 0;
         }
@@ -105,7 +106,7 @@ public static class EvalCommand
         return await Task.WhenAll(replies);
     }
 
-    private static async Task<IReadOnlyList<Outcome>> GenerateWithCalculatorAsync(string modelDirectory, IReadOnlyList<Case> cases, int maxTokens, int threads)
+    private static async Task<IReadOnlyList<Outcome>> GenerateWithCalculatorAsync(string modelDirectory, IReadOnlyList<Case> cases, int? maxTokens, int threads)
     {
         IReadOnlyList<ToolUseEvaluation.Conversation> conversations =
             await ToolUseEvaluation.RunAsync(modelDirectory, cases.Select(c => c.Prompt).ToList(), maxTokens, threads);

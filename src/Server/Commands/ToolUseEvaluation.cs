@@ -23,8 +23,9 @@ internal static class ToolUseEvaluation
     /// <summary>What one question came to: the final reply, how many calls the model made, and how many of those the calculator could run.</summary>
     public sealed record Conversation(string Reply, int Calls, int CallsRun);
 
+    /// <param name="maxTokens">Each reply's limit, or null for the chat endpoint's own (the rest of the context).</param>
     public static async Task<IReadOnlyList<Conversation>> RunAsync(string modelDirectory, IReadOnlyList<IReadOnlyList<ChatMessage>> prompts,
-        int maxTokens, int threads)
+        int? maxTokens, int threads)
     {
         string dataDirectory = Directory.CreateTempSubdirectory("llmserver-eval-").FullName;
         try
@@ -66,7 +67,7 @@ internal static class ToolUseEvaluation
         }
     }
 
-    private static async Task<Conversation> ConverseAsync(HttpClient http, IReadOnlyList<ChatMessage> prompt, JsonNode tool, int maxTokens, string subject)
+    private static async Task<Conversation> ConverseAsync(HttpClient http, IReadOnlyList<ChatMessage> prompt, JsonNode tool, int? maxTokens, string subject)
     {
         var messages = new JsonArray(prompt.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray());
         int calls = 0, callsRun = 0;
@@ -78,10 +79,19 @@ internal static class ToolUseEvaluation
                 ["messages"] = messages.DeepClone(),
                 ["tools"] = new JsonArray(tool.DeepClone()),
                 ["temperature"] = 0,
-                ["max_tokens"] = maxTokens,
             };
+            if (maxTokens is { } limit)
+            {
+                request["max_tokens"] = limit;
+            }
             using HttpResponseMessage response = await http.PostAsJsonAsync("/v1/chat/completions", request);
             string body = await response.Content.ReadAsStringAsync();
+            if (response.StatusCode == System.Net.HttpStatusCode.BadRequest && round > 0
+                && JsonNode.Parse(body)?["error"]?["code"]?.GetValue<string>() == "context_length_exceeded")
+            {
+                // Calls and results filled the model's context before it answered: a wrong answer, not a broken run.
+                return new Conversation($"(no reply: the context filled up after {calls} calls)", calls, callsRun);
+            }
             if (!response.IsSuccessStatusCode)
             {
                 throw new InvalidDataException($"{subject}: the server answered {(int)response.StatusCode}: {body}");

@@ -64,9 +64,11 @@ public static class DemoCorpusGenerator
     private const int ToolSplit = 1_000;
     private static readonly JsonSerializerOptions RelaxedEscaping = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    private static readonly ArithmeticFamily Arithmetic = new();
+
     public static IReadOnlyList<DemoTaskFamily> Families { get; } =
     [
-        new ArithmeticFamily(), new UnitConversionFamily(), new ListFamily(), new CountingFamily(),
+        Arithmetic, new UnitConversionFamily(), new ListFamily(), new CountingFamily(),
         new FactsFamily(), new GreetingsFamily(), new UnknownFamily(),
     ];
 
@@ -84,7 +86,7 @@ public static class DemoCorpusGenerator
             DemoExample example = PickFamily(random).Draw(random);
             if (!IsHeldOut(example))
             {
-                examples.Add(example with { OffersTool = toolRandom.NextDouble() < options.ToolShare });
+                examples.Add(OfferTool(example, toolRandom, options.ToolShare));
             }
         }
         return examples;
@@ -122,10 +124,28 @@ public static class DemoCorpusGenerator
             DemoExample example = PickFamily(random).Draw(random);
             if (IsHeldOut(example) && !excluded.Contains(example.Prompt))
             {
-                examples.Add(example with { OffersTool = toolRandom.NextDouble() < options.ToolShare });
+                examples.Add(OfferTool(example, toolRandom, options.ToolShare));
             }
         }
         return examples;
+    }
+
+    /// <summary>
+    /// The example as it is asked in a conversation offering the calculator (in <paramref name="toolShare"/> of them), or
+    /// as it is. Half of the arithmetic questions asked with the tool are swapped for ones the model cannot work out
+    /// itself (<see cref="ArithmeticFamily.DrawBeyondReach"/>).
+    /// </summary>
+    private static DemoExample OfferTool(DemoExample example, Random toolRandom, double toolShare)
+    {
+        if (toolRandom.NextDouble() >= toolShare)
+        {
+            return example;
+        }
+        if (example.ToolExpression is not null && toolRandom.Next(2) == 0)
+        {
+            example = Arithmetic.DrawBeyondReach(toolRandom);
+        }
+        return example with { OffersTool = true };
     }
 
     /// <summary>Writes train.jsonl, validation.jsonl, heldout.jsonl (with each example's family) and the chat template.</summary>

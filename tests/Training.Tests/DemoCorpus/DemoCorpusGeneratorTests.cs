@@ -148,13 +148,31 @@ public sealed class DemoCorpusGeneratorTests : IDisposable
     }
 
     [Fact]
-    public void A_tool_share_offers_the_calculator_in_that_share_of_conversations_without_changing_the_questions()
+    public void A_tool_share_offers_the_calculator_in_that_share_of_conversations_and_asks_half_their_arithmetic_beyond_reach()
     {
         IReadOnlyList<DemoExample> plain = DemoCorpusGenerator.Training(Small);
         IReadOnlyList<DemoExample> offered = DemoCorpusGenerator.Training(Small with { ToolShare = 0.5 });
 
-        Assert.Equal(plain.Select(e => e.Prompt), offered.Select(e => e.Prompt));
+        Assert.Equal(plain.Count, offered.Count);
+        var swapped = new List<DemoExample>();
+        for (int i = 0; i < plain.Count; i++)
+        {
+            if (offered[i].PartitionKey.StartsWith("large ", StringComparison.Ordinal))
+            {
+                Assert.True(offered[i].OffersTool && plain[i].Family == "arithmetic", offered[i].ToString());
+                swapped.Add(offered[i]);
+            }
+            else
+            {
+                Assert.Equal(plain[i], offered[i] with { OffersTool = false });
+            }
+        }
         Assert.DoesNotContain(plain, e => e.OffersTool);
+        int offeredArithmetic = offered.Count(e => e.OffersTool && e.Family == "arithmetic");
+        Assert.InRange(swapped.Count / (double)offeredArithmetic, 0.4, 0.6);
+        // Beyond reach: three-digit sums and differences, products past the times table; the reply is still right.
+        Assert.All(swapped, e => Assert.Equal(e.Reply, $"{e.ToolExpression} = {DemoCalculator.Evaluate(e.ToolExpression!)}"));
+        Assert.Contains(swapped, e => e.ToolExpression!.Contains('*', StringComparison.Ordinal));
         double share = offered.Count(e => e.OffersTool) / (double)offered.Count;
         Assert.InRange(share, 0.45, 0.55);
         Assert.All(offered.Where(e => e.Family == "arithmetic"), e => Assert.NotNull(e.ToolExpression));

@@ -42,6 +42,33 @@ public sealed class ArithmeticFamily : DemoTaskFamily
         }
     }
 
+    /// <summary>
+    /// A question beyond what the model can work out itself (sums and differences of three-digit numbers, products
+    /// past the times table), asked only where the calculator is offered: there the tool's result is the only way to
+    /// the answer, which is what teaches the model to copy it rather than to compute over it.
+    /// </summary>
+    public DemoExample DrawBeyondReach(Random random)
+    {
+        switch (random.Next(3))
+        {
+            case 0:
+            {
+                int a = random.Next(100, 1000), b = random.Next(100, 1000);
+                return Computed(Example($"large sum {a} {b}", string.Format(Pick(random, SumPrompts), a, b), $"{a} + {b} = {a + b}"));
+            }
+            case 1:
+            {
+                int a = random.Next(100, 1000), b = random.Next(a + 1);
+                return Computed(Example($"large difference {a} {b}", string.Format(Pick(random, DifferencePrompts), a, b), $"{a} - {b} = {a - b}"));
+            }
+            default:
+            {
+                int a = random.Next(13, 100), b = random.Next(13, 100);
+                return Computed(Example($"large product {a} {b}", string.Format(Pick(random, ProductPrompts), a, b), $"{a} * {b} = {a * b}"));
+            }
+        }
+    }
+
     /// <summary>The example with its expression: the reply's left side ("17 + 25" of "17 + 25 = 42").</summary>
     private static DemoExample Computed(DemoExample example) =>
         example with { ToolExpression = example.Reply[..example.Reply.IndexOf(" = ", StringComparison.Ordinal)] };
