@@ -147,7 +147,9 @@ public sealed class PretrainingRun : IDisposable
             using Tensor logits = _model.ForwardTraining(inputs);                               // (b, T, V)
             using Tensor loss = CrossEntropySum(logits, targets);
             // Each pass adds its share of the batch mean, so the gradient is the batch's however it was cut.
-            using Tensor share = loss.div((double)offsets.Length * contextLength);
+            // A named Scalar stays alive through the native call; an implicitly converted one may be finalized during it.
+            using Scalar batchTokenCount = ((double)offsets.Length * contextLength).ToScalar();
+            using Tensor share = loss.div(batchTokenCount);
             share.backward();
             lossSum += loss.item<float>();
         }

@@ -93,6 +93,11 @@ public sealed class Linear(int inputs, int outputs, bool hasBias, ScalarType dty
 public sealed class Conv1D(int inputs, int outputs, ScalarType dtype, Device device, string? modulePath = null)
     : Projection("conv1d", inputs, outputs, hasBias: true, storedAsOutByIn: false, dtype, device, modulePath)
 {
+    // A Scalar converted implicitly from 1 is referenced by nothing once its native handle is passed on, so the
+    // finalizer may free it while the native call still reads it; a fine-tuning run crashed in this add with a
+    // c10 "toFloat" check on such a freed Scalar. A static one stays reachable for the life of the process.
+    private static readonly Scalar One = 1.ToScalar();
+
     protected override Tensor Unpacked(Tensor x, Tensor weight, Tensor? bias)
     {
         if (x.dim() == 2)
@@ -100,6 +105,6 @@ public sealed class Conv1D(int inputs, int outputs, ScalarType dtype, Device dev
             return addmm(bias!, x, weight, beta: 1, alpha: 1);                           // (N, out)
         }
         using Tensor product = x.matmul(weight);                                         // (..., out)
-        return product.add(bias!);
+        return product.add(bias!, One);
     }
 }
