@@ -44,6 +44,8 @@ public sealed class DemoModelCalculatorTests(PlaygroundFixture fixture) : IAsync
         await Assertions.Expect(page.Locator("#model option[value='demo']")).ToHaveCountAsync(1);
         await page.Locator("#calculator-tool").CheckAsync();
         await Assertions.Expect(page.Locator("#tool-choice")).ToHaveValueAsync("auto");
+        // Its generation_config.json makes greedy decoding the default, which the page shows and leaves to the server.
+        await Assertions.Expect(page.Locator("#temperature-value")).ToContainTextAsync("0.00 (model default)");
 
         await page.Locator("#prompt").FillAsync("What is 17 + 25?");
         await page.Locator("#send").ClickAsync();
@@ -59,6 +61,7 @@ public sealed class DemoModelCalculatorTests(PlaygroundFixture fixture) : IAsync
         // The call came from the model under "auto", with the expression the question asks for.
         Assert.Equal(2, requests.Bodies.Count);
         Assert.Equal("auto", requests.Bodies[0]["tool_choice"]!.GetValue<string>());
+        Assert.False(requests.Bodies[0].ContainsKey("temperature"));
         string arguments = requests.Bodies[1]["messages"]![1]!["tool_calls"]![0]!["function"]!["arguments"]!.GetValue<string>();
         Assert.Equal("17 + 25", System.Text.Json.Nodes.JsonNode.Parse(arguments)!["expression"]!.GetValue<string>());
         await context.CloseAsync();
