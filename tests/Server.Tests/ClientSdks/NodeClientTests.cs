@@ -46,3 +46,36 @@ public sealed class NodeClientTests(NodeClientServer fixture) : IClassFixture<No
         Assert.True(line.RootElement.GetProperty("ok").GetBoolean(), result);
     }
 }
+
+/// <summary>The bundled demo model, as `dotnet run` serves it with no --model: the one model here that calls a tool by itself.</summary>
+public sealed class DemoModelClientServer : IAsyncLifetime
+{
+    public RunningServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Task installed = NodeClients.EnsureInstalledAsync();
+        Server = await RunningServer.StartAsync([]);
+        await installed;
+    }
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>
+/// The demo model's calculator through real clients' own tool loops (tests/Clients/demo-calculator.mjs): the OpenAI Node
+/// SDK's runTools and the Vercel AI SDK's multi-step generateText over chat completions and the Responses API.
+/// </summary>
+public sealed class DemoModelClientTests(DemoModelClientServer fixture) : IClassFixture<DemoModelClientServer>
+{
+    [Fact]
+    public async Task Clients_tool_loops_get_the_demo_models_calculator_calls_and_its_answers()
+    {
+        NodeRun run = await NodeClients.RunAsync("demo-calculator", new Uri(fixture.Server.BaseAddress, "/v1").ToString(), "demo");
+
+        Assert.True(run.ExitCode == 0, $"demo-calculator exited with {run.ExitCode}:\n{run.Output}");
+        using JsonDocument line = JsonDocument.Parse(run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        Assert.True(line.RootElement.GetProperty("ok").GetBoolean(), run.Output);
+        Assert.Equal("89 * 92 = 8188", line.RootElement.GetProperty("openai-responses").GetString());
+    }
+}
