@@ -177,32 +177,17 @@ public static class EvalCommand
         {
             throw new CommandLineException($"--data: no file {path}");
         }
-        var cases = new List<Case>();
-        int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
+        List<Case> cases = JsonLinesFile.Read(path, "not a chat example with an expected reply", (root, _) =>
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
+            var messages = root["messages"]!.AsArray()
+                .Select(m => new ChatMessage((string)m!["role"]!, (string)m["content"]!))
+                .ToList();
+            if (messages.Count < 2 || messages[^1].Role != "assistant")
             {
-                continue;
+                throw new InvalidDataException("the last message must be the expected assistant reply");
             }
-            try
-            {
-                JsonNode root = JsonNode.Parse(line) ?? throw new InvalidDataException("null");
-                var messages = root["messages"]!.AsArray()
-                    .Select(m => new ChatMessage((string)m!["role"]!, (string)m["content"]!))
-                    .ToList();
-                if (messages.Count < 2 || messages[^1].Role != "assistant")
-                {
-                    throw new InvalidDataException("the last message must be the expected assistant reply");
-                }
-                cases.Add(new Case((string?)root["family"] ?? "all", messages[..^1], messages[^1].Content));
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or InvalidDataException)
-            {
-                throw new InvalidDataException($"{path}: line {lineNumber}: not a chat example with an expected reply ({e.Message})", e);
-            }
-        }
+            return new Case((string?)root["family"] ?? "all", messages[..^1], messages[^1].Content);
+        });
         return cases.Count > 0 ? cases : throw new InvalidDataException($"{path}: no examples");
     }
 }

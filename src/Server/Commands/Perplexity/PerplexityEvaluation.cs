@@ -170,27 +170,10 @@ public static class PerplexityEvaluation
             string text = File.ReadAllText(path);
             return string.IsNullOrWhiteSpace(text) ? throw new InvalidDataException($"{path}: no text") : [new DocumentSource(text, null, 1)];
         }
-        var documents = new List<DocumentSource>();
-        int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
-        {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
-            {
-                continue;
-            }
-            try
-            {
-                JsonNode root = JsonNode.Parse(line) ?? throw new InvalidDataException("null");
-                documents.Add(root["tokens"] is JsonArray tokens
-                    ? new DocumentSource(null, tokens.Select(t => (int)t!).ToArray(), lineNumber)
-                    : new DocumentSource((string?)root["text"] ?? throw new InvalidDataException("neither \"text\" nor \"tokens\""), null, lineNumber));
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or InvalidDataException or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"{path}: line {lineNumber}: not a JSON object with a \"text\" string or a \"tokens\" list of ids ({e.Message})", e);
-            }
-        }
+        List<DocumentSource> documents = JsonLinesFile.Read(path, "not a JSON object with a \"text\" string or a \"tokens\" list of ids",
+            (root, lineNumber) => root["tokens"] is JsonArray tokens
+                ? new DocumentSource(null, tokens.Select(t => (int)t!).ToArray(), lineNumber)
+                : new DocumentSource((string?)root["text"] ?? throw new InvalidDataException("neither \"text\" nor \"tokens\""), null, lineNumber));
         return documents.Any(d => d.TokenIds is { Count: > 0 } || !string.IsNullOrWhiteSpace(d.Text)) ? documents : throw new InvalidDataException($"{path}: no text");
     }
 
