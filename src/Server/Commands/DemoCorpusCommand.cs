@@ -15,7 +15,9 @@ public static class DemoCorpusCommand
         DIR/heldout.jsonl (with each line's "family", for `llmserver eval`), and DIR/chat_template.jinja.
         The same seed writes the same files; held-out questions are never in train.jsonl.
         --tool-share offers the calculator tool in that share of the training and validation conversations: there an
-        arithmetic question is answered by a call, the tool's result and the reply, in OpenAI's function-calling format.
+        arithmetic question is answered by a call, the tool's result and the reply, in OpenAI's function-calling format;
+        half of those arithmetic questions are swapped for ones past the model's own reach (three-digit sums and
+        differences, two-digit products), which only copying the tool's result answers.
         """;
 
     public static int Run(IReadOnlyList<string> args) =>

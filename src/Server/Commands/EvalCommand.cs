@@ -79,13 +79,7 @@ public static class EvalCommand
 
     private static async Task<IReadOnlyList<Outcome>> GenerateAsync(string modelDirectory, IReadOnlyList<Case> cases, int maxTokens, int threads)
     {
-        await using var engine = new EngineClient(new EngineOptions
-        {
-            ModelDirectory = modelDirectory,
-            ServedModelName = "eval",
-            KvCacheMemoryBytes = 256L << 20,
-            CpuThreads = threads,
-        });
+        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads);
         ServedModel model = await engine.Ready;
         var sampling = new SamplingParameters { Temperature = 0, MaxTokens = maxTokens, StopStrings = model.ChatFormatter.ImplicitStopStrings };
         // All at once: the engine batches them as it would concurrent clients.

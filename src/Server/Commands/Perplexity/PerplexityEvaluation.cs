@@ -73,13 +73,7 @@ public static class PerplexityEvaluation
 
     private static async Task<Result> ScoreAsync(string modelDirectory, string path, IReadOnlyList<DocumentSource> sources, int? askedContext, int? askedStride, int threads)
     {
-        await using var engine = new EngineClient(new EngineOptions
-        {
-            ModelDirectory = modelDirectory,
-            ServedModelName = "eval",
-            KvCacheMemoryBytes = 256L << 20,
-            CpuThreads = threads,
-        });
+        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads);
         ServedModel model = await engine.Ready;
         // The server refuses a prompt of the full maximum length: one position is kept for the token it samples.
         int longestPrompt = model.MaxModelLen - 1;
