@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -75,6 +76,9 @@ unsafe
         ("gpt2 qkv", 768, 2304), ("gpt2 attn out", 768, 768), ("gpt2 mlp up", 768, 3072), ("gpt2 mlp down", 3072, 768), ("gpt2 head", 768, 50257),
         ("qwen q/o", 896, 896), ("qwen k/v", 896, 128), ("qwen mlp gate/up", 896, 4864), ("qwen mlp down", 4864, 896), ("qwen head", 896, 151936),
     ];
+    string? only = args.Length > 2 ? args[2] : null;      // e.g. "server": only the serving forms (and f32 packed)
+    string? shapeFilter = args.Length > 3 ? args[3] : null;
+    if (shapeFilter is not null) shapes = shapes.Where(s => s.Name.Contains(shapeFilter)).ToArray();
     int[] rowCounts = args.Length > 1 ? args[1].Split(',').Select(int.Parse).ToArray() : [1, 32, 256];
     foreach (var (name, inputs, outputs) in shapes)
     {
@@ -84,6 +88,8 @@ unsafe
         int copies = (int)Math.Max(1, Math.Ceiling((128.0 * (1 << 20)) / (4.0 * inputs * outputs)));
         var ws = new Tensor[copies]; var wbs = new Tensor[copies]; var scales = new Tensor[copies]; var wqs = new Tensor[copies];
         var packs = new MklPackedMatrix?[copies];
+        var int8s = new IServingMatrix[copies];
+        var bf16s = new IServingMatrix[copies];
         for (int c = 0; c < copies; c++)
         {
             ws[c] = torch.randn(outputs, inputs) * 0.02f;                            // (out, in) like nn.Linear
@@ -91,6 +97,8 @@ unsafe
             scales[c] = ws[c].abs().amax([1]) / 127f;                                // (out) per-channel symmetric
             wqs[c] = (ws[c] / scales[c].unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8);
             packs[c] = MklPackedMatrix.TryPack(ws[c], storedAsOutByIn: true);
+            int8s[c] = ServingMatrix.TryCreate(ws[c], storedAsOutByIn: true, WeightFormat.Int8)!;
+            bf16s[c] = ServingMatrix.TryCreate(ws[c], storedAsOutByIn: true, WeightFormat.BFloat16)!;
         }
         int turn = 0;
         int Next() => turn = (turn + 1) % copies;
@@ -108,6 +116,10 @@ unsafe
 
             void Row(string candidate, double bytesPerWeight, Action act, Func<Tensor> result)
             {
+                if (only is not null && !candidate.Contains("server") && !candidate.Contains(only))
+                {
+                    return;
+                }
                 double gflop = 2.0 * n * inputs * outputs / 1e9;
                 if (seconds.TryGetValue(candidate, out double perGflop) && perGflop * gflop > 5)
                 {
@@ -157,11 +169,14 @@ unsafe
                 sbyte* q = pq; byte* a = pa; float* s = ps;
                 Row("int8 own AVX2 dot (x int8/row)", 1, () => { int c = Next(); Kernels.Int8Dot((sbyte*)Native.Data(wqs[c]), (float*)Native.Data(scales[c]), (float*)Native.Data(x), (float*)Native.Data(y), n, inputs, outputs, q, a, s); }, () => y.alias());
             }
+            Row("int8 server Int8Matrix", 1, () => { last?.Dispose(); last = int8s[Next()].Multiply(x, null); }, () => last!.alias());
+            Row("bf16 server Bf16Matrix", 2, () => { last?.Dispose(); last = bf16s[Next()].Multiply(x, null); }, () => last!.alias());
             // The only int8 route TorchSharp reaches: dequantize to f32 each call, then the f32 product.
             Row("int8 torch dequant+linear", 1, () => { last?.Dispose(); int c = Next(); using var wf = wqs[c].to(ScalarType.Float32).mul_(scales[c].unsqueeze(1)); last = torch.nn.functional.linear(x, wf); }, () => last!.alias());
             last?.Dispose();
         }
         foreach (var t in ws.Concat(wbs).Concat(scales).Concat(wqs)) t.Dispose();
         foreach (var p in packs) p?.Dispose();
+        foreach (var m in int8s.Concat(bf16s)) m.Dispose();
     }
 }

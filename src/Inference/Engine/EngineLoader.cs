@@ -2,6 +2,7 @@ using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
@@ -34,11 +35,12 @@ internal static class EngineLoader
         if (options.CpuThreads > 0)
         {
             torch.set_num_threads(options.CpuThreads);
+            KernelThreads.Count = options.CpuThreads;
         }
         NativeMemoryTuning.KeepFreedMemoryForReuse();
         Device device = torch.device(options.Device);
         var started = DateTimeOffset.UtcNow;
-        ServingCheckpoint checkpoint = LoadCheckpoint(options.ModelDirectory, options.Dtype, device);
+        ServingCheckpoint checkpoint = LoadCheckpoint(options.ModelDirectory, options.Dtype, device, options.Weights);
         try
         {
             ModelShape shape = checkpoint.Model.Shape;
@@ -48,9 +50,9 @@ internal static class EngineLoader
                 throw new ArgumentException($"max model length {maxModelLen} exceeds the model's {shape.MaxPositions} positions");
             }
             int blockCount = KvCacheBlockCount(options, shape, maxModelLen);
-            var cache = new PagedKvCache(shape, blockCount, options.BlockSize, options.Dtype, device);
+            var cache = new PagedKvCache(shape, blockCount, options.BlockSize, KvCacheDtype(options), device);
             var blocks = new KvCacheManager(new BlockPool(blockCount), options.BlockSize, options.EnablePrefixCaching);
-            var registry = new ModelRegistry(options.ServedModelName, shape, options.Dtype, device, maxModelLen);
+            var registry = new ModelRegistry(options.ServedModelName, shape, options.Dtype, options.Weights, device, maxModelLen);
             var runner = new ModelRunner(checkpoint.Model, cache, blocks, ownsModel: false,
                 weightsOf: request => registry.Live(request.WeightsId).ForRunner);
             ServedModel served = registry.AddFull(options.ServedModelName, options.ModelDirectory, checkpoint, started);
@@ -68,8 +70,10 @@ internal static class EngineLoader
     /// weights have rows is refused as a <see cref="CheckpointFormatException"/>: the two do not
     /// belong together. The weights are freed if anything is refused.
     /// </summary>
+    /// <param name="weights">The form serving keeps projection weights in (see <see cref="WeightFormat"/>).</param>
     /// <param name="checkShape">Throws to refuse the weights' shape before the rest is loaded.</param>
-    public static ServingCheckpoint LoadCheckpoint(string directory, ScalarType dtype, Device device, Action<ModelShape>? checkShape = null)
+    public static ServingCheckpoint LoadCheckpoint(string directory, ScalarType dtype, Device device, WeightFormat weights = WeightFormat.Float32,
+        Action<ModelShape>? checkShape = null)
     {
         ICausalLanguageModel model = ModelArchitectures.Load(directory, dtype, device);
         try
@@ -83,7 +87,7 @@ internal static class EngineLoader
             }
             var formatter = ChatPromptFormatter.Load(directory, tokenizer);
             GenerationDefaults generationDefaults = GenerationDefaults.Load(directory);
-            model.PrepareForServing();
+            model.PrepareForServing(weights);
             return new ServingCheckpoint(model, tokenizer, formatter) { GenerationDefaults = generationDefaults };
         }
         catch
@@ -93,10 +97,13 @@ internal static class EngineLoader
         }
     }
 
+    /// <summary>The KV cache's dtype: as asked, or the model's.</summary>
+    public static ScalarType KvCacheDtype(EngineOptions options) => options.KvCacheDtype ?? options.Dtype;
+
     /// <summary>How many blocks the KV cache gets: what its memory budget holds, but no more than the sequences can use.</summary>
     private static int KvCacheBlockCount(EngineOptions options, ModelShape shape, int maxModelLen)
     {
-        long bytesPerBlock = PagedKvCache.BytesPerBlock(shape, options.BlockSize, options.Dtype);
+        long bytesPerBlock = PagedKvCache.BytesPerBlock(shape, options.BlockSize, KvCacheDtype(options));
         long cacheBytes = options.KvCacheMemoryFraction is double fraction
             ? (long)(fraction * DeviceMemory.AvailableBytes(options.Device))
             : options.KvCacheMemoryBytes;

@@ -1,3 +1,4 @@
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Scheduling;
 using static TorchSharp.torch;
 
@@ -10,8 +11,12 @@ public sealed record EngineOptions
     public required string ServedModelName { get; init; }
     /// <summary>"cpu", "cuda" or "cuda:N".</summary>
     public string Device { get; init; } = "cpu";
-    /// <summary>float32 on CPU; float16 or bfloat16 are for CUDA.</summary>
+    /// <summary>The model's compute dtype: float32 on CPU; float16 or bfloat16 are for CUDA.</summary>
     public ScalarType Dtype { get; init; } = ScalarType.Float32;
+    /// <summary>How projection weights are kept for serving on the CPU (bfloat16 or int8 halve or quarter the bytes a step reads).</summary>
+    public WeightFormat Weights { get; init; } = WeightFormat.Float32;
+    /// <summary>The KV cache's dtype; null follows <see cref="Dtype"/>. bfloat16 holds twice float32's tokens in the same memory.</summary>
+    public ScalarType? KvCacheDtype { get; init; }
     /// <summary>Longest prompt + completion; defaults to the model's n_positions and may not exceed it.</summary>
     public int? MaxModelLen { get; init; }
     /// <summary>Tokens per KV-cache block.</summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Models.Safetensors;
+using LlmServer.Inference.Quantization;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Engine;
@@ -21,15 +22,17 @@ internal sealed class ModelRegistry
     private readonly string _defaultName;
     private readonly ModelShape _shape;
     private readonly ScalarType _dtype;
+    private readonly WeightFormat _weights;
     private readonly Device _device;
     private readonly int _maxModelLen;
     private int _nextWeightsId = 1;
 
-    public ModelRegistry(string defaultName, ModelShape shape, ScalarType dtype, Device device, int maxModelLen)
+    public ModelRegistry(string defaultName, ModelShape shape, ScalarType dtype, WeightFormat weights, Device device, int maxModelLen)
     {
         _defaultName = defaultName;
         _shape = shape;
         _dtype = dtype;
+        _weights = weights;
         _device = device;
         _maxModelLen = maxModelLen;
     }
@@ -213,7 +216,7 @@ internal sealed class ModelRegistry
 
     private LoadedWeights LoadFull(string name, string directory, bool forAlias)
     {
-        ServingCheckpoint checkpoint = EngineLoader.LoadCheckpoint(directory, _dtype, _device, shape => CheckSharesTheEngine(directory, shape));
+        ServingCheckpoint checkpoint = EngineLoader.LoadCheckpoint(directory, _dtype, _device, _weights, shape => CheckSharesTheEngine(directory, shape));
         return FullWeights(name, directory, checkpoint, DateTimeOffset.UtcNow, forAlias);
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Quantization;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Models;
@@ -31,8 +32,8 @@ public interface ICausalLanguageModel : IDisposable
     /// <summary>The layers LoRA adapters can target, by the module path the forward hands to <see cref="AdapterRouting"/>.</summary>
     AdaptableLayers AdaptableLayers { get; }
 
-    /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
-    void PrepareForServing();
+    /// <summary>Builds the inference-only weights serving multiplies by, in <paramref name="format"/>; call again after the weights change.</summary>
+    void PrepareForServing(WeightFormat format = WeightFormat.Float32);
 
     /// <summary>Every weight matrix a token is multiplied by, the LM head last: what a decode step reads and computes with.</summary>
     IEnumerable<TokenMatrix> TokenMatrices();

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LlmServer.Inference.Quantization;
 using static TorchSharp.torch;
 
 namespace LlmServer.Inference.Runtime;
@@ -18,7 +19,7 @@ namespace LlmServer.Inference.Runtime;
 /// and callers keep their torch products.
 /// </para>
 /// </remarks>
-public sealed unsafe class MklPackedMatrix : IDisposable
+public sealed unsafe class MklPackedMatrix : IServingMatrix
 {
     private const int PackedForRows = 256;
     private static readonly Api? Mkl = Api.Load();
@@ -27,12 +28,21 @@ public sealed unsafe class MklPackedMatrix : IDisposable
     private readonly int _outputs;
     private void* _packed;
 
-    private MklPackedMatrix(int inputs, int outputs, void* packed)
+    private MklPackedMatrix(int inputs, int outputs, void* packed, long bytes)
     {
         _inputs = inputs;
         _outputs = outputs;
         _packed = packed;
+        Bytes = bytes;
     }
+
+    public int Inputs => _inputs;
+
+    public int Outputs => _outputs;
+
+    public WeightFormat Format => WeightFormat.Float32;
+
+    public long Bytes { get; }
 
     /// <summary>
     /// Packs W for products x W, from the weight stored (in, out), or stored (out, in) when
@@ -63,7 +73,7 @@ public sealed unsafe class MklPackedMatrix : IDisposable
         nuint bytes = mkl.PackGetSize(&identifier, &m, &n, &k);
         void* packed = NativeMemory.AlignedAlloc(bytes, 64);
         mkl.Pack(&identifier, &transpose, &m, &n, &k, &alpha, (float*)TensorMemory.DataPointer(source), &leading, (float*)packed);
-        return new MklPackedMatrix(inputs, outputs, packed);
+        return new MklPackedMatrix(inputs, outputs, packed, (long)bytes);
     }
 
     /// <summary>x W (+ bias): (N, in) float32 on the CPU in, a new (N, out) tensor out.</summary>

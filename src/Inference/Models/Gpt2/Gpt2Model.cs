@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -160,19 +161,19 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
 
     public AdaptableLayers AdaptableLayers { get; }
 
-    // Serving only: the tied LM head (wte) packed for MKL; a separate head packs itself as a Conv1D.
-    private MklPackedMatrix? _packedHead;
+    // Serving only: the tied LM head (wte) in its serving form; a separate head prepares itself as a Linear.
+    private IServingMatrix? _packedHead;
 
-    /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
-    public void PrepareForServing()
+    /// <summary>Builds the inference-only weights serving multiplies by; call again after the weights change.</summary>
+    public void PrepareForServing(WeightFormat format = WeightFormat.Float32)
     {
         foreach (Conv1D linear in modules().OfType<Conv1D>())
         {
-            linear.PrepareForServing();
+            linear.PrepareForServing(format);
         }
-        lm_head?.PrepareForServing();
+        lm_head?.PrepareForServing(format);
         _packedHead?.Dispose();
-        _packedHead = lm_head is null ? MklPackedMatrix.TryPack(wte.Weight, storedAsOutByIn: true) : null;
+        _packedHead = lm_head is null ? ServingMatrix.TryCreate(wte.Weight, storedAsOutByIn: true, format) : null;
     }
 
     /// <summary>

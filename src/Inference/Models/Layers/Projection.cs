@@ -1,4 +1,5 @@
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,8 +18,8 @@ public abstract class Projection : Module
 {
     private readonly Parameter _weight;
     private readonly Parameter? _bias;
-    // Serving only, on the CPU: the weight in MKL's packed layout (see MklPackedMatrix).
-    private MklPackedMatrix? _packed;
+    // Serving only, on the CPU: the weight in the form the products read (MKL's packed float32, bfloat16 or int8).
+    private IServingMatrix? _serving;
 
     // Every model builds its products from projections, so MKL's kernels are chosen before the first one runs.
     static Projection() => MklCpuDispatch.EnsureApplied();
@@ -46,12 +47,15 @@ public abstract class Projection : Module
     /// <summary>nn.Linear's (out, in) weight; false for Conv1D's (in, out).</summary>
     public bool StoredAsOutByIn { get; }
 
-    /// <summary>Packs the weight for serving (CPU with MKL only); call again after the weights change.</summary>
-    public void PrepareForServing()
+    /// <summary>Builds the weight's serving form (CPU only); call again after the weights change.</summary>
+    public void PrepareForServing(WeightFormat format = WeightFormat.Float32)
     {
-        _packed?.Dispose();
-        _packed = MklPackedMatrix.TryPack(_weight, StoredAsOutByIn);
+        _serving?.Dispose();
+        _serving = ServingMatrix.TryCreate(_weight, StoredAsOutByIn, format);
     }
+
+    /// <summary>The form serving multiplies by, or null where it keeps torch's product.</summary>
+    public IServingMatrix? Serving => _serving;
 
     public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
     {
@@ -62,9 +66,9 @@ public abstract class Projection : Module
     private Tensor ForwardBase(Tensor x)
     {
         // Only under inference mode (the engine), so training keeps autograd's products.
-        if (_packed is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
+        if (_serving is not null && x.dim() == 2 && torch.is_inference_mode_enabled())
         {
-            return _packed.Multiply(x, _bias);                                           // (N, out)
+            return _serving.Multiply(x, _bias);                                          // (N, out)
         }
         return Unpacked(x, _weight, _bias);                                              // (..., out)
     }
@@ -76,7 +80,7 @@ public abstract class Projection : Module
     {
         if (disposing)
         {
-            _packed?.Dispose();
+            _serving?.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
 using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -206,8 +207,8 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
 
     public AdaptableLayers AdaptableLayers { get; }
 
-    // Serving only: the tied LM head (embed_tokens) packed for MKL; a separate head packs itself.
-    private MklPackedMatrix? _packedHead;
+    // Serving only: the tied LM head (embed_tokens) in its serving form; a separate head prepares itself.
+    private IServingMatrix? _packedHead;
 
     /// <summary>The rotary frequencies config.json's rope_theta and rope_scaling call for.</summary>
     public static double[] InverseFrequencies(LlamaConfig config)
@@ -222,15 +223,15 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         };
     }
 
-    /// <summary>Builds the inference-only packed weights serving uses; call again after the weights change.</summary>
-    public void PrepareForServing()
+    /// <summary>Builds the inference-only weights serving multiplies by; call again after the weights change.</summary>
+    public void PrepareForServing(WeightFormat format = WeightFormat.Float32)
     {
         foreach (Linear linear in modules().OfType<Linear>())
         {
-            linear.PrepareForServing();
+            linear.PrepareForServing(format);
         }
         _packedHead?.Dispose();
-        _packedHead = lm_head is null ? MklPackedMatrix.TryPack(model.EmbedTokens.Weight, storedAsOutByIn: true) : null;
+        _packedHead = lm_head is null ? ServingMatrix.TryCreate(model.EmbedTokens.Weight, storedAsOutByIn: true, format) : null;
     }
 
     /// <summary>

@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+using LlmServer.Inference.Runtime;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Quantization;
+
+/// <summary>
+/// A weight kept in bfloat16, rows (out, in) zero-padded to whole kernel steps and laid out as
+/// <see cref="Bf16Kernels.Offset"/> says; products run <see cref="Bf16Kernels"/> on float32 activations.
+/// MKL's bf16 GEMM would be faster for long prompts, but it reads only plain row-major matrices, and
+/// the interleaved layout is what lets a decode step read the weights near the memory's rate.
+/// </summary>
+public sealed unsafe class Bf16Matrix : IServingMatrix
+{
+    private readonly int _stride;
+    private ushort* _weights;
+
+    private Bf16Matrix(int inputs, int outputs, int stride, ushort* weights)
+    {
+        Inputs = inputs;
+        Outputs = outputs;
+        _stride = stride;
+        _weights = weights;
+    }
+
+    public int Inputs { get; }
+
+    public int Outputs { get; }
+
+    public WeightFormat Format => WeightFormat.BFloat16;
+
+    public long Bytes => (long)Outputs * _stride * sizeof(ushort);
+
+    /// <summary>Rounds a weight stored (in, out), or (out, in) when <paramref name="storedAsOutByIn"/>, to bfloat16.</summary>
+    public static Bf16Matrix Convert(Tensor weight, bool storedAsOutByIn)
+    {
+        using Tensor source = ServingMatrix.OutByIn(weight, storedAsOutByIn);           // (out, in)
+        int outputs = (int)source.shape[0], inputs = (int)source.shape[1];
+        int stride = Bf16Kernels.PaddedLength(inputs);
+        var weights = (ushort*)NativeMemory.AlignedAlloc((nuint)((long)outputs * stride * sizeof(ushort)), 64);
+        float* values = (float*)TensorMemory.DataPointer(source);
+        Parallel.For(0, outputs, o =>
+        {
+            float* row = values + (long)o * inputs;
+            for (int k = 0; k < stride; k++)
+            {
+                weights[Bf16Kernels.Offset(o, k, stride, outputs)] = k < inputs ? Bf16Kernels.FromSingle(row[k]) : (ushort)0;
+            }
+        });
+        return new Bf16Matrix(inputs, outputs, stride, weights);
+    }
+
+    /// <summary>The weight as the products see it, (out, in) float32.</summary>
+    public Tensor Dequantize()
+    {
+        ObjectDisposedException.ThrowIf(_weights is null, this);
+        Tensor result = empty([Outputs, Inputs], ScalarType.Float32, CPU);            // (out, in)
+        float* values = (float*)TensorMemory.DataPointer(result);
+        for (int o = 0; o < Outputs; o++)
+        {
+            for (int k = 0; k < Inputs; k++)
+            {
+                values[(long)o * Inputs + k] = Bf16Kernels.ToSingle(_weights[Bf16Kernels.Offset(o, k, _stride, Outputs)]);
+            }
+        }
+        return result;
+    }
+
+    public Tensor Multiply(Tensor x, Tensor? bias)
+    {
+        ObjectDisposedException.ThrowIf(_weights is null, this);
+        if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.Float32 || x.device_type != TorchSharp.DeviceType.CPU)
+        {
+            throw new ArgumentException($"expected (N, {Inputs}) float32 rows on the CPU", nameof(x));
+        }
+        using Tensor rows = x.contiguous();                                              // (N, in)
+        using Tensor? biasValues = bias?.contiguous();                                   // (out), float32 like the model
+        int count = (int)rows.shape[0];
+        Tensor output = empty([count, Outputs], ScalarType.Float32, CPU);               // (N, out)
+        if (count == 0)
+        {
+            return output;
+        }
+        float* y = (float*)TensorMemory.DataPointer(output);
+        float* b = biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues);
+        float* source = (float*)TensorMemory.DataPointer(rows);
+        if (_stride == Inputs)
+        {
+            Bf16Kernels.Multiply(_weights, _stride, Outputs, source, count, y, b);
+            return output;
+        }
+        float[] padded = new float[(long)count * _stride];
+        fixed (float* p = padded)
+        {
+            for (int r = 0; r < count; r++)
+            {
+                new ReadOnlySpan<float>(source + (long)r * Inputs, Inputs).CopyTo(new Span<float>(p + (long)r * _stride, Inputs));
+            }
+            Bf16Kernels.Multiply(_weights, _stride, Outputs, p, count, y, b);
+        }
+        return output;
+    }
+
+    public void Dispose()
+    {
+        if (_weights is not null)
+        {
+            NativeMemory.AlignedFree(_weights);
+            _weights = null;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using System.Runtime.InteropServices;
+using LlmServer.Inference.Runtime;
+using static TorchSharp.torch;
+
+namespace LlmServer.Inference.Quantization;
+
+/// <summary>
+/// A weight quantized to int8 at load: symmetric, one float32 scale per output channel
+/// (scale = max|w| / 127, q = round(w / scale)), rows (out, in) zero-padded to whole kernel steps and
+/// laid out as <see cref="Int8Kernels.Offset"/> says.
+/// Products quantize each incoming row the same way and run <see cref="Int8Kernels"/>.
+/// </summary>
+public sealed unsafe class Int8Matrix : IServingMatrix
+{
+    private readonly int _stride;
+    private sbyte* _weights;
+    private float* _scales;
+
+    private Int8Matrix(int inputs, int outputs, int stride, sbyte* weights, float* scales)
+    {
+        Inputs = inputs;
+        Outputs = outputs;
+        _stride = stride;
+        _weights = weights;
+        _scales = scales;
+    }
+
+    public int Inputs { get; }
+
+    public int Outputs { get; }
+
+    public WeightFormat Format => WeightFormat.Int8;
+
+    public long Bytes => (long)Outputs * _stride + Outputs * sizeof(float);
+
+    /// <summary>Quantizes a weight stored (in, out), or (out, in) when <paramref name="storedAsOutByIn"/>.</summary>
+    public static Int8Matrix Quantize(Tensor weight, bool storedAsOutByIn)
+    {
+        using Tensor source = ServingMatrix.OutByIn(weight, storedAsOutByIn);           // (out, in)
+        int outputs = (int)source.shape[0], inputs = (int)source.shape[1];
+        int stride = Int8Kernels.PaddedLength(inputs);
+        var weights = (sbyte*)NativeMemory.AlignedAlloc((nuint)((long)outputs * stride), 64);
+        var scales = (float*)NativeMemory.AlignedAlloc((nuint)(outputs * sizeof(float)), 64);
+        float* values = (float*)TensorMemory.DataPointer(source);
+        Parallel.For(0, outputs, o =>
+        {
+            float* row = values + (long)o * inputs;
+            float max = 0f;
+            for (int k = 0; k < inputs; k++)
+            {
+                max = MathF.Max(max, MathF.Abs(row[k]));
+            }
+            float inverse = max == 0f ? 0f : 127f / max;
+            scales[o] = max / 127f;
+            for (int k = 0; k < stride; k++)
+            {
+                weights[Int8Kernels.Offset(o, k, stride, outputs)] =
+                    k < inputs ? (sbyte)Math.Clamp((int)MathF.Round(row[k] * inverse, MidpointRounding.ToEven), -127, 127) : (sbyte)0;
+            }
+        });
+        return new Int8Matrix(inputs, outputs, stride, weights, scales);
+    }
+
+    /// <summary>The weight as the products see it, (out, in) float32: q × scale.</summary>
+    public Tensor Dequantize()
+    {
+        ObjectDisposedException.ThrowIf(_weights is null, this);
+        Tensor result = empty([Outputs, Inputs], ScalarType.Float32, CPU);            // (out, in)
+        float* values = (float*)TensorMemory.DataPointer(result);
+        for (int o = 0; o < Outputs; o++)
+        {
+            for (int k = 0; k < Inputs; k++)
+            {
+                values[(long)o * Inputs + k] = _weights[Int8Kernels.Offset(o, k, _stride, Outputs)] * _scales[o];
+            }
+        }
+        return result;
+    }
+
+    public Tensor Multiply(Tensor x, Tensor? bias)
+    {
+        ObjectDisposedException.ThrowIf(_weights is null, this);
+        if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.Float32 || x.device_type != TorchSharp.DeviceType.CPU)
+        {
+            throw new ArgumentException($"expected (N, {Inputs}) float32 rows on the CPU", nameof(x));
+        }
+        using Tensor rows = x.contiguous();                                              // (N, in)
+        using Tensor? biasValues = bias?.contiguous();                                   // (out), float32 like the model
+        int count = (int)rows.shape[0];
+        Tensor output = empty([count, Outputs], ScalarType.Float32, CPU);               // (N, out)
+        if (count == 0)
+        {
+            return output;
+        }
+        ActivationBuffer buffer = ActivationBuffer.For(count, _stride);
+        Int8Kernels.QuantizeRows((float*)TensorMemory.DataPointer(rows), count, Inputs, _stride, buffer.Quantized, buffer.Magnitudes, buffer.Scales);
+        Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, buffer.Quantized, buffer.Magnitudes, buffer.Scales, count,
+            (float*)TensorMemory.DataPointer(output), biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues));
+        return output;
+    }
+
+    public void Dispose()
+    {
+        if (_weights is not null)
+        {
+            NativeMemory.AlignedFree(_weights);
+            NativeMemory.AlignedFree(_scales);
+            _weights = null;
+            _scales = null;
+        }
+    }
+
+    /// <summary>
+    /// The quantized rows of the product in flight. One per thread (products run on the engine thread),
+    /// grown to the largest batch seen and kept, so a decode step allocates nothing.
+    /// </summary>
+    private sealed class ActivationBuffer
+    {
+        [ThreadStatic]
+        private static ActivationBuffer? _current;
+
+        private long _capacity;
+        private int _rowCapacity;
+
+        public sbyte* Quantized { get; private set; }
+
+        public byte* Magnitudes { get; private set; }
+
+        public float* Scales { get; private set; }
+
+        public static ActivationBuffer For(int rows, int stride)
+        {
+            ActivationBuffer buffer = _current ??= new ActivationBuffer();
+            long bytes = (long)rows * stride;
+            if (bytes > buffer._capacity)
+            {
+                NativeMemory.AlignedFree(buffer.Quantized);
+                NativeMemory.AlignedFree(buffer.Magnitudes);
+                buffer._capacity = Math.Max(bytes, buffer._capacity * 2);
+                buffer.Quantized = (sbyte*)NativeMemory.AlignedAlloc((nuint)buffer._capacity, 64);
+                buffer.Magnitudes = (byte*)NativeMemory.AlignedAlloc((nuint)buffer._capacity, 64);
+            }
+            if (rows > buffer._rowCapacity)
+            {
+                NativeMemory.AlignedFree(buffer.Scales);
+                buffer._rowCapacity = Math.Max(rows, buffer._rowCapacity * 2);
+                buffer.Scales = (float*)NativeMemory.AlignedAlloc((nuint)(buffer._rowCapacity * sizeof(float)), 64);
+            }
+            return buffer;
+        }
+    }
+}
