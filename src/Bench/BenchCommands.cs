@@ -1,6 +1,7 @@
 using LlmServer.Bench.Limits;
 using LlmServer.Bench.LoadTest;
 using LlmServer.Bench.Scenarios;
+using LlmServer.Inference.Quantization;
 
 namespace LlmServer.Bench;
 
@@ -21,12 +22,12 @@ public static class BenchCommands
         switch (verb)
         {
             case "limits":
-                if (rest.Length != 2 || rest[0] != "--model")
+                if (rest.Length is not (2 or 4) || rest[0] != "--model" || (rest.Length == 4 && (rest[2] != "--weights" || !Enum.TryParse(rest[3], ignoreCase: true, out WeightFormat _))))
                 {
-                    Console.Error.WriteLine("Usage: llmserver bench limits --model DIR");
+                    Console.Error.WriteLine("Usage: llmserver bench limits --model DIR [--weights float32|bfloat16|int8]");
                     return 2;
                 }
-                Console.WriteLine(ModelLimits.Measure(rest[1]));
+                Console.WriteLine(ModelLimits.Measure(rest[1], weightFormat: rest.Length == 4 ? Enum.Parse<WeightFormat>(rest[3], ignoreCase: true) : WeightFormat.Float32));
                 return 0;
             case "suite":
                 return await RunSuiteAsync(rest);

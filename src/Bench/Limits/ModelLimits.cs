@@ -3,6 +3,7 @@ using LlmServer.Inference.Engine;
 using LlmServer.Inference.KvCache;
 using LlmServer.Inference.Models;
 using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
@@ -17,7 +18,10 @@ namespace LlmServer.Bench.Limits;
 /// the float GEMM rate over the model's own weight shapes, the time to read every weight once
 /// (the floor of a batch-1 decode step), and the bare model's decode step without any serving.
 /// </summary>
-/// <param name="GemmGflops1Row">The products serving runs (packed for MKL where it can), at 1 row.</param>
+/// <param name="Weights">The form the projections were measured in; the products and decode steps use it.</param>
+/// <param name="ServedWeightBytes">Bytes a decode step reads in that form: every projection and the head as served, the rest float32.</param>
+/// <param name="ServedWeightReadMs">The floor of a batch-1 decode step in that form: <paramref name="ServedWeightBytes"/> at the read bandwidth <paramref name="WeightReadMs"/> measured.</param>
+/// <param name="GemmGflops1Row">The products serving runs (packed for MKL, bfloat16 or int8), at 1 row.</param>
 /// <param name="GemmGflops32Rows">The same at 32 rows, a batch of decoding sequences.</param>
 /// <param name="GemmGflops256Rows">The same at 256 rows.</param>
 /// <param name="TorchGemmGflops256Rows">TorchSharp's torch.mm at 256 rows as x W, the checkpoint's orientation.</param>
@@ -38,14 +42,17 @@ public sealed record ModelLimits(
     double BareDecodeStep32Ms,
     int CpuThreads,
     MklDispatchOutcome MklDispatch,
-    ModelShape Shape)
+    ModelShape Shape,
+    WeightFormat Weights = WeightFormat.Float32,
+    long ServedWeightBytes = 0,
+    double ServedWeightReadMs = 0)
 {
-    public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20)
+    public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20, WeightFormat weightFormat = WeightFormat.Float32)
     {
         MklDispatchOutcome mklDispatch = MklCpuDispatch.EnsureApplied();
         NativeMemoryTuning.KeepFreedMemoryForReuse();
         using ICausalLanguageModel model = ModelArchitectures.Load(modelDirectory, ScalarType.Float32, CPU);
-        model.PrepareForServing();
+        model.PrepareForServing(weightFormat);
         using var inference = inference_mode();
         List<Tensor> weights = ((torch.nn.Module)model).parameters().Select(p => (Tensor)p).ToList();
 
@@ -67,14 +74,19 @@ public sealed record ModelLimits(
             {
                 Tensor transposed = m.Weight.t().contiguous();   // the other orientation, a copy freed below
                 return m.StoredAsOutByIn
-                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: true), m.IsHead)
-                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: MklPackedMatrix.TryPack(m.Weight, storedAsOutByIn: false), m.IsHead);
+                    ? (InByOut: transposed, OutByIn: m.Weight, Copy: transposed, Packed: ServingMatrix.TryCreate(m.Weight, storedAsOutByIn: true, weightFormat), m.IsHead)
+                    : (InByOut: m.Weight, OutByIn: transposed, Copy: transposed, Packed: ServingMatrix.TryCreate(m.Weight, storedAsOutByIn: false, weightFormat), m.IsHead);
             })
             .ToList();
         long matmulParameters = matrices.Sum(m => m.InByOut.numel());
         long head = matrices.Where(m => m.IsHead).Sum(m => m.InByOut.numel());
         long body = matmulParameters - head;
-        double Gemm(int rows, Func<Tensor, Tensor, Tensor, MklPackedMatrix?, Tensor> product)
+        // What a decode step reads: every weight once as the float32 read above, but each matrix (a tied head
+        // is the embedding itself, counted once in both) in its serving form instead.
+        long floatBytes = 4 * weights.Sum(w => w.numel());
+        long servedBytes = floatBytes + matrices.Sum(m => m.Packed is { Format: not WeightFormat.Float32 } served
+            ? served.Bytes - 4 * m.InByOut.numel() : 0);
+        double Gemm(int rows, Func<Tensor, Tensor, Tensor, IServingMatrix?, Tensor> product)
         {
             Dictionary<long, Tensor> inputs = matrices
                 .Select(m => m.InByOut.shape[0]).Distinct()
@@ -82,7 +94,7 @@ public sealed record ModelLimits(
             double ms = MedianMs(Math.Max(3, repetitions / (rows >= 256 ? 4 : 1)), () =>
             {
                 using var scope = NewDisposeScope();
-                foreach ((Tensor inByOut, Tensor outByIn, _, MklPackedMatrix? packed, _) in matrices)
+                foreach ((Tensor inByOut, Tensor outByIn, _, IServingMatrix? packed, _) in matrices)
                 {
                     product(inputs[inByOut.shape[0]], inByOut, outByIn, packed);
                 }
@@ -93,7 +105,7 @@ public sealed record ModelLimits(
             }
             return 2.0 * rows * matmulParameters / (ms / 1000) / 1e9;
         }
-        static Tensor Served(Tensor x, Tensor inByOut, Tensor outByIn, MklPackedMatrix? packed) =>
+        static Tensor Served(Tensor x, Tensor inByOut, Tensor outByIn, IServingMatrix? packed) =>
             packed is not null ? packed.Multiply(x, bias: null) : x.matmul(inByOut);            // (rows, out)
 
         double gemm1 = Gemm(1, Served), gemm32 = Gemm(32, Served), gemm256 = Gemm(256, Served);
@@ -115,7 +127,7 @@ public sealed record ModelLimits(
         double decode1 = BareDecodeMs(model, sequences: 1, contextLength, repetitions);
         double decode32 = BareDecodeMs(model, sequences: 32, contextLength, Math.Max(3, repetitions / 4));
         return new ModelLimits(model.Shape.ParameterCount, body, head, contextLength, weightRead, gemm1, gemm32, gemm256, torch256, torch256Left,
-            decode1, decode32, torch.get_num_threads(), mklDispatch, model.Shape);
+            decode1, decode32, torch.get_num_threads(), mklDispatch, model.Shape, weightFormat, servedBytes, weightRead * servedBytes / floatBytes);
     }
 
     /// <summary>

@@ -20,6 +20,9 @@ internal static unsafe class Bf16Kernels
 
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>Bytes of activations a chunk of rows may take: half of a 512 KiB L2, the other half for the weights and output.</summary>
+    private const int L2Budget = 128 * 1024;
+
     public static int PaddedLength(int inputs) => (inputs + StepElements - 1) / StepElements * StepElements;
 
     /// <summary>
@@ -59,24 +62,30 @@ internal static unsafe class Bf16Kernels
 
     private static void MultiplyRange(ushort* weights, int stride, int outputs, float* x, int n, float* y, float* bias, int start, int end)
     {
-        int o = start;
-        for (; o + 4 <= end; o += 4)
+        // Rows go in chunks that stay in L2 while every weight block of the range passes over them.
+        int chunk = Math.Max(2, L2Budget / (sizeof(float) * stride) & ~1);
+        int blocked = start + (end - start) / 4 * 4;
+        for (int first = 0; first < n; first += chunk)
         {
-            ushort* w = weights + (long)o * stride;
-            Vector128<float> offset = bias is null ? Vector128<float>.Zero : Sse.LoadVector128(bias + o);
-            int r = 0;
-            for (; r + 2 <= n; r += 2)
+            int last = Math.Min(n, first + chunk);
+            for (int o = start; o < blocked; o += 4)
             {
-                (Vector128<float> first, Vector128<float> second) = FourByTwo(w, stride, x + (long)r * stride);
-                Sse.Store(y + (long)r * outputs + o, Sse.Add(first, offset));
-                Sse.Store(y + (long)(r + 1) * outputs + o, Sse.Add(second, offset));
-            }
-            if (r < n)
-            {
-                Sse.Store(y + (long)r * outputs + o, Sse.Add(FourByOne(w, stride, x + (long)r * stride), offset));
+                ushort* w = weights + (long)o * stride;
+                Vector128<float> offset = bias is null ? Vector128<float>.Zero : Sse.LoadVector128(bias + o);
+                int r = first;
+                for (; r + 2 <= last; r += 2)
+                {
+                    (Vector128<float> a, Vector128<float> b) = FourByTwo(w, stride, x + (long)r * stride);
+                    Sse.Store(y + (long)r * outputs + o, Sse.Add(a, offset));
+                    Sse.Store(y + (long)(r + 1) * outputs + o, Sse.Add(b, offset));
+                }
+                if (r < last)
+                {
+                    Sse.Store(y + (long)r * outputs + o, Sse.Add(FourByOne(w, stride, x + (long)r * stride), offset));
+                }
             }
         }
-        for (; o < end; o++)
+        for (int o = blocked; o < end; o++)
         {
             ushort* w = weights + Offset(o, 0, stride, outputs);
             for (int r = 0; r < n; r++)

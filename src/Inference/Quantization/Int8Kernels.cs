@@ -24,6 +24,9 @@ internal static unsafe class Int8Kernels
 
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>Bytes of activations a chunk of rows may take: half of a 512 KiB L2, the other half for the weights and output.</summary>
+    private const int L2Budget = 128 * 1024;
+
     public static int PaddedLength(int inputs) => (inputs + StepBytes - 1) / StepBytes * StepBytes;
 
     /// <summary>
@@ -111,25 +114,32 @@ internal static unsafe class Int8Kernels
     private static void MultiplyRange(sbyte* weights, float* channelScales, int stride, int outputs,
         sbyte* xq, byte* xm, float* rowScales, int n, float* y, float* bias, int start, int end)
     {
-        int o = start;
-        for (; o + 4 <= end; o += 4)
+        // Rows go in chunks whose quantized activations stay in L2 while every weight block of the range
+        // passes over them; a long prompt's rows all at once would be re-read from L3 for each block.
+        int chunk = Math.Max(2, L2Budget / (2 * stride) & ~1);
+        int blocked = start + (end - start) / 4 * 4;
+        for (int first = 0; first < n; first += chunk)
         {
-            sbyte* w = weights + (long)o * stride;                                       // the block of o .. o + 3, interleaved
-            Vector128<float> scale = Sse.LoadVector128(channelScales + o);
-            Vector128<float> offset = bias is null ? Vector128<float>.Zero : Sse.LoadVector128(bias + o);
-            int r = 0;
-            for (; r + 2 <= n; r += 2)
+            int last = Math.Min(n, first + chunk);
+            for (int o = start; o < blocked; o += 4)
             {
-                (Vector128<int> first, Vector128<int> second) = FourByTwo(w, stride, xq + (long)r * stride, xm + (long)r * stride);
-                Finish(first, scale, rowScales[r], offset, y + (long)r * outputs + o);
-                Finish(second, scale, rowScales[r + 1], offset, y + (long)(r + 1) * outputs + o);
-            }
-            if (r < n)
-            {
-                Finish(FourByOne(w, stride, xq + (long)r * stride, xm + (long)r * stride), scale, rowScales[r], offset, y + (long)r * outputs + o);
+                sbyte* w = weights + (long)o * stride;                                   // the block of o .. o + 3, interleaved
+                Vector128<float> scale = Sse.LoadVector128(channelScales + o);
+                Vector128<float> offset = bias is null ? Vector128<float>.Zero : Sse.LoadVector128(bias + o);
+                int r = first;
+                for (; r + 2 <= last; r += 2)
+                {
+                    (Vector128<int> a, Vector128<int> b) = FourByTwo(w, stride, xq + (long)r * stride, xm + (long)r * stride);
+                    Finish(a, scale, rowScales[r], offset, y + (long)r * outputs + o);
+                    Finish(b, scale, rowScales[r + 1], offset, y + (long)(r + 1) * outputs + o);
+                }
+                if (r < last)
+                {
+                    Finish(FourByOne(w, stride, xq + (long)r * stride, xm + (long)r * stride), scale, rowScales[r], offset, y + (long)r * outputs + o);
+                }
             }
         }
-        for (; o < end; o++)
+        for (int o = blocked; o < end; o++)
         {
             sbyte* w = weights + Offset(o, 0, stride, outputs);
             for (int r = 0; r < n; r++)

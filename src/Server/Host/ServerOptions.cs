@@ -36,9 +36,17 @@ public sealed class ServerOptions
     [RegularExpression("^(cpu|cuda(:[0-9]+)?)$", ErrorMessage = "--device must be cpu, cuda or cuda:N")]
     public string Device { get; set; } = "cpu";
 
-    /// <summary>float32, float16 or bfloat16 (the half types for CUDA).</summary>
+    /// <summary>float32, float16 (CUDA) or bfloat16 (on the CPU: bfloat16 weights, float32 arithmetic).</summary>
     [RegularExpression("^(auto|float32|float16|bfloat16)$", ErrorMessage = "--dtype must be auto, float32, float16 or bfloat16")]
     public string Dtype { get; set; } = "auto";
+
+    /// <summary>none, or int8: weight-only, symmetric, per output channel, quantized at load (CPU).</summary>
+    [RegularExpression("^(none|int8)$", ErrorMessage = "--quantization must be none or int8")]
+    public string Quantization { get; set; } = "none";
+
+    /// <summary>The KV cache's dtype: auto (the model's), float32 or bfloat16.</summary>
+    [RegularExpression("^(auto|float32|bfloat16)$", ErrorMessage = "--kv-cache-dtype must be auto, float32 or bfloat16")]
+    public string KvCacheDtype { get; set; } = "auto";
 
     /// <summary>Longest prompt + completion in tokens; defaults to the model's n_positions.</summary>
     [Range(1, int.MaxValue)]

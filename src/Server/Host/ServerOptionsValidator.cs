@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Reflection;
+using LlmServer.Inference.Quantization;
 using Microsoft.Extensions.Options;
 
 namespace LlmServer.Host;
@@ -36,7 +37,15 @@ public sealed class ServerOptionsValidator : IValidateOptions<ServerOptions>
         }
         Check(KvCacheBudget.TryParse(o.KvCacheMemory, out _), "--kv-cache-memory", $"must be a size such as 2GiB or 512MB, or a fraction such as 0.5 (got '{o.KvCacheMemory}')");
         Check(o.Model is null || Directory.Exists(o.Model), "--model", $"must be an existing model directory (got '{o.Model}')");
-        Check(!(o.Device == "cpu" && o.Dtype is "float16" or "bfloat16"), "--dtype", "float16/bfloat16 needs --device cuda; CPU serves float32");
+        bool cpu = o.Device == "cpu";
+        Check(!(cpu && o.Dtype == "float16"), "--dtype", "float16 needs --device cuda; on the CPU use bfloat16 (half the weight bytes) or --quantization int8");
+        Check(!(cpu && o.Dtype == "bfloat16" && ServingMatrix.UnsupportedReason(WeightFormat.BFloat16) is not null), "--dtype",
+            $"bfloat16 cannot serve here: {ServingMatrix.UnsupportedReason(WeightFormat.BFloat16)}");
+        Check(!(o.Quantization == "int8" && !cpu), "--quantization", "int8 runs on the CPU's own kernels; on CUDA serve bfloat16");
+        Check(!(o.Quantization == "int8" && cpu && ServingMatrix.UnsupportedReason(WeightFormat.Int8) is not null), "--quantization",
+            $"int8 cannot serve here: {ServingMatrix.UnsupportedReason(WeightFormat.Int8)}");
+        Check(!(o.Quantization == "int8" && o.Dtype is "bfloat16" or "float16"), "--quantization",
+            $"int8 already sets how the weights are kept; drop --dtype {o.Dtype}");
         Check(o.MaxRequestBodyBytes > 0, "--max-request-body", $"must be a size such as 8MiB, 512KB or a byte count (got '{o.MaxRequestBody}')");
         Check(o.MaxUploadBytes > 0, "--max-upload-size", $"must be a size such as 512MiB, 10MB or a byte count (got '{o.MaxUploadSize}')");
         Check(o.ApiKey is null || o.ApiKey.Trim().Length > 0, "--api-key", "must not be empty");

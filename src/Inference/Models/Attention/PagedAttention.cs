@@ -24,8 +24,13 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
         var heads = new HeadLayout(QueryHeads: queryShape[1], KeyValueHeads: keys.shape[1], HeadSize: queryShape[2]);
         // The new keys and values join the cache first, so every group reads its whole context,
         // the tokens of this step included, from one place.
-        cache.Keys(layer).index_copy_(0, metadata.SlotMapping, keys);
-        cache.Values(layer).index_copy_(0, metadata.SlotMapping, values);
+        // A cache kept narrower than the model (bfloat16 under float32) stores the rounded values.
+        using (Tensor cachedKeys = keys.to(cache.Dtype))
+        using (Tensor cachedValues = values.to(cache.Dtype))
+        {
+            cache.Keys(layer).index_copy_(0, metadata.SlotMapping, cachedKeys);
+            cache.Values(layer).index_copy_(0, metadata.SlotMapping, cachedValues);
+        }
 
         var groupOutputs = new List<Tensor>(metadata.Groups.Count);
         foreach (AttentionGroup group in metadata.Groups)
@@ -83,9 +88,9 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
         long b = group.SequenceCount, tq = group.QueryLength, tk = group.KeyLength;
         using Tensor q = queries.narrow(0, group.FirstToken, group.TokenCount)
             .view(b, tq, heads.QueryHeads, heads.HeadSize).transpose(1, 2);              // (B, nh, Tq, hs)
-        using Tensor k = cache.KeyBlocks(layer).index_select(0, group.KeyBlocks!)
+        using Tensor k = cache.KeyBlocks(layer).index_select(0, group.KeyBlocks!).to(queries.dtype)
             .view(b, tk, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);           // (B, n_kv, Tk, hs)
-        using Tensor v = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks!)
+        using Tensor v = cache.ValueBlocks(layer).index_select(0, group.KeyBlocks!).to(queries.dtype)
             .view(b, tk, heads.KeyValueHeads, heads.HeadSize).transpose(1, 2);           // (B, n_kv, Tk, hs)
         using Tensor attended = heads.Grouped
             ? AttendGrouped(q, k, v, heads, group.Mask!)                                 // (B, nh, Tq, hs)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,15 +21,15 @@ namespace LlmServer.Inference.Models.Attention;
 /// bandwidth (docs/benchmarks.md, "Attention", has both measured).
 /// Under grouped-query attention a cache row holds n_kv heads and query head h reads KV head
 /// h / (nh / n_kv): each key and value head is read once for all the query heads of its group.
-/// It runs on the engine thread alone. A second thread was tried: libtorch's OpenMP workers keep
-/// spinning on the other cores for a while after each operator, and a thread-pool worker competing
-/// with them made the whole call slower and far less steady than one thread.
+/// Threads split the sequences (or a lone sequence's KV heads) through <see cref="KernelThreads"/>,
+/// which runs them in libtorch's own OpenMP team: a .NET thread-pool worker beside libtorch's
+/// spinning workers made the call slower and far less steady than one thread.
 /// </remarks>
 internal static unsafe class PagedDecodeAttention
 {
-    /// <summary>Float32 caches in host memory; every other cache goes through the gather path.</summary>
+    /// <summary>Float32 and bfloat16 caches in host memory; every other cache goes through the gather path.</summary>
     public static bool Supports(PagedKvCache cache) =>
-        cache.Device.type == DeviceType.CPU && cache.Dtype == ScalarType.Float32;
+        cache.Device.type == DeviceType.CPU && cache.Dtype is ScalarType.Float32 or ScalarType.BFloat16;
 
     /// <summary>
     /// Attends one query per sequence of <paramref name="group"/> over its cached context, the
@@ -52,8 +53,9 @@ internal static unsafe class PagedDecodeAttention
         {
             Queries = (float*)TensorMemory.DataPointer(queries),
             QueryRowStride = queries.stride(0),
-            Keys = (float*)TensorMemory.DataPointer(cache.Keys(layer)),
-            Values = (float*)TensorMemory.DataPointer(cache.Values(layer)),
+            Keys = (void*)TensorMemory.DataPointer(cache.Keys(layer)),
+            Values = (void*)TensorMemory.DataPointer(cache.Values(layer)),
+            ElementSize = PagedKvCache.ElementSize(cache.Dtype),
             Output = (float*)TensorMemory.DataPointer(output),
             HeadCount = heads,
             KvHeadCount = kvHeads,
@@ -70,8 +72,9 @@ internal static unsafe class PagedDecodeAttention
     {
         public float* Queries;
         public long QueryRowStride;
-        public float* Keys;      // (slots, n_kv, hs)
-        public float* Values;    // (slots, n_kv, hs)
+        public void* Keys;       // (slots, n_kv, hs), float32 or bfloat16
+        public void* Values;     // (slots, n_kv, hs)
+        public int ElementSize;  // 4: float32, 2: bfloat16
         public float* Output;    // (B, nh * hs)
         public int HeadCount;
         public int KvHeadCount;
@@ -85,18 +88,23 @@ internal static unsafe class PagedDecodeAttention
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Attend()
         {
-            int maxKeys = Contexts.KeyCounts.Max();
-            float[] scores = ArrayPool<float>.Shared.Rent(HeadCount * maxKeys);
-            try
+            Job job = this;
+            int sequences = Contexts.KeyCounts.Length;
+            // Sequences are independent, so threads split them; a lone sequence is split by KV heads,
+            // each thread reading its heads' part of every cache row.
+            if (sequences > 1)
             {
-                for (int sequence = 0; sequence < Contexts.KeyCounts.Length; sequence++)
+                KernelThreads.ForRanges(sequences, 1, (start, end) =>
                 {
-                    AttendOne(sequence, scores);
-                }
+                    for (int sequence = start; sequence < end; sequence++)
+                    {
+                        job.AttendOne(sequence, 0, job.KvHeadCount);
+                    }
+                });
             }
-            finally
+            else if (sequences == 1)
             {
-                ArrayPool<float>.Shared.Return(scores);
+                KernelThreads.ForRanges(KvHeadCount, 1, (start, end) => job.AttendOne(0, start, end));
             }
         }
 
@@ -105,7 +113,23 @@ internal static unsafe class PagedDecodeAttention
         // streams through in address order. Head by head it would be read in 256-byte pieces
         // a row apart, which the prefetchers follow far worse (docs/benchmarks.md, "Attention").
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private readonly void AttendOne(int sequence, float[] scoreBuffer)
+        private readonly void AttendOne(int sequence, int firstKvHead, int endKvHead)
+        {
+            int keyCount = Contexts.KeyCounts[sequence];
+            float[] scoreBuffer = ArrayPool<float>.Shared.Rent(HeadCount * keyCount);
+            try
+            {
+                AttendOne(sequence, firstKvHead, endKvHead, scoreBuffer);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scoreBuffer);
+            }
+        }
+
+        /// <summary>Query heads of KV heads [firstKvHead, endKvHead) of one sequence.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void AttendOne(int sequence, int firstKvHead, int endKvHead, float[] scoreBuffer)
         {
             int keyCount = Contexts.KeyCounts[sequence];
             int rowWidth = KvHeadCount * HeadSize;                                       // a cache row: n_kv heads
@@ -118,16 +142,20 @@ internal static unsafe class PagedDecodeAttention
             Span<float> scores = scoreBuffer.AsSpan(0, HeadCount * keyCount);
             for (int start = 0, blockIndex = 0; start < keyCount; start += BlockSize, blockIndex++)
             {
-                float* block = Keys + (long)blocks[blockIndex] * BlockSize * rowWidth;
+                byte* block = (byte*)Keys + (long)blocks[blockIndex] * BlockSize * rowWidth * ElementSize;
                 int inBlock = Math.Min(BlockSize, keyCount - start);
                 for (int offset = 0; offset < inBlock; offset++)
                 {
-                    float* key = block + offset * rowWidth;
-                    for (int kvHead = 0, head = 0; kvHead < KvHeadCount; kvHead++)
+                    byte* key = block + (long)offset * rowWidth * ElementSize;
+                    for (int kvHead = firstKvHead, head = firstKvHead * groupSize; kvHead < endKvHead; kvHead++)
                     {
+                        byte* keyHead = key + (long)kvHead * HeadSize * ElementSize;
                         for (int member = 0; member < groupSize; member++, head++)
                         {
-                            scores[head * keyCount + start + offset] = Dot(query + head * HeadSize, key + kvHead * HeadSize, HeadSize) * Scale;
+                            float dot = ElementSize == 2
+                                ? Dot(query + head * HeadSize, (ushort*)keyHead, HeadSize)
+                                : Dot(query + head * HeadSize, (float*)keyHead, HeadSize);
+                            scores[head * keyCount + start + offset] = dot * Scale;
                         }
                     }
                 }
@@ -135,7 +163,8 @@ internal static unsafe class PagedDecodeAttention
 
             // Softmax per head without the division; each head's output is divided by its sum at the end.
             Span<float> sums = stackalloc float[HeadCount];
-            for (int head = 0; head < HeadCount; head++)
+            int firstHead = firstKvHead * groupSize, endHead = endKvHead * groupSize;
+            for (int head = firstHead; head < endHead; head++)
             {
                 Span<float> headScores = scores.Slice(head * keyCount, keyCount);
                 float max = TensorPrimitives.Max(headScores);
@@ -147,24 +176,33 @@ internal static unsafe class PagedDecodeAttention
             // out_h = sum_t p_{h,t} v_{t,h} / sum_h
             float* output = Output + (long)sequence * outputWidth;
             var outputRow = new Span<float>(output, outputWidth);
-            outputRow.Clear();
+            outputRow.Slice(firstHead * HeadSize, (endHead - firstHead) * HeadSize).Clear();
             for (int start = 0, blockIndex = 0; start < keyCount; start += BlockSize, blockIndex++)
             {
-                float* block = Values + (long)blocks[blockIndex] * BlockSize * rowWidth;
+                byte* block = (byte*)Values + (long)blocks[blockIndex] * BlockSize * rowWidth * ElementSize;
                 int inBlock = Math.Min(BlockSize, keyCount - start);
                 for (int offset = 0; offset < inBlock; offset++)
                 {
-                    float* value = block + offset * rowWidth;
-                    for (int kvHead = 0, head = 0; kvHead < KvHeadCount; kvHead++)
+                    byte* value = block + (long)offset * rowWidth * ElementSize;
+                    for (int kvHead = firstKvHead, head = firstHead; kvHead < endKvHead; kvHead++)
                     {
+                        byte* valueHead = value + (long)kvHead * HeadSize * ElementSize;
                         for (int member = 0; member < groupSize; member++, head++)
                         {
-                            MultiplyAdd(value + kvHead * HeadSize, scores[head * keyCount + start + offset], output + head * HeadSize, HeadSize);
+                            float weight = scores[head * keyCount + start + offset];
+                            if (ElementSize == 2)
+                            {
+                                MultiplyAdd((ushort*)valueHead, weight, output + head * HeadSize, HeadSize);
+                            }
+                            else
+                            {
+                                MultiplyAdd((float*)valueHead, weight, output + head * HeadSize, HeadSize);
+                            }
                         }
                     }
                 }
             }
-            for (int head = 0; head < HeadCount; head++)
+            for (int head = firstHead; head < endHead; head++)
             {
                 Span<float> headOutput = outputRow.Slice(head * HeadSize, HeadSize);
                 TensorPrimitives.Multiply(headOutput, 1f / sums[head], headOutput);
@@ -198,6 +236,51 @@ internal static unsafe class PagedDecodeAttention
         }
         return result;
     }
+
+    /// <summary>a . b with b in bfloat16: a bfloat16 is a float32's top half, so widening is a 16-bit shift.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Dot(float* a, ushort* b, int length)
+    {
+        int i = 0;
+        float result = 0;
+        if (Vector256.IsHardwareAccelerated && length >= Vector256<float>.Count)
+        {
+            Vector256<float> sum = Vector256<float>.Zero;
+            for (; i + Vector256<float>.Count <= length; i += Vector256<float>.Count)
+            {
+                sum = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Widen(b + i), sum);
+            }
+            result = Vector256.Sum(sum);
+        }
+        for (; i < length; i++)
+        {
+            result += a[i] * BitConverter.UInt32BitsToSingle((uint)b[i] << 16);
+        }
+        return result;
+    }
+
+    /// <summary>destination += x * weight, x in bfloat16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyAdd(ushort* x, float weight, float* destination, int length)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> scale = Vector256.Create(weight);
+            for (; i + Vector256<float>.Count <= length; i += Vector256<float>.Count)
+            {
+                Vector256.FusedMultiplyAdd(Widen(x + i), scale, Vector256.Load(destination + i)).Store(destination + i);
+            }
+        }
+        for (; i < length; i++)
+        {
+            destination[i] += BitConverter.UInt32BitsToSingle((uint)x[i] << 16) * weight;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Widen(ushort* p) =>
+        Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(p).AsUInt16().ToVector256()).AsUInt32(), 16).AsSingle();
 
     /// <summary>destination += x * weight</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
