@@ -51,18 +51,21 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
     }
 
     /// <summary>The weight as the products see it, (out, in) float32.</summary>
-    public Tensor Dequantize()
+    public Tensor? Dequantize()
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
         Tensor result = empty([Outputs, Inputs], ScalarType.Float32, CPU);            // (out, in)
         float* values = (float*)TensorMemory.DataPointer(result);
-        for (int o = 0; o < Outputs; o++)
+        ushort* weights = _weights;
+        int inputs = Inputs, outputs = Outputs, stride = _stride;
+        Parallel.For(0, outputs, o =>
         {
-            for (int k = 0; k < Inputs; k++)
+            float* row = values + (long)o * inputs;
+            for (int k = 0; k < inputs; k++)
             {
-                values[(long)o * Inputs + k] = Bf16Kernels.ToSingle(_weights[Bf16Kernels.Offset(o, k, _stride, Outputs)]);
+                row[k] = Bf16Kernels.ToSingle(weights[Bf16Kernels.Offset(o, k, stride, outputs)]);
             }
-        }
+        });
         return result;
     }
 

@@ -20,4 +20,10 @@ public interface IServingMatrix : IDisposable
 
     /// <summary>x W (+ bias): (N, in) float32 in, a new (N, out) float32 tensor out.</summary>
     Tensor Multiply(Tensor x, Tensor? bias);
+
+    /// <summary>
+    /// The weight as the products see it, (out, in) float32 in a new tensor; null for float32 forms,
+    /// which multiply by the parameter's own values.
+    /// </summary>
+    Tensor? Dequantize();
 }

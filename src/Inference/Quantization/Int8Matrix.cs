@@ -62,18 +62,22 @@ public sealed unsafe class Int8Matrix : IServingMatrix
     }
 
     /// <summary>The weight as the products see it, (out, in) float32: q × scale.</summary>
-    public Tensor Dequantize()
+    public Tensor? Dequantize()
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
         Tensor result = empty([Outputs, Inputs], ScalarType.Float32, CPU);            // (out, in)
         float* values = (float*)TensorMemory.DataPointer(result);
-        for (int o = 0; o < Outputs; o++)
+        sbyte* weights = _weights;
+        float* scales = _scales;
+        int inputs = Inputs, outputs = Outputs, stride = _stride;
+        Parallel.For(0, outputs, o =>
         {
-            for (int k = 0; k < Inputs; k++)
+            float* row = values + (long)o * inputs;
+            for (int k = 0; k < inputs; k++)
             {
-                values[(long)o * Inputs + k] = _weights[Int8Kernels.Offset(o, k, _stride, Outputs)] * _scales[o];
+                row[k] = weights[Int8Kernels.Offset(o, k, stride, outputs)] * scales[o];
             }
-        }
+        });
         return result;
     }
 

@@ -108,6 +108,9 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
         return output;
     }
 
+    /// <summary>Null: the packed matrix holds the parameter's own float32 values.</summary>
+    public Tensor? Dequantize() => null;
+
     public void Dispose()
     {
         if (_packed is not null)

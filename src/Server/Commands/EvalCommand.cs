@@ -18,7 +18,7 @@ namespace LlmServer.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; with --tools the rest of the context)] [--json FILE] [--show-failures N (3)] [--threads N]
+        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; with --tools the rest of the context)] [--json FILE] [--show-failures N (3)] [--threads N] [--dtype float32|bfloat16] [--quantization none|int8]
 
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
@@ -29,7 +29,8 @@ public static class EvalCommand
         messages (at most 3 rounds); the reply after them is the one judged. The report counts the questions answered
         with a call. Replies there are limited only by the context unless --max-tokens is given: a call alone is about
         70 of the demo tokenizer's tokens, and one cut short by a limit is closed early with whatever fits.
-        """ + PerplexityEvaluation.Help;
+
+        """ + ServingPrecision.Help + ".\n" + PerplexityEvaluation.Help;
 
     private sealed record Case(string Family, IReadOnlyList<ChatMessage> Prompt, string Expected);
 
@@ -51,7 +52,8 @@ public static class EvalCommand
         }
         try
         {
-            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools"], []);
+            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools", .. ServingPrecision.Flags], []);
+            ServingPrecision precision = ServingPrecision.From(arguments);
             string model = Path.GetFullPath(arguments.Required("--model"));
             if (!Directory.Exists(model))
             {
@@ -65,8 +67,8 @@ public static class EvalCommand
                 throw new CommandLineException($"--tools: the only tool eval can run is {DemoCalculator.Name}, got '{tools}'");
             }
             IReadOnlyList<Outcome> outcomes = tools is null
-                ? await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0))
-                : await GenerateWithCalculatorAsync(model, cases, arguments.Has("--max-tokens") ? maxTokens : null, arguments.Int("--threads", 0));
+                ? await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0), precision)
+                : await GenerateWithCalculatorAsync(model, cases, arguments.Has("--max-tokens") ? maxTokens : null, arguments.Int("--threads", 0), precision);
             Report(outcomes, arguments.Int("--show-failures", 3), arguments.String("--json"), model, withTools: tools is not null);
             return 0;
         }
@@ -77,9 +79,9 @@ public static class EvalCommand
         }
     }
 
-    private static async Task<IReadOnlyList<Outcome>> GenerateAsync(string modelDirectory, IReadOnlyList<Case> cases, int maxTokens, int threads)
+    private static async Task<IReadOnlyList<Outcome>> GenerateAsync(string modelDirectory, IReadOnlyList<Case> cases, int maxTokens, int threads, ServingPrecision precision)
     {
-        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads);
+        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads, precision);
         ServedModel model = await engine.Ready;
         var sampling = new SamplingParameters { Temperature = 0, MaxTokens = maxTokens, StopStrings = model.ChatFormatter.ImplicitStopStrings };
         // All at once: the engine batches them as it would concurrent clients.
@@ -100,10 +102,10 @@ public static class EvalCommand
         return await Task.WhenAll(replies);
     }
 
-    private static async Task<IReadOnlyList<Outcome>> GenerateWithCalculatorAsync(string modelDirectory, IReadOnlyList<Case> cases, int? maxTokens, int threads)
+    private static async Task<IReadOnlyList<Outcome>> GenerateWithCalculatorAsync(string modelDirectory, IReadOnlyList<Case> cases, int? maxTokens, int threads, ServingPrecision precision)
     {
         IReadOnlyList<ToolUseEvaluation.Conversation> conversations =
-            await ToolUseEvaluation.RunAsync(modelDirectory, cases.Select(c => c.Prompt).ToList(), maxTokens, threads);
+            await ToolUseEvaluation.RunAsync(modelDirectory, cases.Select(c => c.Prompt).ToList(), maxTokens, threads, precision);
         return cases.Zip(conversations, (c, conversation) => new Outcome(c, conversation.Reply, conversation.Calls, conversation.CallsRun)).ToList();
     }
 

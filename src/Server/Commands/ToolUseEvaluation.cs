@@ -25,7 +25,7 @@ internal static class ToolUseEvaluation
 
     /// <param name="maxTokens">Each reply's limit, or null for the chat endpoint's own (the rest of the context).</param>
     public static async Task<IReadOnlyList<Conversation>> RunAsync(string modelDirectory, IReadOnlyList<IReadOnlyList<ChatMessage>> prompts,
-        int? maxTokens, int threads)
+        int? maxTokens, int threads, ServingPrecision precision)
     {
         string dataDirectory = Directory.CreateTempSubdirectory("llmserver-eval-").FullName;
         try
@@ -33,7 +33,7 @@ internal static class ToolUseEvaluation
             List<string> flags =
             [
                 "--model", modelDirectory, "--served-model-name", "eval", "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", dataDirectory, "--no-training",
+                "--data-dir", dataDirectory, "--no-training", .. precision.ServeFlags,
             ];
             if (threads > 0)
             {

@@ -70,6 +70,16 @@ public abstract class Projection : Module
         {
             return _serving.Multiply(x, _bias);                                          // (N, out)
         }
+        // Training on a base served in bfloat16 or int8 (a LoRA fine-tune of the served model, QLoRA's
+        // way) multiplies by the weights serving multiplies by, so the adapter learns to correct those.
+        if (_serving?.Dequantize() is { } servedOutByIn)
+        {
+            using (servedOutByIn)
+            {
+                using Tensor served = StoredAsOutByIn ? servedOutByIn.alias() : servedOutByIn.t();   // as stored
+                return Unpacked(x, served, _bias);                                       // (..., out)
+            }
+        }
         return Unpacked(x, _weight, _bias);                                              // (..., out)
     }
 

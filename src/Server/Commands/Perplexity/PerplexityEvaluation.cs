@@ -19,7 +19,7 @@ namespace LlmServer.Commands;
 public static class PerplexityEvaluation
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --perplexity FILE [--context N] [--stride N] [--json FILE] [--threads N]
+        Usage: llmserver eval --model DIR --perplexity FILE [--context N] [--stride N] [--json FILE] [--threads N] [--dtype ...] [--quantization ...]
 
         Perplexity of FILE: plain text (one document), or JSONL (.jsonl) whose lines hold a "text" string
         or a "tokens" list of token ids (one document each). A text is tokenized as a completion prompt is;
@@ -31,7 +31,7 @@ public static class PerplexityEvaluation
         perplexity (exp of it), bits per UTF-8 byte of the scored documents, and time.
         """;
 
-    private static readonly string[] ValueFlags = ["--model", "--perplexity", "--context", "--stride", "--json", "--threads"];
+    private static readonly string[] ValueFlags = ["--model", "--perplexity", "--context", "--stride", "--json", "--threads", .. ServingPrecision.Flags];
 
     /// <summary>Windows in flight at once: enough for the engine to fill its batches, few enough that their logprobs stay small.</summary>
     private const int WindowsInFlight = 64;
@@ -58,7 +58,7 @@ public static class PerplexityEvaluation
             IReadOnlyList<DocumentSource> sources = ReadDocuments(path);
             int? context = arguments.Has("--context") ? arguments.Int("--context", 0) : null;
             int? stride = arguments.Has("--stride") ? arguments.Int("--stride", 0) : null;
-            Result result = await ScoreAsync(model, path, sources, context, stride, arguments.Int("--threads", 0));
+            Result result = await ScoreAsync(model, path, sources, context, stride, arguments.Int("--threads", 0), ServingPrecision.From(arguments));
             Report(result, model, path, arguments.String("--json"));
             return 0;
         }
@@ -71,9 +71,10 @@ public static class PerplexityEvaluation
         }
     }
 
-    private static async Task<Result> ScoreAsync(string modelDirectory, string path, IReadOnlyList<DocumentSource> sources, int? askedContext, int? askedStride, int threads)
+    private static async Task<Result> ScoreAsync(string modelDirectory, string path, IReadOnlyList<DocumentSource> sources, int? askedContext, int? askedStride, int threads,
+        ServingPrecision precision)
     {
-        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads);
+        await using EngineClient engine = OfflineEngine.Start(modelDirectory, threads, precision);
         ServedModel model = await engine.Ready;
         // The server refuses a prompt of the full maximum length: one position is kept for the token it samples.
         int longestPrompt = model.MaxModelLen - 1;
