@@ -88,6 +88,8 @@ internal static class EngineLoader
             var formatter = ChatPromptFormatter.Load(directory, tokenizer);
             GenerationDefaults generationDefaults = GenerationDefaults.Load(directory);
             model.PrepareForServing(weights);
+            model.ReleaseFullPrecisionWeights();
+            NativeMemoryTuning.ReturnFreedMemoryOnce();
             return new ServingCheckpoint(model, tokenizer, formatter) { GenerationDefaults = generationDefaults };
         }
         catch

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmServer.Inference.Models.Attention;
+using LlmServer.Inference.Models.Layers;
 using LlmServer.Inference.Models.Lora;
 using LlmServer.Inference.Quantization;
 using static TorchSharp.torch;
@@ -34,6 +35,18 @@ public interface ICausalLanguageModel : IDisposable
 
     /// <summary>Builds the inference-only weights serving multiplies by, in <paramref name="format"/>; call again after the weights change.</summary>
     void PrepareForServing(WeightFormat format = WeightFormat.Float32);
+
+    /// <summary>
+    /// After <see cref="PrepareForServing"/> in bfloat16 or int8: frees the float32 values of every projection
+    /// those forms now serve (not the token embedding, which lookups read), so serving holds the reduced weights only.
+    /// </summary>
+    void ReleaseFullPrecisionWeights()
+    {
+        foreach (Projection projection in ((TorchSharp.torch.nn.Module)this).modules().OfType<Projection>())
+        {
+            projection.ReleaseFullPrecision();
+        }
+    }
 
     /// <summary>Every weight matrix a token is multiplied by, the LM head last: what a decode step reads and computes with.</summary>
     IEnumerable<TokenMatrix> TokenMatrices();

@@ -58,6 +58,29 @@ public static partial class NativeMemoryTuning
         }
     }
 
+    /// <summary>
+    /// Hands the free pages of the heap back to the system once: under <see cref="KeepFreedMemoryForReuse"/>
+    /// nothing else would, so weights freed after a load (float32 values a bfloat16 or int8 form replaced,
+    /// the copies quantization worked from) would stay resident for the life of the process.
+    /// </summary>
+    public static void ReturnFreedMemoryOnce()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        try
+        {
+            malloc_trim(0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "malloc_trim")]
+    private static partial int malloc_trim(nuint pad);
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int mallopt(int parameter, int value);
 }

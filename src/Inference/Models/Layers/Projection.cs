@@ -50,12 +50,38 @@ public abstract class Projection : Module
     /// <summary>Builds the weight's serving form (CPU only); call again after the weights change.</summary>
     public void PrepareForServing(WeightFormat format = WeightFormat.Float32)
     {
+        if (FullPrecisionReleased)
+        {
+            throw new InvalidOperationException($"{ModulePath ?? "this projection"}: its float32 weight was released; load the model again to serve it in another form");
+        }
         _serving?.Dispose();
         _serving = ServingMatrix.TryCreate(_weight, StoredAsOutByIn, format);
     }
 
     /// <summary>The form serving multiplies by, or null where it keeps torch's product.</summary>
     public IServingMatrix? Serving => _serving;
+
+    /// <summary>Whether <see cref="ReleaseFullPrecision"/> freed the parameter's values.</summary>
+    public bool FullPrecisionReleased { get; private set; }
+
+    /// <summary>
+    /// Frees the float32 weight once a bfloat16 or int8 form serves it: every product, training's included,
+    /// then reads that form, and the parameter keeps its name but no values (its shape becomes (0)).
+    /// Nothing happens for a float32 form, whose products need the parameter.
+    /// </summary>
+    public void ReleaseFullPrecision()
+    {
+        if (_serving is null || _serving.Format == WeightFormat.Float32 || FullPrecisionReleased)
+        {
+            return;
+        }
+        using (torch.no_grad())
+        using (Tensor nothing = empty([0], _weight.dtype, _weight.device))
+        {
+            _weight.set_(nothing);
+        }
+        FullPrecisionReleased = true;
+    }
 
     public Tensor Forward(Tensor x, AdapterRouting? adapters = null)
     {
