@@ -18,7 +18,7 @@ namespace LlmServer.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; with --tools the rest of the context)] [--json FILE] [--show-failures N (3)] [--threads N] [--dtype float32|bfloat16] [--quantization none|int8]
+        Usage: llmserver eval --model DIR --data FILE [--tools calculator] [--max-tokens N (64; with --tools the rest of the context)] [--json FILE] [--show-failures N (3)] [--threads N] [--dtype float32|bfloat16] [--quantization none|int8] [--replies FILE]
 
         FILE is chat JSONL whose lines end with the expected assistant reply and may carry a "family"
         (demo-corpus's heldout.jsonl). Every conversation but its last reply goes to the model with
@@ -29,6 +29,9 @@ public static class EvalCommand
         messages (at most 3 rounds); the reply after them is the one judged. The report counts the questions answered
         with a call. Replies there are limited only by the context unless --max-tokens is given: a call alone is about
         70 of the demo tokenizer's tokens, and one cut short by a limit is closed early with whatever fits.
+
+        --replies FILE writes every question's reply as JSONL (family, question, expected, reply, correct), in the
+        data's order, so two runs (two dtypes, two checkpoints) can be compared reply by reply.
 
         """ + ServingPrecision.Help + ".\n" + PerplexityEvaluation.Help;
 
@@ -52,7 +55,7 @@ public static class EvalCommand
         }
         try
         {
-            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools", .. ServingPrecision.Flags], []);
+            var arguments = CommandArguments.Parse(args, ["--model", "--data", "--max-tokens", "--json", "--show-failures", "--threads", "--tools", "--replies", .. ServingPrecision.Flags], []);
             ServingPrecision precision = ServingPrecision.From(arguments);
             string model = Path.GetFullPath(arguments.Required("--model"));
             if (!Directory.Exists(model))
@@ -70,6 +73,10 @@ public static class EvalCommand
                 ? await GenerateAsync(model, cases, maxTokens, arguments.Int("--threads", 0), precision)
                 : await GenerateWithCalculatorAsync(model, cases, arguments.Has("--max-tokens") ? maxTokens : null, arguments.Int("--threads", 0), precision);
             Report(outcomes, arguments.Int("--show-failures", 3), arguments.String("--json"), model, withTools: tools is not null);
+            if (arguments.String("--replies") is { } repliesPath)
+            {
+                WriteReplies(outcomes, repliesPath);
+            }
             return 0;
         }
         catch (Exception e) when (e is CommandLineException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException)
@@ -146,6 +153,22 @@ public static class EvalCommand
                 json["answered_with_a_call"] = outcomes.Count(o => o.ToolCalls > 0);
             }
             File.WriteAllText(jsonPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+    }
+
+    private static void WriteReplies(IReadOnlyList<Outcome> outcomes, string path)
+    {
+        using var writer = new StreamWriter(path);
+        foreach (Outcome outcome in outcomes)
+        {
+            writer.WriteLine(new JsonObject
+            {
+                ["family"] = outcome.Case.Family,
+                ["question"] = outcome.Case.Prompt[^1].Content,
+                ["expected"] = outcome.Case.Expected,
+                ["reply"] = outcome.Reply,
+                ["correct"] = outcome.Correct,
+            }.ToJsonString());
         }
     }
 
