@@ -162,7 +162,10 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
     public AdaptableLayers AdaptableLayers { get; }
 
     // Serving only: the tied LM head (wte) in its serving form; a separate head prepares itself as a Linear.
-    private IServingMatrix? _packedHead;
+    private IServingMatrix? _servedHead;
+
+    /// <summary>The tied LM head's serving form (null with a separate lm_head, which holds its own, or before serving).</summary>
+    public IServingMatrix? ServedTiedHead => _servedHead;
 
     /// <summary>Builds the inference-only weights serving multiplies by; call again after the weights change.</summary>
     public void PrepareForServing(WeightFormat format = WeightFormat.Float32)
@@ -172,8 +175,8 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
             linear.PrepareForServing(format);
         }
         lm_head?.PrepareForServing(format);
-        _packedHead?.Dispose();
-        _packedHead = lm_head is null ? ServingMatrix.TryCreate(wte.Weight, storedAsOutByIn: true, format) : null;
+        _servedHead?.Dispose();
+        _servedHead = lm_head is null ? ServingMatrix.TryCreate(wte.Weight, storedAsOutByIn: true, format) : null;
     }
 
     /// <summary>
@@ -219,13 +222,13 @@ public sealed class Gpt2Model : Module, ICausalLanguageModel
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head?.Forward(hidden) ?? TiedOutputHead.Logits(hidden, wte.Weight, _packedHead);   // (..., V)
+        lm_head?.Forward(hidden) ?? TiedOutputHead.Logits(hidden, wte.Weight, _servedHead);   // (..., V)
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            _packedHead?.Dispose();
+            _servedHead?.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -21,6 +21,14 @@ public static class TiedOutputHead
         {
             return serving.Multiply(hidden, bias: null);                                  // (N, V)
         }
+        // Training a LoRA adapter on a base served in bfloat16 or int8 multiplies by the head serving uses.
+        if (serving?.Dequantize() is { } served)
+        {
+            using (served)
+            {
+                return hidden.matmul(served.t());                                        // (..., V)
+            }
+        }
         return hidden.matmul(embedding.t());                                             // (..., V)
     }
 }

@@ -208,7 +208,10 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
     public AdaptableLayers AdaptableLayers { get; }
 
     // Serving only: the tied LM head (embed_tokens) in its serving form; a separate head prepares itself.
-    private IServingMatrix? _packedHead;
+    private IServingMatrix? _servedHead;
+
+    /// <summary>The tied LM head's serving form (null with a separate lm_head, which holds its own, or before serving).</summary>
+    public IServingMatrix? ServedTiedHead => _servedHead;
 
     /// <summary>The rotary frequencies config.json's rope_theta and rope_scaling call for.</summary>
     public static double[] InverseFrequencies(LlamaConfig config)
@@ -230,8 +233,8 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
         {
             linear.PrepareForServing(format);
         }
-        _packedHead?.Dispose();
-        _packedHead = lm_head is null ? ServingMatrix.TryCreate(model.EmbedTokens.Weight, storedAsOutByIn: true, format) : null;
+        _servedHead?.Dispose();
+        _servedHead = lm_head is null ? ServingMatrix.TryCreate(model.EmbedTokens.Weight, storedAsOutByIn: true, format) : null;
     }
 
     /// <summary>
@@ -263,13 +266,13 @@ public sealed class LlamaModel : Module, ICausalLanguageModel
 
     /// <summary>Projects hidden states (..., C) onto the vocabulary (..., V).</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head?.Forward(hidden) ?? TiedOutputHead.Logits(hidden, model.EmbedTokens.Weight, _packedHead);   // (..., V)
+        lm_head?.Forward(hidden) ?? TiedOutputHead.Logits(hidden, model.EmbedTokens.Weight, _servedHead);   // (..., V)
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            _packedHead?.Dispose();
+            _servedHead?.Dispose();
             _rotary.Dispose();
         }
         base.Dispose(disposing);
