@@ -57,14 +57,29 @@ public sealed class Int8MatrixTests
         using Tensor stored = Stored(weight, storedAsOutByIn);
         using Int8Matrix matrix = Int8Matrix.Quantize(stored, storedAsOutByIn);
 
-        using Tensor scale = weight.abs().amax([1], keepdim: true).div(127f);                     // (out, 1)
-        using Tensor quantized = weight.div(scale).round().clamp(-127, 127);                      // (out, in), torch.round is half-to-even
-        using Tensor expected = quantized.mul(scale);
+        using Tensor expected = TorchQuantizeDequantize(weight);
         using Tensor actual = matrix.Dequantize();
 
         Assert.Equal([outputs, (long)inputs], actual.shape);
         long wrong = actual.ne(expected).sum().item<long>();
         Assert.True(wrong == 0, $"{wrong} elements differ from torch's quantize-dequantize");
+    }
+
+    [Fact]
+    public void A_weight_exactly_halfway_between_two_steps_rounds_to_even()
+    {
+        // From the 2-layer fixture's wte: in float32, w / (max / 127) is exactly -44.5, so torch gives -44,
+        // while w × (127 / max) is -44.500004 and would round to -45.
+        float max = 0.87548834f, w = -0.30676562f;
+        Assert.Equal(-44.5f, w / (max / 127f));
+        using Tensor weight = tensor(new[] { max, w }).reshape(1, 2);                              // (out, in)
+        using Int8Matrix matrix = Int8Matrix.Quantize(weight, storedAsOutByIn: true);
+
+        using Tensor expected = TorchQuantizeDequantize(weight);
+        using Tensor actual = matrix.Dequantize();
+
+        Assert.Equal(-44f * (max / 127f), expected[0, 1].item<float>());
+        Assert.Equal(expected[0, 1].item<float>(), actual[0, 1].item<float>());
     }
 
     [Theory]
@@ -151,6 +166,17 @@ public sealed class Int8MatrixTests
             values.scatter_(1, column, extreme);
         }
         return values;
+    }
+
+    /// <summary>
+    /// Symmetric int8 per output row, written with torch alone: scale = max|w| / 127,
+    /// q = round-half-even(w / scale) clamped to ±127, back as q × scale. Rows must not be all zero.
+    /// </summary>
+    internal static Tensor TorchQuantizeDequantize(Tensor outByIn)
+    {
+        using Tensor scale = outByIn.abs().amax([1], keepdim: true).div(127f);                    // (out, 1)
+        using Tensor quantized = outByIn.div(scale).round().clamp(-127, 127);                     // (out, in), torch.round is half-to-even
+        return quantized.mul(scale);
     }
 
     /// <summary>The (out, in) weight as a checkpoint stores it: as is, or Conv1D's (in, out).</summary>
