@@ -131,7 +131,7 @@ public sealed class Bf16MatrixTests
     }
 
     /// <summary>torch's float32 → bfloat16 → float32 (the widening is exact).</summary>
-    private static Tensor TorchBf16(Tensor values)
+    internal static Tensor TorchBf16(Tensor values)
     {
         using Tensor bf16 = values.to(ScalarType.BFloat16);
         return bf16.to(ScalarType.Float32);
