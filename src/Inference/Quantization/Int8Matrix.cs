@@ -50,12 +50,15 @@ public sealed unsafe class Int8Matrix : IServingMatrix
             {
                 max = MathF.Max(max, MathF.Abs(row[k]));
             }
-            float inverse = max == 0f ? 0f : 127f / max;
-            scales[o] = max / 127f;
+            float scale = max / 127f;
+            scales[o] = scale;
+            // Divided, not multiplied by 127 / max: that product is a rounding away from w / scale and can
+            // land past an exact .5, rounding a weight the other way from q = round(w / scale).
             for (int k = 0; k < stride; k++)
             {
-                weights[Int8Kernels.Offset(o, k, stride, outputs)] =
-                    k < inputs ? (sbyte)Math.Clamp((int)MathF.Round(row[k] * inverse, MidpointRounding.ToEven), -127, 127) : (sbyte)0;
+                weights[Int8Kernels.Offset(o, k, stride, outputs)] = k < inputs && scale != 0f
+                    ? (sbyte)Math.Clamp((int)MathF.Round(row[k] / scale, MidpointRounding.ToEven), -127, 127)
+                    : (sbyte)0;
             }
         });
         return new Int8Matrix(inputs, outputs, stride, weights, scales);

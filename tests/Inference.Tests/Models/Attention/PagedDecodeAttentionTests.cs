@@ -7,7 +7,8 @@ namespace LlmServer.Inference.Tests.Models.Attention;
 /// <summary>
 /// The in-place decode kernel against plain softmax attention computed with libtorch over the same
 /// keys and values, on block tables like the engine makes them: out of order, shared between
-/// sequences (a cached prefix), and ending part-way into a block.
+/// sequences (a cached prefix), and ending part-way into a block; bfloat16 caches against float32
+/// ones holding the same values, and batches against their sequences one at a time.
 /// </summary>
 public sealed class PagedDecodeAttentionTests
 {
@@ -71,13 +72,128 @@ public sealed class PagedDecodeAttentionTests
     }
 
     [Fact]
-    public void Only_float32_caches_in_host_memory_are_read_in_place()
+    public void Float32_and_bfloat16_caches_in_host_memory_are_read_in_place()
     {
         var config = new Gpt2Config { LayerCount = 1, EmbeddingSize = 8, HeadCount = 2 };
         using var float32 = new PagedKvCache(config, 2, 4, ScalarType.Float32, CPU);
         using var bfloat16 = new PagedKvCache(config, 2, 4, ScalarType.BFloat16, CPU);
+        using var float16 = new PagedKvCache(config, 2, 4, ScalarType.Float16, CPU);
 
         Assert.True(PagedDecodeAttention.Supports(float32));
-        Assert.False(PagedDecodeAttention.Supports(bfloat16));
+        Assert.True(PagedDecodeAttention.Supports(bfloat16));
+        Assert.False(PagedDecodeAttention.Supports(float16));
     }
+
+    // (query heads, KV heads, head size, block size): without and with grouped-query attention, and a
+    // head size off the vector width (the scalar tails of the bfloat16 reads).
+    public static TheoryData<int, int, int, int> CacheShapes => new()
+    {
+        { 4, 4, 16, 16 },
+        { 8, 2, 16, 16 },
+        { 12, 4, 64, 16 },
+        { 6, 3, 5, 4 },
+    };
+
+    // One sequence whose context spans several blocks, then several of different lengths.
+    private static readonly int[][] KeyCountSets = [[70], [1, 16, 17, 70, 37]];
+
+    [Theory]
+    [MemberData(nameof(CacheShapes))]
+    public void A_bfloat16_cache_reads_as_a_float32_cache_of_the_same_rounded_values(int heads, int kvHeads, int headSize, int blockSize)
+    {
+        var shape = new CacheShape(2, kvHeads, headSize);
+        const int blockCount = 96, layer = 1;
+        using var bfloat16 = new PagedKvCache(shape, blockCount, blockSize, ScalarType.BFloat16, CPU);
+        using var float32 = new PagedKvCache(shape, blockCount, blockSize, ScalarType.Float32, CPU);
+        var generator = manual_seed(heads * 100 + kvHeads);
+        FillWithTheSameValues(bfloat16, float32, generator);
+
+        foreach (int[] keyCounts in KeyCountSets)
+        {
+            var group = Group(keyCounts, blockSize, blockCount, out _);
+            using Tensor queries = randn([keyCounts.Length, heads, headSize], generator: generator);  // (B, nh, hs)
+
+            using Tensor fromBfloat16 = PagedDecodeAttention.Run(queries, bfloat16, layer, group);     // (B, C)
+            using Tensor fromFloat32 = PagedDecodeAttention.Run(queries, float32, layer, group);       // (B, C)
+
+            // Equal values, so only float32 summation order differs (the bfloat16 reads accumulate in
+            // one vector, the float32 reads in two): measured at most 3e-7 of the largest output, where
+            // a misread element would move it by the order of the output itself.
+            using Tensor difference = fromBfloat16.sub(fromFloat32).abs().max();
+            using Tensor largest = fromFloat32.abs().max();
+            double relative = difference.item<float>() / (double)largest.item<float>();
+            Assert.True(relative < 1e-5, $"{keyCounts.Length} sequences: differs by {relative:E2} of the largest output");
+        }
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 4, 4, 16, 16)]
+    [InlineData(ScalarType.BFloat16, 4, 4, 16, 16)]
+    [InlineData(ScalarType.Float32, 8, 2, 16, 4)]
+    [InlineData(ScalarType.BFloat16, 8, 2, 16, 4)]
+    public void Sequences_computed_together_equal_each_computed_alone(ScalarType dtype, int heads, int kvHeads, int headSize, int blockSize)
+    {
+        // Together the threads split the sequences; alone they split one sequence's KV heads. Each
+        // head's arithmetic is the same either way, so the results must be identical.
+        var shape = new CacheShape(1, kvHeads, headSize);
+        const int blockCount = 128;
+        using var cache = new PagedKvCache(shape, blockCount, blockSize, dtype, CPU);
+        var generator = manual_seed(77);
+        using (no_grad())
+        {
+            cache.Keys(0).copy_(randn(cache.Keys(0).shape, generator: generator));
+            cache.Values(0).copy_(randn(cache.Values(0).shape, generator: generator));
+        }
+        int[] keyCounts = [3, 70, 1, 45, 16, 33, 9];
+        var group = Group(keyCounts, blockSize, blockCount, out int blocksPerSequence);
+        using Tensor queries = randn([keyCounts.Length, heads, headSize], generator: generator);      // (B, nh, hs)
+
+        using Tensor together = PagedDecodeAttention.Run(queries, cache, 0, group);                    // (B, C)
+
+        for (int s = 0; s < keyCounts.Length; s++)
+        {
+            var alone = new AttentionGroup
+            {
+                FirstToken = 0, SequenceCount = 1, QueryLength = 1, KeyLength = group.KeyLength,
+                DecodeContexts = new DecodeContexts([keyCounts[s]],
+                    group.DecodeContexts!.BlockTables.AsSpan(s * blocksPerSequence, blocksPerSequence).ToArray(), blocksPerSequence),
+            };
+            using Tensor query = queries.narrow(0, s, 1);                                               // (1, nh, hs)
+            using Tensor single = PagedDecodeAttention.Run(query, cache, 0, alone);                     // (1, C)
+            using Tensor row = together.narrow(0, s, 1);
+            Assert.True(single.eq(row).all().item<bool>(), $"sequence {s} ({keyCounts[s]} keys) differs when computed alone");
+        }
+    }
+
+    /// <summary>Random values rounded to bfloat16 in one cache and the same values widened to float32 in the other.</summary>
+    private static void FillWithTheSameValues(PagedKvCache bfloat16, PagedKvCache float32, TorchSharp.torch.Generator generator)
+    {
+        using (no_grad())
+        {
+            for (int l = 0; l < 2; l++)
+            {
+                bfloat16.Keys(l).copy_(randn(bfloat16.Keys(l).shape, generator: generator));
+                bfloat16.Values(l).copy_(randn(bfloat16.Values(l).shape, generator: generator));
+                float32.Keys(l).copy_(bfloat16.Keys(l));
+                float32.Values(l).copy_(bfloat16.Values(l));
+            }
+        }
+    }
+
+    /// <summary>A decode group over distinct, shuffled blocks, as many per sequence as the longest needs.</summary>
+    private static AttentionGroup Group(int[] keyCounts, int blockSize, int blockCount, out int blocksPerSequence)
+    {
+        int perSequence = keyCounts.Max(k => (k + blockSize - 1) / blockSize);
+        Assert.True(perSequence * keyCounts.Length <= blockCount, "the test needs more blocks");
+        int[] shuffled = Enumerable.Range(0, blockCount).OrderBy(_ => Random.Shared.Next()).ToArray();
+        int[] blockTables = shuffled.Take(perSequence * keyCounts.Length).ToArray();
+        blocksPerSequence = perSequence;
+        return new AttentionGroup
+        {
+            FirstToken = 0, SequenceCount = keyCounts.Length, QueryLength = 1, KeyLength = perSequence * blockSize,
+            DecodeContexts = new DecodeContexts(keyCounts, blockTables, perSequence),
+        };
+    }
+
+    private sealed record CacheShape(int LayerCount, int KvHeadCount, int HeadSize) : IKvCacheShape;
 }
