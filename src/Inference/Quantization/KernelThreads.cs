@@ -65,7 +65,19 @@ internal static unsafe class KernelThreads
             work.ThrowIfFailed();
             return;
         }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t => work.Run(t, threads));
+        // Failures are kept and rethrown as in the team, so callers see the body's own exception, not an AggregateException.
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            try
+            {
+                work.Run(t, threads);
+            }
+            catch (Exception exception)
+            {
+                work.Fail(exception);
+            }
+        });
+        work.ThrowIfFailed();
     }
 
     /// <summary>Every thread of the team runs this; a managed exception must not cross back into libgomp.</summary>

@@ -135,9 +135,14 @@ public sealed class ServingProductTests
         }
     }
 
+    /// <summary>
+    /// Training on a projection served in bfloat16 or int8 (a LoRA fine-tune of the served model, QLoRA's way)
+    /// multiplies its float32 rows by the weights serving keeps, so an adapter learns to correct those, and
+    /// autograd still reaches the input rows and the bias.
+    /// </summary>
     [Theory]
     [MemberData(nameof(FormatsAndOrientations))]
-    public void Training_forward_of_a_prepared_projection_is_the_float32_product_of_its_parameters(WeightFormat format, bool linearLayout)
+    public void Training_forward_of_a_prepared_projection_multiplies_by_the_kept_weights(WeightFormat format, bool linearLayout)
     {
         const int inputs = 50, outputs = 37;
         using Projection projection = RandomProjection(inputs, outputs, linearLayout, seed: 24);
@@ -145,15 +150,20 @@ public sealed class ServingProductTests
         Assert.NotNull(projection.Serving);
         Tensor bias = projection.parameters().Single(p => p.dim() == 1);
         using Tensor outByIn = linearLayout ? projection.Weight.detach().clone() : projection.Weight.detach().t().contiguous();
-        using Tensor x = randn([5, inputs], generator: manual_seed(25));                      // (5, in)
+        using Tensor kept = KeptWeights(outByIn, format);
+        using Tensor x = randn([5, inputs], generator: manual_seed(25)).requires_grad_();      // (5, in)
 
-        using Tensor expected = Int8MatrixTests.ReferenceProduct(x, outByIn, bias.detach());
+        using Tensor expected = Int8MatrixTests.ReferenceProduct(x.detach(), kept, bias.detach());
+        using Tensor unquantized = Int8MatrixTests.ReferenceProduct(x.detach(), outByIn, bias.detach());
         using Tensor trained = projection.Forward(x);                                         // (5, out), not under inference mode
+        trained.sum().backward();
 
-        Assert.True(trained.requires_grad, "autograd must reach the parameters");
-        // Float32 rounding only (measured 1.4e-7); either serving format's weights are off by far more.
+        Assert.NotNull(x.grad);
+        Assert.NotNull(bias.grad);
+        // Float32 rounding only; the unquantized weights are off by far more, which the second check shows.
         double error = Int8MatrixTests.RelativeError(trained.detach(), expected);
         Assert.True(error < 1e-5, $"{format}: max |error| is {error:E2} of max |product|");
+        Assert.True(Int8MatrixTests.RelativeError(trained.detach(), unquantized) > 1e-4, $"{format}: the training forward used the unquantized weights");
     }
 
     /// <summary>The weight as <paramref name="format"/> keeps it, computed with torch alone.</summary>

@@ -54,7 +54,7 @@ public sealed class Bf16MatrixTests
         using Bf16Matrix matrix = Bf16Matrix.Convert(stored, storedAsOutByIn);
 
         using Tensor expected = TorchBf16(weight);
-        using Tensor actual = matrix.Dequantize();
+        using Tensor actual = matrix.Dequantize()!;
 
         Assert.Equal([outputs, (long)inputs], actual.shape);
         long wrong = actual.ne(expected).sum().item<long>();

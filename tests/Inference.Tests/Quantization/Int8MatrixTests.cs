@@ -58,7 +58,7 @@ public sealed class Int8MatrixTests
         using Int8Matrix matrix = Int8Matrix.Quantize(stored, storedAsOutByIn);
 
         using Tensor expected = TorchQuantizeDequantize(weight);
-        using Tensor actual = matrix.Dequantize();
+        using Tensor actual = matrix.Dequantize()!;
 
         Assert.Equal([outputs, (long)inputs], actual.shape);
         long wrong = actual.ne(expected).sum().item<long>();
@@ -76,7 +76,7 @@ public sealed class Int8MatrixTests
         using Int8Matrix matrix = Int8Matrix.Quantize(weight, storedAsOutByIn: true);
 
         using Tensor expected = TorchQuantizeDequantize(weight);
-        using Tensor actual = matrix.Dequantize();
+        using Tensor actual = matrix.Dequantize()!;
 
         Assert.Equal(-44f * (max / 127f), expected[0, 1].item<float>());
         Assert.Equal(expected[0, 1].item<float>(), actual[0, 1].item<float>());
@@ -90,7 +90,7 @@ public sealed class Int8MatrixTests
         using Tensor weight = randn([outputs, inputs], generator: generator);                     // (out, in)
         using Tensor stored = Stored(weight, storedAsOutByIn);
         using Int8Matrix matrix = Int8Matrix.Quantize(stored, storedAsOutByIn);
-        using Tensor dequantized = matrix.Dequantize();
+        using Tensor dequantized = matrix.Dequantize()!;
         using Tensor bias = randn([outputs], generator: generator);
 
         foreach (int rows in RowCounts)
