@@ -21,9 +21,12 @@ public sealed class EngineStartup(IEngineClient engine, IHostApplicationLifetime
         try
         {
             ServedModel model = await engine.Ready.WaitAsync(stoppingToken);
-            logger.LogInformation("Serving {Model} from {Directory}: {Shape}, {Parameters:N0} parameters, max model length {MaxModelLen}, loaded in {Seconds:F2}s",
-                model.Name, model.Directory, model.Shape.Describe(), model.Shape.ParameterCount,
-                model.MaxModelLen, (DateTimeOffset.UtcNow - model.LoadedAt).TotalSeconds);
+            EngineOptions served = EngineServices.ToEngineOptions(options.Value);
+            logger.LogInformation("Serving {Model} from {Directory}: {Shape}, {Parameters:N0} parameters, max model length {MaxModelLen}, " +
+                "{Weights} weights, {KvCacheDtype} KV cache, loaded in {Seconds:F2}s",
+                model.Name, model.Directory, model.Shape.Describe(), model.Shape.ParameterCount, model.MaxModelLen,
+                served.Weights.ToString().ToLowerInvariant(), (served.KvCacheDtype ?? served.Dtype).ToString().ToLowerInvariant(),
+                (DateTimeOffset.UtcNow - model.LoadedAt).TotalSeconds);
             logger.LogInformation("CPU matrix products: MKL dispatch {MklDispatch}", MklCpuDispatch.Describe());
             LogGenerationDefaults(model.GenerationDefaults);
         }
