@@ -60,6 +60,7 @@ internal static unsafe class Bf16Kernels
         KernelThreads.ForOutputRanges(outputs, 4, (start, end) => MultiplyRange(weights, stride, outputs, x, n, y, bias, start, end));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MultiplyRange(ushort* weights, int stride, int outputs, float* x, int n, float* y, float* bias, int start, int end)
     {
         // Rows go in chunks that stay in L2 while every weight block of the range passes over them.
@@ -104,6 +105,7 @@ internal static unsafe class Bf16Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector128<float> FourByOne(ushort* w, int stride, float* x)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -118,6 +120,7 @@ internal static unsafe class Bf16Kernels
         return Reduce(a0, a1, a2, a3);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (Vector128<float>, Vector128<float>) FourByTwo(ushort* w, int stride, float* x)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
