@@ -72,36 +72,24 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
-        if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.Float32 || x.device_type != TorchSharp.DeviceType.CPU)
+        return ServingMatrix.Multiply(x, bias, Inputs, Outputs, (rows, count, biasValues, output) =>
         {
-            throw new ArgumentException($"expected (N, {Inputs}) float32 rows on the CPU", nameof(x));
-        }
-        using Tensor rows = x.contiguous();                                              // (N, in)
-        using Tensor? biasValues = bias?.contiguous();                                   // (out), float32 like the model
-        int count = (int)rows.shape[0];
-        Tensor output = empty([count, Outputs], ScalarType.Float32, CPU);               // (N, out)
-        if (count == 0)
-        {
-            return output;
-        }
-        float* y = (float*)TensorMemory.DataPointer(output);
-        float* b = biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues);
-        float* source = (float*)TensorMemory.DataPointer(rows);
-        if (_stride == Inputs)
-        {
-            Bf16Kernels.Multiply(_weights, _stride, Outputs, source, count, y, b);
-            return output;
-        }
-        float[] padded = new float[(long)count * _stride];
-        fixed (float* p = padded)
-        {
-            for (int r = 0; r < count; r++)
+            if (_stride == Inputs)
             {
-                new ReadOnlySpan<float>(source + (long)r * Inputs, Inputs).CopyTo(new Span<float>(p + (long)r * _stride, Inputs));
+                Bf16Kernels.Multiply(_weights, _stride, Outputs, rows, count, output, biasValues);
+                return;
             }
-            Bf16Kernels.Multiply(_weights, _stride, Outputs, p, count, y, b);
-        }
-        return output;
+            // The kernel steps over whole vectors: rows whose width is not a multiple of one are copied into zero-padded ones.
+            float[] padded = new float[(long)count * _stride];
+            fixed (float* p = padded)
+            {
+                for (int r = 0; r < count; r++)
+                {
+                    new ReadOnlySpan<float>(rows + (long)r * Inputs, Inputs).CopyTo(new Span<float>(p + (long)r * _stride, Inputs));
+                }
+                Bf16Kernels.Multiply(_weights, _stride, Outputs, p, count, output, biasValues);
+            }
+        });
     }
 
     public void Dispose()

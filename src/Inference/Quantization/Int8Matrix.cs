@@ -87,23 +87,12 @@ public sealed unsafe class Int8Matrix : IServingMatrix
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
-        if (x.dim() != 2 || x.shape[1] != Inputs || x.dtype != ScalarType.Float32 || x.device_type != TorchSharp.DeviceType.CPU)
+        return ServingMatrix.Multiply(x, bias, Inputs, Outputs, (rows, count, biasValues, output) =>
         {
-            throw new ArgumentException($"expected (N, {Inputs}) float32 rows on the CPU", nameof(x));
-        }
-        using Tensor rows = x.contiguous();                                              // (N, in)
-        using Tensor? biasValues = bias?.contiguous();                                   // (out), float32 like the model
-        int count = (int)rows.shape[0];
-        Tensor output = empty([count, Outputs], ScalarType.Float32, CPU);               // (N, out)
-        if (count == 0)
-        {
-            return output;
-        }
-        ActivationBuffer buffer = ActivationBuffer.For(count, _stride);
-        Int8Kernels.QuantizeRows((float*)TensorMemory.DataPointer(rows), count, Inputs, _stride, buffer.Quantized, buffer.Magnitudes, buffer.Scales);
-        Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, buffer.Quantized, buffer.Magnitudes, buffer.Scales, count,
-            (float*)TensorMemory.DataPointer(output), biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues));
-        return output;
+            ActivationBuffer buffer = ActivationBuffer.For(count, _stride);
+            Int8Kernels.QuantizeRows(rows, count, Inputs, _stride, buffer.Quantized, buffer.Magnitudes, buffer.Scales);
+            Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, buffer.Quantized, buffer.Magnitudes, buffer.Scales, count, output, biasValues);
+        });
     }
 
     public void Dispose()

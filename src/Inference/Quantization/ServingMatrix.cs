@@ -33,6 +33,31 @@ public static class ServingMatrix
         _ => null,
     };
 
+    /// <summary>What a reduced form's kernel is handed: contiguous rows (count, in), the bias (out) or null, and the output (count, out).</summary>
+    internal unsafe delegate void RowsKernel(float* rows, int count, float* bias, float* output);
+
+    /// <summary>
+    /// The frame every reduced form's product shares: checks the rows are (N, <paramref name="inputs"/>) float32 on
+    /// the host, and runs <paramref name="kernel"/> on their contiguous values into a new (N, <paramref name="outputs"/>) tensor.
+    /// </summary>
+    internal static unsafe Tensor Multiply(Tensor x, Tensor? bias, int inputs, int outputs, RowsKernel kernel)
+    {
+        if (x.dim() != 2 || x.shape[1] != inputs || x.dtype != ScalarType.Float32 || x.device_type != TorchSharp.DeviceType.CPU)
+        {
+            throw new ArgumentException($"expected (N, {inputs}) float32 rows on the CPU", nameof(x));
+        }
+        using Tensor rows = x.contiguous();                                              // (N, in)
+        using Tensor? biasValues = bias?.contiguous();                                   // (out), float32 like the model
+        int count = (int)rows.shape[0];
+        Tensor output = empty([count, outputs], ScalarType.Float32, CPU);               // (N, out)
+        if (count > 0)
+        {
+            kernel((float*)TensorMemory.DataPointer(rows), count,
+                biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues), (float*)TensorMemory.DataPointer(output));
+        }
+        return output;
+    }
+
     /// <summary>(out, in) float32 contiguous host copy of a weight stored either way.</summary>
     internal static Tensor OutByIn(Tensor weight, bool storedAsOutByIn)
     {
