@@ -43,14 +43,13 @@ internal static unsafe class KernelThreads
     /// </summary>
     public static void ForRanges(int count, int block, Action<int, int> body, int minimumBlocksPerThread = 1)
     {
-        int outputs = count;
-        int threads = Math.Min(Count, Math.Max(1, outputs / (block * minimumBlocksPerThread)));
+        int threads = Math.Min(Count, Math.Max(1, count / (block * minimumBlocksPerThread)));
         if (threads <= 1)
         {
-            body(0, outputs);
+            body(0, count);
             return;
         }
-        var work = new RangeWork(outputs, block, body);
+        var work = new RangeWork(count, block, body);
         if (Team is { } team)
         {
             GCHandle handle = GCHandle.Alloc(work);
@@ -95,16 +94,16 @@ internal static unsafe class KernelThreads
         }
     }
 
-    private sealed class RangeWork(int outputs, int block, Action<int, int> body)
+    private sealed class RangeWork(int count, int block, Action<int, int> body)
     {
         private ExceptionDispatchInfo? _failure;
 
         /// <summary>Thread <paramref name="thread"/> of <paramref name="threads"/> takes its share of whole blocks.</summary>
         public void Run(int thread, int threads)
         {
-            int chunk = (outputs / threads + block - 1) / block * block;
-            int start = Math.Min(outputs, thread * chunk);
-            int end = thread == threads - 1 ? outputs : Math.Min(outputs, start + chunk);
+            int chunk = (count / threads + block - 1) / block * block;
+            int start = Math.Min(count, thread * chunk);
+            int end = thread == threads - 1 ? count : Math.Min(count, start + chunk);
             if (start < end)
             {
                 body(start, end);
