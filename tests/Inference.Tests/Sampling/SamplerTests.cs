@@ -79,6 +79,37 @@ public class SamplerTests
     }
 
     [Fact]
+    public void A_vocabulary_sized_row_draws_in_proportion_across_its_whole_length()
+    {
+        // 50,257 tokens as GPT-2's head: the draw walks chunk sums, then tokens; the likely tokens sit
+        // at the ends of the row and at chunk edges, the excluded ones (weight 0) between them.
+        const int vocabulary = 50_257;
+        var logits = new float[vocabulary];
+        Array.Fill(logits, float.NegativeInfinity);
+        (int Token, double Probability)[] expected = [(0, 0.1), (1023, 0.2), (1024, 0.3), (vocabulary - 1, 0.4)];
+        foreach ((int token, double probability) in expected)
+        {
+            logits[token] = (float)Math.Log(probability);
+        }
+        var sampler = new Sampler();
+        var random = new SeededRandom(5);
+        Request request = RequestWith(new SamplingParameters { Temperature = 1 });
+        const int draws = 20_000;
+        var counts = new Dictionary<int, int>();
+        for (int i = 0; i < draws; i++)
+        {
+            int token = sampler.Sample(logits, vocabulary, request, random, [], 0).TokenId;
+            counts[token] = counts.GetValueOrDefault(token) + 1;
+        }
+        Assert.Equal(expected.Select(e => e.Token), counts.Keys.Order());
+        foreach ((int token, double probability) in expected)
+        {
+            // Five standard deviations of a binomial proportion at 20,000 draws is at most 0.018.
+            Assert.InRange(counts[token] / (double)draws, probability - 0.018, probability + 0.018);
+        }
+    }
+
+    [Fact]
     public void Top_p_keeps_the_smallest_set_that_reaches_p()
     {
         // 0.5 alone is short of 0.6, so the nucleus is {0, 1}, renormalised to 2/3 and 1/3.
