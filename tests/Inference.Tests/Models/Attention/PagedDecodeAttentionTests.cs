@@ -16,6 +16,7 @@ public sealed class PagedDecodeAttentionTests
     [InlineData(12, 64, 16)]   // GPT-2 124M
     [InlineData(4, 16, 16)]    // the 2-layer fixture
     [InlineData(3, 5, 4)]      // a head size off the vector width, small blocks
+    [InlineData(4, 8, 6)]      // blocks that are not a multiple of the four rows read together
     public void Matches_softmax_attention_read_through_the_block_tables(int heads, int headSize, int blockSize)
     {
         var config = new Gpt2Config { LayerCount = 2, EmbeddingSize = heads * headSize, HeadCount = heads };
@@ -92,6 +93,7 @@ public sealed class PagedDecodeAttentionTests
         { 8, 2, 16, 16 },
         { 12, 4, 64, 16 },
         { 6, 3, 5, 4 },
+        { 4, 2, 8, 6 },
     };
 
     // One sequence whose context spans several blocks, then several of different lengths.
