@@ -6,9 +6,10 @@ using LlmServer.Inference.Runtime;
 namespace LlmServer.Inference.Quantization;
 
 /// <summary>
-/// How the hand-written products split their work: each thread takes one contiguous range of output
-/// columns, so every weight byte is read by exactly one core and no two threads write the same cache
-/// line of the result.
+/// How the hand-written products and decode attention split their work: the index space is cut into
+/// a few contiguous ranges per thread, whole blocks each, and the threads take ranges from a shared
+/// counter until none are left. Every weight byte is read by exactly one core and no two threads
+/// write the same cache line of the result.
 /// </summary>
 /// <remarks>
 /// The threads are libtorch's own OpenMP team, entered through libgomp's <c>GOMP_parallel</c> (the
@@ -18,6 +19,11 @@ namespace LlmServer.Inference.Quantization;
 /// fifty times, ran at about half speed that way. In the same team the spinning workers are the ones
 /// that pick the products up. Where libgomp cannot be found (another OpenMP runtime, another OS) the
 /// work falls back to <see cref="Parallel.For(int, int, Action{int})"/>.
+///
+/// Ranges are taken, not dealt: with one fixed half each, a thread that the OS (or, on a virtual
+/// machine, the host) pauses for a moment holds the other at the end-of-region barrier, and a serving
+/// step passes some hundred such barriers. Several ranges per thread let the one that is running
+/// take the paused one's share.
 /// </remarks>
 internal static unsafe class KernelThreads
 {
@@ -34,22 +40,28 @@ internal static unsafe class KernelThreads
     /// <summary>Whether the products run in libtorch's OpenMP team (true) or on the .NET thread pool.</summary>
     public static bool UsesOpenMpTeam => Team is not null;
 
+    /// <summary>Ranges each thread may take, so one that runs late leaves little for the others to wait on.</summary>
+    private const int RangesPerThread = 8;
+
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, outputs) in ranges that are multiples of <paramref name="block"/>.</summary>
-    public static void ForOutputRanges(int outputs, int block, Action<int, int> body) => ForRanges(outputs, block, body, minimumBlocksPerThread: 4);
+    public static void ForOutputRanges(int outputs, int block, Action<int, int> body) => ForRanges(outputs, block, body, minimumBlocksPerRange: 4);
 
     /// <summary>
-    /// Runs <paramref name="body"/>(start, end) over [0, count) split into one range per thread, each a
-    /// multiple of <paramref name="block"/> and at least <paramref name="minimumBlocksPerThread"/> blocks.
+    /// Runs <paramref name="body"/>(start, end) over [0, count) split into ranges, each a multiple of
+    /// <paramref name="block"/> (the last may end short) and at least <paramref name="minimumBlocksPerRange"/> blocks
+    /// where the count allows; the ranges run in any order, on any thread, each exactly once.
     /// </summary>
-    public static void ForRanges(int count, int block, Action<int, int> body, int minimumBlocksPerThread = 1)
+    public static void ForRanges(int count, int block, Action<int, int> body, int minimumBlocksPerRange = 1)
     {
-        int threads = Math.Min(Count, Math.Max(1, count / (block * minimumBlocksPerThread)));
+        int blocks = (count + block - 1) / block;
+        int ranges = Math.Min(Count * RangesPerThread, Math.Max(1, blocks / minimumBlocksPerRange));
+        int threads = Math.Min(Count, ranges);
         if (threads <= 1)
         {
             body(0, count);
             return;
         }
-        var work = new RangeWork(count, block, body);
+        var work = new RangeWork(count, block, ranges, body);
         if (Team is { } team)
         {
             GCHandle handle = GCHandle.Alloc(work);
@@ -65,11 +77,11 @@ internal static unsafe class KernelThreads
             return;
         }
         // Failures are kept and rethrown as in the team, so callers see the body's own exception, not an AggregateException.
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
         {
             try
             {
-                work.Run(t, threads);
+                work.Run();
             }
             catch (Exception exception)
             {
@@ -86,7 +98,7 @@ internal static unsafe class KernelThreads
         var work = (RangeWork)GCHandle.FromIntPtr((IntPtr)data).Target!;
         try
         {
-            work.Run(Team!.ThreadNumber(), Team.TeamSize());
+            work.Run();
         }
         catch (Exception exception)
         {
@@ -94,19 +106,23 @@ internal static unsafe class KernelThreads
         }
     }
 
-    private sealed class RangeWork(int count, int block, Action<int, int> body)
+    private sealed class RangeWork(int count, int block, int ranges, Action<int, int> body)
     {
+        private readonly int _blocks = (count + block - 1) / block;
+        private int _taken;
         private ExceptionDispatchInfo? _failure;
 
-        /// <summary>Thread <paramref name="thread"/> of <paramref name="threads"/> takes its share of whole blocks.</summary>
-        public void Run(int thread, int threads)
+        /// <summary>Takes ranges until none are left (or one has failed); range r is blocks [r·B/R, (r+1)·B/R).</summary>
+        public void Run()
         {
-            int chunk = (count / threads + block - 1) / block * block;
-            int start = Math.Min(count, thread * chunk);
-            int end = thread == threads - 1 ? count : Math.Min(count, start + chunk);
-            if (start < end)
+            for (int range = Interlocked.Increment(ref _taken) - 1; range < ranges && _failure is null; range = Interlocked.Increment(ref _taken) - 1)
             {
-                body(start, end);
+                int start = (int)((long)_blocks * range / ranges) * block;
+                int end = Math.Min(count, (int)((long)_blocks * (range + 1) / ranges) * block);
+                if (start < end)
+                {
+                    body(start, end);
+                }
             }
         }
 
@@ -119,8 +135,6 @@ internal static unsafe class KernelThreads
     private sealed class OpenMp
     {
         public required delegate* unmanaged<delegate* unmanaged<void*, void>, void*, uint, uint, void> Parallel { get; init; }
-        public required delegate* unmanaged<int> ThreadNumber { get; init; }
-        public required delegate* unmanaged<int> TeamSize { get; init; }
 
         public static OpenMp? Find()
         {
@@ -136,17 +150,13 @@ internal static unsafe class KernelThreads
                     .Select(fields => fields[5])
                     .FirstOrDefault();
                 if (path is null || !NativeLibrary.TryLoad(path, out IntPtr library)
-                    || !NativeLibrary.TryGetExport(library, "GOMP_parallel", out IntPtr parallel)
-                    || !NativeLibrary.TryGetExport(library, "omp_get_thread_num", out IntPtr threadNumber)
-                    || !NativeLibrary.TryGetExport(library, "omp_get_num_threads", out IntPtr teamSize))
+                    || !NativeLibrary.TryGetExport(library, "GOMP_parallel", out IntPtr parallel))
                 {
                     return null;
                 }
                 return new OpenMp
                 {
                     Parallel = (delegate* unmanaged<delegate* unmanaged<void*, void>, void*, uint, uint, void>)parallel,
-                    ThreadNumber = (delegate* unmanaged<int>)threadNumber,
-                    TeamSize = (delegate* unmanaged<int>)teamSize,
                 };
             }
             catch (IOException)

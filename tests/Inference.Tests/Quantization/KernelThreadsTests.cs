@@ -52,11 +52,49 @@ public sealed class KernelThreadsTests
     }
 
     [Fact]
-    public void ForRanges_uses_several_ranges_when_threads_are_allowed()
+    public void ForRanges_cuts_more_ranges_than_threads_and_runs_them_on_several()
     {
-        var ranges = new ConcurrentBag<(int Start, int End)>();
-        WithThreads(4, () => KernelThreads.ForRanges(1000, 1, (start, end) => ranges.Add((start, end))));
-        Assert.Equal(4, ranges.Count);
+        var ranges = new ConcurrentBag<(int Start, int End, int Thread)>();
+        WithThreads(2, () => KernelThreads.ForRanges(1000, 1, (start, end) =>
+        {
+            ranges.Add((start, end, Environment.CurrentManagedThreadId));
+            Thread.Sleep(1);
+        }));
+        Assert.True(ranges.Count > 2, $"{ranges.Count} ranges for 2 threads");
+        Assert.Equal(2, ranges.Select(range => range.Thread).Distinct().Count());
+    }
+
+    [Fact]
+    public void A_stalled_range_leaves_the_rest_to_the_other_threads()
+    {
+        // The thread that takes the first range waits there until every other range has run: with a
+        // fixed share per thread it would wait for its own share, and time out.
+        WithThreads(2, () =>
+        {
+            const int count = 64;
+            int firstRangeEnd = -1;
+            var others = new ConcurrentBag<(int Start, int End, int Thread)>();
+            int stalledThread = -1;
+            int visited = 0;
+            KernelThreads.ForRanges(count, 1, (start, end) =>
+            {
+                Interlocked.Add(ref visited, end - start);
+                if (start == 0)
+                {
+                    firstRangeEnd = end;
+                    stalledThread = Environment.CurrentManagedThreadId;
+                    Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref visited) == count, TimeSpan.FromSeconds(20)),
+                        $"the other ranges were not taken while the first stalled ({Volatile.Read(ref visited)} of {count} indices visited)");
+                }
+                else
+                {
+                    others.Add((start, end, Environment.CurrentManagedThreadId));
+                }
+            });
+            Assert.Equal(count, visited);
+            Assert.True(firstRangeEnd < count, "the whole range went to one call");
+            Assert.DoesNotContain(others, range => range.Thread == stalledThread);
+        });
     }
 
     [Theory]
