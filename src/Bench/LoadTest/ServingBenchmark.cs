@@ -29,6 +29,11 @@ public static class ServingBenchmark
         // Not disposed: a request cancelled with the run may still release it after RunAsync has thrown.
         SemaphoreSlim? concurrencyLimit = options.MaxConcurrency is { } limit ? new SemaphoreSlim(limit) : null;
 
+        if (options.NumWarmups > 0)
+        {
+            await WarmUpAsync(client, url, options, model, concurrencyLimit, ct);
+        }
+
         DateTimeOffset startedAt = DateTimeOffset.UtcNow;
         long start = Stopwatch.GetTimestamp();
         var counters = new LoadTestCounters(options.NumPrompts, start, progress);
@@ -48,6 +53,23 @@ public static class ServingBenchmark
         double durationSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         return ServingMetrics.Compute(options, model, startedAt, durationSeconds, counters.PeakInFlight, outcomes);
     }
+
+    /// <summary>
+    /// The warm-up requests, all at once under the concurrency limit. Their prompts come from another seed,
+    /// so none of the measured prompts is in the server's prefix cache because of them; their outcomes are
+    /// dropped, and their counters never reach the progress display.
+    /// </summary>
+    private static async Task WarmUpAsync(HttpClient client, Uri url, ServingBenchmarkOptions options, string model,
+        SemaphoreSlim? concurrencyLimit, CancellationToken ct)
+    {
+        ServingBenchmarkOptions warmUp = options with { NumPrompts = options.NumWarmups, Seed = unchecked(options.Seed + WarmUpSeedOffset) };
+        var counters = new LoadTestCounters(warmUp.NumPrompts, Stopwatch.GetTimestamp(), progress: null);
+        await Task.WhenAll(RandomPromptGenerator.Generate(warmUp)
+            .Select(prompt => StreamingRequestBody.Serialize(warmUp, model, prompt))
+            .Select(body => SendWhenAllowedAsync(client, url, body, warmUp, concurrencyLimit, counters, ct)));
+    }
+
+    private const int WarmUpSeedOffset = 1_000_003;
 
     private static async Task<RequestOutcome> SendWhenAllowedAsync(
         HttpClient client, Uri url, byte[] body, ServingBenchmarkOptions options,

@@ -18,6 +18,13 @@ public sealed record ServingBenchmarkOptions
     public int NumPrompts { get; init; } = 100;
 
     /// <summary>
+    /// Requests sent before the clock starts, as vLLM's <c>--num-warmups</c>: at the same concurrency, with
+    /// prompts drawn apart from the measured ones, their outcomes discarded. A server (or this client) that
+    /// compiles or allocates on first use then shows its steady state.
+    /// </summary>
+    public int NumWarmups { get; init; }
+
+    /// <summary>
     /// Prompt length in tokens. Exact for plain completions prompts, which are sent as token ids; approximate
     /// (one word per token) for chat and for prompts with a <see cref="SharedPrefix"/>, whose exact length
     /// the result takes from each response's usage.
@@ -63,6 +70,10 @@ public sealed record ServingBenchmarkOptions
             throw new ArgumentException($"endpoint '{Endpoint}' must be {CompletionsEndpoint} or {ChatCompletionsEndpoint}");
         }
         RequirePositive(NumPrompts, "number of prompts");
+        if (NumWarmups < 0)
+        {
+            throw new ArgumentException($"number of warm-up requests must be 0 or more, not {NumWarmups}");
+        }
         RequirePositive(InputLength, "input length");
         RequirePositive(OutputLength, "output length");
         if (MaxConcurrency is { } concurrency)

@@ -75,6 +75,35 @@ public sealed class ServingBenchmarkTests
     }
 
     [Fact]
+    public async Task Warmups_AreSentFirst_WithOtherPrompts_AndLeftOutOfTheResult()
+    {
+        await using FakeStreamingServer server = await FakeStreamingServer.StartAsync(TimeSpan.Zero);
+        var progress = new RecordingProgress();
+        ServingBenchmarkOptions options = Options(server) with { NumPrompts = 4, NumWarmups = 3, InputLength = 8, OutputLength = 2, MaxConcurrency = 2 };
+
+        ServingBenchmarkResult result = await ServingBenchmark.RunAsync(options, progress, CancellationToken.None);
+
+        Assert.Equal(7, server.RequestBodies.Count);
+        Assert.Equal(4, result.Completed);
+        Assert.Equal(4 * 2, result.TotalOutputTokens);
+        Assert.Equal([1, 2, 3, 4], progress.Reports.Select(r => r.Completed));
+        // The measured prompts are the ones a run without warm-ups sends, and no warm-up prompt is among them.
+        await using FakeStreamingServer unwarmed = await FakeStreamingServer.StartAsync(TimeSpan.Zero);
+        await ServingBenchmark.RunAsync(Options(unwarmed) with { NumPrompts = 4, InputLength = 8, OutputLength = 2 }, null, CancellationToken.None);
+        string[] measured = unwarmed.RequestBodies.Select(b => b.GetProperty("prompt").GetRawText()).ToArray();
+        string[] sent = server.RequestBodies.Select(b => b.GetProperty("prompt").GetRawText()).ToArray();
+        Assert.Equal(measured.Order(), sent[3..].Order());
+        Assert.Empty(sent[..3].Intersect(measured));
+    }
+
+    [Fact]
+    public void A_negative_warmup_count_is_refused()
+    {
+        var options = new ServingBenchmarkOptions { BaseUrl = new Uri("http://127.0.0.1:1"), NumWarmups = -1 };
+        Assert.Contains("warm-up", Assert.Throws<ArgumentException>(options.Validate).Message);
+    }
+
+    [Fact]
     public async Task RateLimitedRequests_CountAsFailedAndSeparatelyAsRateLimited()
     {
         await using FakeStreamingServer server = await FakeStreamingServer.StartAsync(
