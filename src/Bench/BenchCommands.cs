@@ -1,3 +1,4 @@
+using System.Globalization;
 using LlmServer.Bench.Limits;
 using LlmServer.Bench.LoadTest;
 using LlmServer.Bench.Scenarios;
@@ -8,7 +9,7 @@ namespace LlmServer.Bench;
 /// <summary>
 /// <c>llmserver bench ...</c>: a load test against a running server (the default), or one of
 /// <c>suite</c> (every serving target in one run, server included), <c>limits</c> (the model's
-/// in-process limits), <c>soak</c> (a timed mixed load), <c>large-bodies</c> (big and adversarial
+/// in-process limits), <c>weight-forms</c> (each weight form side by side), <c>soak</c> (a timed mixed load), <c>large-bodies</c> (big and adversarial
 /// bodies, one build against another) and <c>structured</c> (what constrained decoding costs). <c>bench random-model</c> (a random-weight checkpoint to
 /// benchmark with) is the CLI's own <c>random-model</c> command, which the CLI answers before it
 /// gets here: this project knows nothing of the server's commands.
@@ -31,6 +32,8 @@ public static class BenchCommands
                 return 0;
             case "suite":
                 return await RunSuiteAsync(rest);
+            case "weight-forms":
+                return await RunWeightFormsAsync(rest);
             case "soak":
                 return await RunSoakAsync(rest);
             case "large-bodies":
@@ -51,13 +54,27 @@ public static class BenchCommands
         }
         if (!values.TryGetValue("--model", out string? model) || args.Length % 2 != 0)
         {
-            Console.Error.WriteLine("Usage: llmserver bench suite --model DIR [--result-json FILE] [--port N] [--memory-requests N]");
+            Console.Error.WriteLine("Usage: llmserver bench suite --model DIR [--result-json FILE] [--port N] [--memory-requests N] [--weight-forms float32,bfloat16,int8]");
             return 2;
+        }
+        IReadOnlyList<WeightFormat>? weightForms = null;
+        if (values.TryGetValue("--weight-forms", out string? forms))
+        {
+            try
+            {
+                weightForms = WeightFormatComparison.ParseForms(forms);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 2;
+            }
         }
         var options = new BenchmarkSuite.Options(model, values.GetValueOrDefault("--result-json", "bench-suite.json"))
         {
             Port = int.Parse(values.GetValueOrDefault("--port", "8765")),
             MemoryRequests = int.Parse(values.GetValueOrDefault("--memory-requests", "2000")),
+            WeightForms = weightForms,
         };
         if (options.MemoryRequests <= 500)
         {
@@ -69,6 +86,62 @@ public static class BenchCommands
         BenchmarkSuite.Result result = await BenchmarkSuite.RunAsync(options, Console.Out, cancel.Token);
         // Non-zero when a target was missed, so a script can tell without reading the table.
         return TargetsOk(result) ? 0 : 1;
+    }
+
+    private const string WeightFormsUsage = "Usage: llmserver bench weight-forms --model DIR [--forms float32,bfloat16,int8] [--result-json FILE] [--port N] " +
+        "[--input-len N (128)] [--output-len N (128)] [--single-stream-prompts N (8)] [--throughput-prompts N (64)] [--concurrency N (32)]";
+
+    /// <summary>bench weight-forms: <see cref="WeightFormatComparison"/> on its own, without the rest of the suite.</summary>
+    private static async Task<int> RunWeightFormsAsync(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            values[args[i]] = args[i + 1];
+        }
+        string[] known = ["--model", "--forms", "--result-json", "--port", "--input-len", "--output-len", "--single-stream-prompts", "--throughput-prompts", "--concurrency"];
+        WeightFormatComparison.Options options;
+        try
+        {
+            if (args.Length % 2 != 0)
+            {
+                throw new ArgumentException("every flag takes a value");
+            }
+            if (values.Keys.FirstOrDefault(flag => !known.Contains(flag)) is { } unknown)
+            {
+                throw new ArgumentException($"unknown flag '{unknown}'");
+            }
+            if (!values.TryGetValue("--model", out string? model))
+            {
+                throw new ArgumentException("--model DIR is required");
+            }
+            int Count(string flag, int fallback) =>
+                !values.TryGetValue(flag, out string? text) ? fallback
+                : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0 ? value
+                : throw new ArgumentException($"{flag} must be a positive whole number, not '{text}'");
+            options = new WeightFormatComparison.Options(model, WeightFormatComparison.ParseForms(values.GetValueOrDefault("--forms", "float32,bfloat16,int8")))
+            {
+                Port = Count("--port", 8767),
+                InputLength = Count("--input-len", 128),
+                OutputLength = Count("--output-len", 128),
+                SingleStreamPrompts = Count("--single-stream-prompts", 8),
+                ThroughputPrompts = Count("--throughput-prompts", 64),
+                ThroughputConcurrency = Count("--concurrency", 32),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine(WeightFormsUsage);
+            return 2;
+        }
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        WeightFormatComparison.Result result = await WeightFormatComparison.RunAsync(options, Console.Out, cancel.Token);
+        string resultPath = values.GetValueOrDefault("--result-json", "bench-weight-forms.json");
+        await File.WriteAllTextAsync(resultPath, System.Text.Json.JsonSerializer.Serialize(result, ServingBenchmarkResult.JsonOptions), cancel.Token);
+        Console.WriteLine($"Wrote {resultPath}");
+        return result.Forms.All(f => f.Failed == 0) ? 0 : 1;
     }
 
     private static async Task<int> RunSoakAsync(string[] args)

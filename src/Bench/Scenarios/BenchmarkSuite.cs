@@ -22,7 +22,11 @@ namespace LlmServer.Bench.Scenarios;
 public static class BenchmarkSuite
 {
     public sealed record Options(string ModelDirectory, string ResultPath, int Port = 8765, int InputLength = 128, int OutputLength = 128,
-        int ThroughputConcurrency = 32, int ThroughputPrompts = 64, int SingleStreamPrompts = 8, int MemoryRequests = 2000);
+        int ThroughputConcurrency = 32, int ThroughputPrompts = 64, int SingleStreamPrompts = 8, int MemoryRequests = 2000)
+    {
+        /// <summary>Weight forms to serve side by side as well (<see cref="WeightFormatComparison"/>); null for none.</summary>
+        public IReadOnlyList<LlmServer.Inference.Quantization.WeightFormat>? WeightForms { get; init; }
+    }
 
     public sealed record Result(
         ModelLimits Limits,
@@ -32,7 +36,8 @@ public static class BenchmarkSuite
         PrefixCacheResult PrefixCache,
         KvCacheResult KvCache,
         TargetResult Targets,
-        StructuredOutputBenchmark.Result Structured);
+        StructuredOutputBenchmark.Result Structured,
+        WeightFormatComparison.Result? WeightForms);
 
     /// <summary>
     /// The KV cache under the throughput load: llmserver_kv_cache_usage_perc sampled while it ran
@@ -64,6 +69,16 @@ public static class BenchmarkSuite
             $"serving's packed products: {limits.GemmGflops256Rows:F1} at 256 rows, {limits.GemmGflops32Rows:F1} at 32, {limits.GemmGflops1Row:F1} at 1; " +
             $"bare decode step at context {limits.ContextLength}: " +
             $"{limits.BareDecodeStepMs:F1} ms (1 sequence), {limits.BareDecodeStep32Ms:F1} ms (32); MKL dispatch: {limits.MklDispatch}");
+
+        // Before the suite's own server starts: each form has the machine to itself.
+        WeightFormatComparison.Result? weightForms = options.WeightForms is { } forms
+            ? await WeightFormatComparison.RunAsync(new WeightFormatComparison.Options(options.ModelDirectory, forms)
+            {
+                Port = options.Port + 1, InputLength = options.InputLength, OutputLength = options.OutputLength,
+                SingleStreamPrompts = options.SingleStreamPrompts, ThroughputPrompts = options.ThroughputPrompts,
+                ThroughputConcurrency = options.ThroughputConcurrency,
+            }, log, cancellationToken)
+            : null;
 
         await using ChildServer server = await ChildServer.StartAsync(options.ModelDirectory, options.Port, log, cancellationToken);
         var baseUrl = new Uri($"http://127.0.0.1:{options.Port}");
@@ -121,7 +136,7 @@ public static class BenchmarkSuite
             overhead, overhead <= 1.3,
             memory.TensorsAfter == memory.IdleTensors && memory.RssGrowthPercent < 10 && memory.Errors == 0,
             prefix.CachedBlockFraction >= 0.9 && prefix.TtftRatio >= 3);
-        var result = new Result(limits, single, throughput, memory, prefix, kvCache, targets, structured);
+        var result = new Result(limits, single, throughput, memory, prefix, kvCache, targets, structured, weightForms);
 
         await File.WriteAllTextAsync(options.ResultPath, JsonSerializer.Serialize(result, ServingBenchmarkResult.JsonOptions), cancellationToken);
         log.WriteLine(Summary(result));
@@ -144,6 +159,10 @@ public static class BenchmarkSuite
         text.AppendLine(CultureInfo.InvariantCulture, $"KV cache at c=32: peak {result.KvCache.PeakUsage:P1}, mean {result.KvCache.MeanUsage:P1} of its blocks; {result.KvCache.BytesPerToken:N0} bytes per token " +
             $"({result.Limits.Shape.LayerCount} layers x {result.Limits.Shape.KvHeadCount} KV heads of {result.Limits.Shape.HeadSize})");
         text.Append(StructuredOutputBenchmark.Summary(result.Structured));
+        if (result.WeightForms is { } forms)
+        {
+            text.Append(WeightFormatComparison.Table(forms));
+        }
         return text.ToString();
     }
 
