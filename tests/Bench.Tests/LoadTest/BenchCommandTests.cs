@@ -89,11 +89,24 @@ public sealed class BenchCommandTests
         Assert.Equal(2, await BenchCommands.RunAsync(args));
     }
 
+    [Theory]
+    [InlineData("weight-forms")]
+    [InlineData("weight-forms", "--model")]
+    [InlineData("weight-forms", "--model", "m", "--forms", "float32,int4")]
+    [InlineData("weight-forms", "--model", "m", "--forms", "int8,int8")]
+    [InlineData("weight-forms", "--model", "m", "--concurrency", "0")]
+    [InlineData("weight-forms", "--model", "m", "--weights", "int8")]
+    [InlineData("suite", "--model", "m", "--weight-forms", "int4")]
+    public async Task WeightForms_BadArguments_ExitWithTwo(params string[] args)
+    {
+        Assert.Equal(2, await BenchCommands.RunAsync(args));
+    }
+
     [Fact]
     public void Help_ListsEveryFlag()
     {
         string help = BenchCommand.Help();
-        foreach (string flag in new[] { "--base-url", "--model", "--endpoint", "--num-prompts", "--input-len", "--output-len", "--max-concurrency", "--request-rate", "--seed", "--temperature", "--shared-prefix", "--result-json" })
+        foreach (string flag in new[] { "--base-url", "--model", "--endpoint", "--num-prompts", "--num-warmups", "--input-len", "--output-len", "--max-concurrency", "--request-rate", "--seed", "--temperature", "--shared-prefix", "--result-json" })
         {
             Assert.Contains(flag, help);
         }
