@@ -47,6 +47,13 @@ public sealed record ModelLimits(
     long ServedWeightBytes = 0,
     double ServedWeightReadMs = 0)
 {
+    /// <summary>
+    /// The arithmetic serving does for a load: every token passes the body, but only generated tokens
+    /// pass the LM head (a prompt's logits are not computed) and no token multiplies the position table.
+    /// </summary>
+    public double FlopsDone(long promptTokens, long generatedTokens) =>
+        2.0 * BodyParameters * (promptTokens + generatedTokens) + 2.0 * HeadParameters * generatedTokens;
+
     public static ModelLimits Measure(string modelDirectory, int contextLength = 256, int repetitions = 20, WeightFormat weightFormat = WeightFormat.Float32)
     {
         MklDispatchOutcome mklDispatch = MklCpuDispatch.EnsureApplied();

@@ -125,8 +125,7 @@ public static class BenchmarkSuite
         double efficiencyServing = flops / throughput.DurationSeconds / 1e9 / limits.GemmGflops256Rows;
         // ... but prompt tokens never pass the LM head and no token multiplies the position table,
         // so the arithmetic actually done is less; reported beside it, for honesty.
-        double actualFlops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
-            + 2.0 * limits.HeadParameters * throughput.TotalOutputTokens;
+        double actualFlops = limits.FlopsDone(throughput.TotalInputTokens, throughput.TotalOutputTokens);
         double actualEfficiency = actualFlops / throughput.DurationSeconds / 1e9 / gemmRate;
         double decodeOverRead = single.TpotMs.Mean / limits.WeightReadMs;
         double overhead = single.TpotMs.Mean / limits.BareDecodeStepMs;

@@ -118,9 +118,7 @@ public static class WeightFormatComparison
         ServingBenchmarkResult throughput = await ServingBenchmark.RunAsync(Load(options.ThroughputPrompts, options.ThroughputConcurrency), null, cancellationToken);
         long after = server.ResidentBytes;
 
-        double flops = 2.0 * limits.BodyParameters * (throughput.TotalInputTokens + throughput.TotalOutputTokens)
-            + 2.0 * limits.HeadParameters * throughput.TotalOutputTokens;
-        double gflops = flops / throughput.DurationSeconds / 1e9;
+        double gflops = limits.FlopsDone(throughput.TotalInputTokens, throughput.TotalOutputTokens) / throughput.DurationSeconds / 1e9;
         return new FormResult(form.ToString().ToLowerInvariant(), limits.ServedWeightBytes, limits.ServedWeightReadMs, limits.GemmGflops256Rows,
             single.OutputThroughput, single.TpotMs.Median, single.TpotMs.Median / limits.ServedWeightReadMs,
             throughput.OutputThroughput, gflops, gflops / limits.GemmGflops256Rows,
