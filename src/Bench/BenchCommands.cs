@@ -94,6 +94,11 @@ public static class BenchCommands
     /// <summary>bench weight-forms: <see cref="WeightFormatComparison"/> on its own, without the rest of the suite.</summary>
     private static async Task<int> RunWeightFormsAsync(string[] args)
     {
+        if (args.Any(a => a is "--help" or "-h"))
+        {
+            Console.WriteLine(WeightFormsUsage);
+            return 0;
+        }
         var values = new Dictionary<string, string>();
         for (int i = 0; i + 1 < args.Length; i += 2)
         {

@@ -103,6 +103,12 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public async Task WeightForms_Help_ExitsWithZero()
+    {
+        Assert.Equal(0, await BenchCommands.RunAsync(["weight-forms", "--help"]));
+    }
+
+    [Fact]
     public void Help_ListsEveryFlag()
     {
         string help = BenchCommand.Help();
