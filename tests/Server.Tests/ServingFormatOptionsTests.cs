@@ -24,26 +24,17 @@ public class ServingFormatOptionsTests
     private static IReadOnlyList<string> Failures(ServerOptions options) =>
         new ServerOptionsValidator().Validate(null, options).Failures?.ToList() ?? [];
 
-    [Fact]
-    public void Bfloat16_on_the_cpu_keeps_bfloat16_weights_and_computes_in_float32()
+    [Theory]
+    [InlineData("bfloat16", "none", WeightFormat.BFloat16)]   // --dtype bfloat16 on the CPU: bfloat16 weights
+    [InlineData("auto", "int8", WeightFormat.Int8)]           // --quantization int8
+    public void A_reduced_weight_form_on_the_cpu_computes_in_float32(string dtype, string quantization, WeightFormat weights)
     {
-        ServerOptions options = Options(dtype: "bfloat16");
+        ServerOptions options = Options(dtype, quantization);
 
         Assert.Empty(Failures(options));
         EngineOptions engine = EngineServices.ToEngineOptions(options);
         Assert.Equal(ScalarType.Float32, engine.Dtype);
-        Assert.Equal(WeightFormat.BFloat16, engine.Weights);
-    }
-
-    [Fact]
-    public void Int8_quantization_keeps_int8_weights_and_computes_in_float32()
-    {
-        ServerOptions options = Options(quantization: "int8");
-
-        Assert.Empty(Failures(options));
-        EngineOptions engine = EngineServices.ToEngineOptions(options);
-        Assert.Equal(ScalarType.Float32, engine.Dtype);
-        Assert.Equal(WeightFormat.Int8, engine.Weights);
+        Assert.Equal(weights, engine.Weights);
     }
 
     [Fact]

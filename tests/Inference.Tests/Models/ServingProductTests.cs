@@ -92,7 +92,7 @@ public sealed class ServingProductTests
         projection.PrepareForServing(format);
         Assert.Equal(format, projection.Serving?.Format);
         Tensor bias = projection.parameters().Single(p => p.dim() == 1);
-        using Tensor outByIn = linearLayout ? projection.Weight.detach().clone() : projection.Weight.detach().t().contiguous();
+        using Tensor outByIn = ServingMatrix.OutByIn(projection.Weight, storedAsOutByIn: linearLayout);                  // (out, in)
         using Tensor kept = KeptWeights(outByIn, format);                                     // (out, in)
         var generator = manual_seed(22);
 
@@ -149,7 +149,7 @@ public sealed class ServingProductTests
         projection.PrepareForServing(format);
         Assert.NotNull(projection.Serving);
         Tensor bias = projection.parameters().Single(p => p.dim() == 1);
-        using Tensor outByIn = linearLayout ? projection.Weight.detach().clone() : projection.Weight.detach().t().contiguous();
+        using Tensor outByIn = ServingMatrix.OutByIn(projection.Weight, storedAsOutByIn: linearLayout);                  // (out, in)
         using Tensor kept = KeptWeights(outByIn, format);
         using Tensor x = randn([5, inputs], generator: manual_seed(25)).requires_grad_();      // (5, in)
 

@@ -25,9 +25,7 @@ public sealed class LoraOnReducedBaseTests
     [InlineData(WeightFormat.Int8)]
     public void Training_on_a_released_base_equals_training_on_its_served_weights_in_float32(WeightFormat format)
     {
-        using Gpt2Model reduced = Load();
-        reduced.PrepareForServing(format);
-        ((ICausalLanguageModel)reduced).ReleaseFullPrecisionWeights();
+        using Gpt2Model reduced = ReleasedBase(format);
         Assert.All(reduced.modules().OfType<Conv1D>(), c => Assert.True(c.FullPrecisionReleased && c.Weight.numel() == 0));
         using Gpt2Model dequantized = DequantizedCopy(reduced);
         using LoraAdapter adapter = RandomAdapter(reduced, seed: 3);
@@ -46,9 +44,7 @@ public sealed class LoraOnReducedBaseTests
     [InlineData(WeightFormat.Int8)]
     public void Gradients_of_training_on_a_released_base_reach_the_adapter_only(WeightFormat format)
     {
-        using Gpt2Model reduced = Load();
-        reduced.PrepareForServing(format);
-        ((ICausalLanguageModel)reduced).ReleaseFullPrecisionWeights();
+        using Gpt2Model reduced = ReleasedBase(format);
         using LoraAdapter adapter = RandomAdapter(reduced, seed: 5);
         foreach (Parameter weight in reduced.parameters())
         {
@@ -71,9 +67,7 @@ public sealed class LoraOnReducedBaseTests
     [InlineData(WeightFormat.Int8, 5e-2f)]
     public void An_adapter_served_on_a_released_base_serves_what_training_on_it_computes(WeightFormat format, float tolerance)
     {
-        using Gpt2Model reduced = Load();
-        reduced.PrepareForServing(format);
-        ((ICausalLanguageModel)reduced).ReleaseFullPrecisionWeights();
+        using Gpt2Model reduced = ReleasedBase(format);
         using LoraAdapter adapter = RandomAdapter(reduced, seed: 7);
 
         List<Tensor> served = ServingBatch.Logits(reduced, [Prompt], spans => AdapterRouting.ForRows(
@@ -94,9 +88,7 @@ public sealed class LoraOnReducedBaseTests
     [Fact]
     public void A_released_projection_refuses_to_be_prepared_again()
     {
-        using Gpt2Model reduced = Load();
-        reduced.PrepareForServing(WeightFormat.Int8);
-        ((ICausalLanguageModel)reduced).ReleaseFullPrecisionWeights();
+        using Gpt2Model reduced = ReleasedBase(WeightFormat.Int8);
 
         var error = Assert.Throws<InvalidOperationException>(() => reduced.PrepareForServing(WeightFormat.Float32));
         Assert.Contains("released", error.Message);
@@ -114,6 +106,15 @@ public sealed class LoraOnReducedBaseTests
     }
 
     private static Gpt2Model Load() => CheckpointLoader.Load(TestFixtures.ModelDirectory(Fixture), ScalarType.Float32, CPU);
+
+    /// <summary>The fixture as a reduced-precision server holds it: prepared in <paramref name="format"/>, float32 projections released.</summary>
+    private static Gpt2Model ReleasedBase(WeightFormat format)
+    {
+        Gpt2Model model = Load();
+        model.PrepareForServing(format);
+        ((ICausalLanguageModel)model).ReleaseFullPrecisionWeights();
+        return model;
+    }
 
     /// <summary>A float32 copy of the base whose every Conv1D holds the values the reduced form serves.</summary>
     private static Gpt2Model DequantizedCopy(Gpt2Model reduced)
