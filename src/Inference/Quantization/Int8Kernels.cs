@@ -154,6 +154,49 @@ internal static unsafe class Int8Kernels
         }
     }
 
+    /// <summary>
+    /// Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/>: q × scale,
+    /// zero past the inputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Widen(sbyte* weights, float* channelScales, int stride, int outputs, float* destination, int start, int end)
+    {
+        int blocked = outputs / 4 * 4;
+        int o = start;
+        for (; o + 4 <= Math.Min(end, blocked); o += 4)
+        {
+            sbyte* block = weights + (long)o * stride;
+            for (int row = 0; row < 4; row++)
+            {
+                Vector256<float> scale = Vector256.Create(channelScales[o + row]);
+                float* target = destination + (long)(o + row) * stride;
+                for (int k = 0; k < stride; k += StepBytes)
+                {
+                    WidenStep(block + (long)k * 4 + row * StepBytes, scale, target + k);
+                }
+            }
+        }
+        for (; o < end; o++)
+        {
+            sbyte* source = weights + Offset(o, 0, stride, outputs);
+            Vector256<float> scale = Vector256.Create(channelScales[o]);
+            for (int k = 0; k < stride; k += StepBytes)
+            {
+                WidenStep(source + k, scale, destination + (long)o * stride + k);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WidenStep(sbyte* source, Vector256<float> scale, float* destination)
+    {
+        for (int part = 0; part < StepBytes; part += 8)
+        {
+            Vector256<float> values = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(source + part));
+            Avx.Store(destination + part, Avx.Multiply(values, scale));
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot(Vector256<byte> magnitude, Vector256<sbyte> weight, Vector256<sbyte> sign, Vector256<short> ones) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(weight, sign)), ones);

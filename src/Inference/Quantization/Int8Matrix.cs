@@ -8,7 +8,9 @@ namespace LlmServer.Inference.Quantization;
 /// A weight quantized to int8 at load: symmetric, one float32 scale per output channel
 /// (scale = max|w| / 127, q = round(w / scale)), rows (out, in) zero-padded to whole kernel steps and
 /// laid out as <see cref="Int8Kernels.Offset"/> says.
-/// Products quantize each incoming row the same way and run <see cref="Int8Kernels"/>.
+/// Products quantize each incoming row the same way and run <see cref="Int8Kernels"/>; products of
+/// <see cref="WidenedFromRows"/> rows or more (long prompts) multiply the rows as they are by the
+/// weight widened to float32 (<see cref="ServingMatrix.MultiplyWidened"/>).
 /// </summary>
 public sealed unsafe class Int8Matrix : IServingMatrix
 {
@@ -84,11 +86,23 @@ public sealed unsafe class Int8Matrix : IServingMatrix
         return result;
     }
 
+    /// <summary>
+    /// Rows from which a product widens the weight to float32 and runs MKL's GEMM (weight-only int8)
+    /// instead of quantizing the rows too: where the widening costs less than MKL gains over the int8 kernel.
+    /// </summary>
+    internal const int WidenedFromRows = 512;
+
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
         return ServingMatrix.Multiply(x, bias, Inputs, Outputs, (rows, count, biasValues, output) =>
         {
+            if (count >= WidenedFromRows && MklPackedMatrix.CanMultiplyPlain)
+            {
+                ServingMatrix.MultiplyWidened(rows, count, biasValues, output, Inputs, Outputs, _stride,
+                    (destination, start, end) => Int8Kernels.Widen(_weights, _scales, _stride, Outputs, destination, start, end));
+                return;
+            }
             ActivationBuffer buffer = ActivationBuffer.For(count, _stride);
             Int8Kernels.QuantizeRows(rows, count, Inputs, _stride, buffer.Quantized, buffer.Magnitudes, buffer.Scales);
             Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, buffer.Quantized, buffer.Magnitudes, buffer.Scales, count, output, biasValues);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LlmServer.Inference.Runtime;
 using static TorchSharp.torch;
 
@@ -56,6 +57,54 @@ public static class ServingMatrix
                 biasValues is null ? null : (float*)TensorMemory.DataPointer(biasValues), (float*)TensorMemory.DataPointer(output));
         }
         return output;
+    }
+
+    /// <summary>Writes a reduced weight's outputs [start, end) as float32 rows of its padded length (start a multiple of four).</summary>
+    internal unsafe delegate void WidenKernel(float* destination, int start, int end);
+
+    /// <summary>
+    /// A reduced form's product for many rows: the weight widened to float32 (out, <paramref name="stride"/>)
+    /// in a scratch buffer, then MKL's float32 GEMM. With enough rows the widening is a small share of
+    /// the product, and MKL's GEMM runs nearer the core's multiply rate than the reduced forms' own
+    /// kernels can without AVX-512 (docs/quantization.md, "Long prompts").
+    /// </summary>
+    internal static unsafe void MultiplyWidened(float* rows, int count, float* bias, float* output, int inputs, int outputs, int stride, WidenKernel widen)
+    {
+        float* weights = WidenedWeights.For((long)outputs * stride);
+        KernelThreads.ForOutputRanges(outputs, 4, (start, end) => widen(weights, start, end));
+        if (bias is not null)
+        {
+            // MKL adds the product onto the output, so each row starts as the bias.
+            for (int r = 0; r < count; r++)
+            {
+                new ReadOnlySpan<float>(bias, outputs).CopyTo(new Span<float>(output + (long)r * outputs, outputs));
+            }
+        }
+        MklPackedMatrix.MultiplyByTransposed(weights, outputs, inputs, stride, rows, count, output, addToOutput: bias is not null);
+    }
+
+    /// <summary>
+    /// The float32 copy of the weight in flight. One per thread (products run on the engine thread),
+    /// grown to the largest weight widened and kept, so a long prompt's products allocate nothing.
+    /// </summary>
+    private static unsafe class WidenedWeights
+    {
+        [ThreadStatic]
+        private static float* _buffer;
+
+        [ThreadStatic]
+        private static long _capacity;
+
+        public static float* For(long floats)
+        {
+            if (floats > _capacity)
+            {
+                NativeMemory.AlignedFree(_buffer);
+                _buffer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                _capacity = floats;
+            }
+            return _buffer;
+        }
     }
 
     /// <summary>(out, in) float32 contiguous host copy of a weight stored either way.</summary>

@@ -120,8 +120,26 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
         }
     }
 
+    /// <summary>Whether MKL's plain float32 GEMM is there for <see cref="MultiplyByTransposed"/>.</summary>
+    internal static bool CanMultiplyPlain => Mkl is not null;
+
+    /// <summary>
+    /// y (N, out) = x (N, in) · Wᵀ, plus y's own values when <paramref name="addToOutput"/>, through MKL's plain
+    /// GEMM; W is (out, in) row-major with rows <paramref name="weightStride"/> floats apart.
+    /// </summary>
+    internal static void MultiplyByTransposed(float* weights, int outputs, int inputs, int weightStride, float* x, int rows, float* y, bool addToOutput)
+    {
+        // Column-major: C (out x N, ld = out) = A (out x in) * B (in x N, ld = in), where A is the
+        // row-major (out, stride) matrix read transposed.
+        byte transposeA = (byte)'T', plainB = (byte)'N';
+        int m = outputs, n = rows, k = inputs, leadingA = weightStride, leadingB = inputs, leadingC = outputs;
+        float alpha = 1f, beta = addToOutput ? 1f : 0f;
+        Mkl!.Multiply(&transposeA, &plainB, &m, &n, &k, &alpha, weights, &leadingA, x, &leadingB, &beta, y, &leadingC);
+    }
+
     private sealed class Api
     {
+        public required delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, float*, int*, float*, int*, float*, float*, int*, void> Multiply { get; init; }
         public required delegate* unmanaged<byte*, int*, int*, int*, nuint> PackGetSize { get; init; }
         public required delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, float*, int*, float*, void> Pack { get; init; }
         public required delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, int*, float*, int*, float*, float*, int*, void> Compute { get; init; }
@@ -131,12 +149,14 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
             if (!LibTorchCpu.TryGetHandle(out IntPtr library)
                 || !NativeLibrary.TryGetExport(library, "SGEMM_PACK_GET_SIZE", out IntPtr getSize)
                 || !NativeLibrary.TryGetExport(library, "SGEMM_PACK", out IntPtr pack)
-                || !NativeLibrary.TryGetExport(library, "SGEMM_COMPUTE", out IntPtr compute))
+                || !NativeLibrary.TryGetExport(library, "SGEMM_COMPUTE", out IntPtr compute)
+                || !NativeLibrary.TryGetExport(library, "SGEMM", out IntPtr multiply))
             {
                 return null;
             }
             return new Api
             {
+                Multiply = (delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, float*, int*, float*, int*, float*, float*, int*, void>)multiply,
                 PackGetSize = (delegate* unmanaged<byte*, int*, int*, int*, nuint>)getSize,
                 Pack = (delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, float*, int*, float*, void>)pack,
                 Compute = (delegate* unmanaged<byte*, byte*, int*, int*, int*, float*, int*, float*, int*, float*, float*, int*, void>)compute,
