@@ -8,15 +8,18 @@ namespace LlmServer.Inference.Quantization;
 /// bfloat16 weights × float32 rows on AVX2 + FMA, for the few rows of a decode step.
 /// </summary>
 /// <remarks>
-/// A bfloat16 is the top half of a float32, so widening is a zero-extend and a 16-bit shift; the product
-/// is then an ordinary FMA at full float32 precision. Without AVX512_BF16 that is all a core can do, and
-/// at one row the cost is the weight read, which is half of float32's. Each widened weight vector
-/// serves two rows, which keeps batches near the core's multiply rate.
+/// A bfloat16 is the top half of a float32, so the product is an ordinary FMA at full float32
+/// precision once the weight is widened. Without AVX512_BF16 that is all a core can do, and at one
+/// row the cost is the weight read, which is half of float32's. The weights are read 16 at a time as
+/// 32-bit pairs (<see cref="ToPairOrder"/>): masking off a lane's low half gives its odd weight and
+/// shifting it up gives its even one, two cheap instructions per 16 weights where zero-extending
+/// 8 at a time takes two per 8, so the multiply units, not the widening, set the pace of batches.
+/// Each widened weight vector serves two rows.
 /// </remarks>
 internal static unsafe class Bf16Kernels
 {
-    /// <summary>Elements per step along the input dimension; rows are padded with zeros to a multiple of it.</summary>
-    public const int StepElements = 8;
+    /// <summary>Elements per step along the input dimension (one 256-bit read); rows are padded with zeros to a multiple of it.</summary>
+    public const int StepElements = 16;
 
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
@@ -26,8 +29,8 @@ internal static unsafe class Bf16Kernels
     public static int PaddedLength(int inputs) => (inputs + StepElements - 1) / StepElements * StepElements;
 
     /// <summary>
-    /// Where weight (o, k) lives: blocks of four outputs with their rows interleaved step by step (one
-    /// 64-byte line: 8 of each row), so a block is one sequential stream; the last outputs % 4 rows follow, plain.
+    /// Where weight (o, k) lives: blocks of four outputs with their rows interleaved step by step (128
+    /// bytes: 16 of each row), so a block is one sequential stream; the last outputs % 4 rows follow, plain.
     /// </summary>
     public static long Offset(int o, int k, int stride, int outputs)
     {
@@ -54,7 +57,48 @@ internal static unsafe class Bf16Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
 
-    /// <summary>y (n, outputs) = x (n, stride) · wᵀ (+ bias), w (outputs, stride) bfloat16 laid out by <see cref="Offset"/>; x zero-padded to stride.</summary>
+    /// <summary>
+    /// Each 16 elements x_0..x_15 as x_0, x_2, …, x_14, x_1, x_3, …, x_15: the order in which a 256-bit
+    /// read of 16 bfloat16 values gives them as float32 (even ones shifted up, odd ones masked), so
+    /// float32 vectors kept in this order meet them lane by lane. <paramref name="length"/> a multiple of 16.
+    /// </summary>
+    public static void ToPairOrder(float* x, int length)
+    {
+        for (int i = 0; i < length; i += StepElements)
+        {
+            Vector256<float> low = Avx.LoadVector256(x + i), high = Avx.LoadVector256(x + i + 8);
+            Vector256<float> even = Avx.Shuffle(low, high, 0b10_00_10_00);             // x0 x2 x8 x10 | x4 x6 x12 x14
+            Vector256<float> odd = Avx.Shuffle(low, high, 0b11_01_11_01);              // x1 x3 x9 x11 | x5 x7 x13 x15
+            Avx.Store(x + i, Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle());
+            Avx.Store(x + i + 8, Avx2.Permute4x64(odd.AsDouble(), 0b11_01_10_00).AsSingle());
+        }
+    }
+
+    /// <summary>The inverse of <see cref="ToPairOrder"/>.</summary>
+    public static void FromPairOrder(float* x, int length)
+    {
+        for (int i = 0; i < length; i += StepElements)
+        {
+            Vector256<float> even = Avx.LoadVector256(x + i), odd = Avx.LoadVector256(x + i + 8);
+            Vector256<float> low = Avx.UnpackLow(even, odd);                           // x0 x1 x2 x3 | x8 x9 x10 x11
+            Vector256<float> high = Avx.UnpackHigh(even, odd);                         // x4 x5 x6 x7 | x12 x13 x14 x15
+            Avx.Store(x + i, Avx.Permute2x128(low, high, 0x20));
+            Avx.Store(x + i + 8, Avx.Permute2x128(low, high, 0x31));
+        }
+    }
+
+    /// <summary>The even elements of 16 bfloat16 values read as 32-bit pairs, as float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Even(Vector256<uint> pairs) => Avx2.ShiftLeftLogical(pairs, 16).AsSingle();
+
+    /// <summary>The odd elements of 16 bfloat16 values read as 32-bit pairs, as float32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Odd(Vector256<uint> pairs) => Avx2.And(pairs, Vector256.Create(0xFFFF0000u)).AsSingle();
+
+    /// <summary>
+    /// y (n, outputs) = x (n, stride) · wᵀ (+ bias), w (outputs, stride) bfloat16 laid out by <see cref="Offset"/>;
+    /// x zero-padded to stride and in <see cref="ToPairOrder"/>.
+    /// </summary>
     public static void Multiply(ushort* weights, int stride, int outputs, float* x, int n, float* y, float* bias)
     {
         KernelThreads.ForOutputRanges(outputs, 4, (start, end) => MultiplyRange(weights, stride, outputs, x, n, y, bias, start, end));
@@ -92,32 +136,73 @@ internal static unsafe class Bf16Kernels
             for (int r = 0; r < n; r++)
             {
                 float* row = x + (long)r * stride;
-                Vector256<float> sum = default;
+                Vector256<float> even = default, odd = default;
                 for (int k = 0; k < stride; k += StepElements)
                 {
-                    sum = Fma.MultiplyAdd(Widen(w + k), Avx.LoadVector256(row + k), sum);
+                    Vector256<uint> pairs = Avx.LoadVector256((uint*)(w + k));
+                    even = Fma.MultiplyAdd(Even(pairs), Avx.LoadVector256(row + k), even);
+                    odd = Fma.MultiplyAdd(Odd(pairs), Avx.LoadVector256(row + k + 8), odd);
                 }
-                y[(long)r * outputs + o] = Vector256.Sum(sum) + (bias is null ? 0f : bias[o]);
+                y[(long)r * outputs + o] = Vector256.Sum(Avx.Add(even, odd)) + (bias is null ? 0f : bias[o]);
             }
         }
     }
 
+    /// <summary>Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/>, zero past the inputs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Widen(ushort* weights, int stride, int outputs, float* destination, int start, int end)
+    {
+        int blocked = outputs / 4 * 4;
+        int o = start;
+        for (; o + 4 <= Math.Min(end, blocked); o += 4)
+        {
+            ushort* block = weights + (long)o * stride;
+            for (int row = 0; row < 4; row++)
+            {
+                float* target = destination + (long)(o + row) * stride;
+                for (int k = 0; k < stride; k += StepElements)
+                {
+                    ushort* piece = block + (long)k * 4 + row * StepElements;
+                    Avx.Store(target + k, Widen(piece));
+                    Avx.Store(target + k + 8, Widen(piece + 8));
+                }
+            }
+        }
+        for (; o < end; o++)
+        {
+            ushort* source = weights + Offset(o, 0, stride, outputs);
+            for (int k = 0; k < stride; k += 8)
+            {
+                Avx.Store(destination + (long)o * stride + k, Widen(source + k));
+            }
+        }
+    }
+
+    /// <summary>Eight bfloat16 values in their own order as float32: a zero-extending load and a shift.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector128<float> FourByOne(ushort* w, int stride, float* x)
     {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        // Even and odd halves sum apart: eight independent sums keep the multiply units busy.
+        Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default;
+        Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default;
         for (int k = 0; k < stride; k += StepElements, w += 4 * StepElements)
         {
-            Vector256<float> xa = Avx.LoadVector256(x + k);
-            a0 = Fma.MultiplyAdd(Widen(w), xa, a0);
-            a1 = Fma.MultiplyAdd(Widen(w + StepElements), xa, a1);
-            a2 = Fma.MultiplyAdd(Widen(w + 2 * StepElements), xa, a2);
-            a3 = Fma.MultiplyAdd(Widen(w + 3 * StepElements), xa, a3);
+            Vector256<float> xEven = Avx.LoadVector256(x + k), xOdd = Avx.LoadVector256(x + k + 8);
+            Vector256<uint> p0 = Avx.LoadVector256((uint*)w), p1 = Avx.LoadVector256((uint*)(w + StepElements));
+            Vector256<uint> p2 = Avx.LoadVector256((uint*)(w + 2 * StepElements)), p3 = Avx.LoadVector256((uint*)(w + 3 * StepElements));
+            e0 = Fma.MultiplyAdd(Even(p0), xEven, e0);
+            o0 = Fma.MultiplyAdd(Odd(p0), xOdd, o0);
+            e1 = Fma.MultiplyAdd(Even(p1), xEven, e1);
+            o1 = Fma.MultiplyAdd(Odd(p1), xOdd, o1);
+            e2 = Fma.MultiplyAdd(Even(p2), xEven, e2);
+            o2 = Fma.MultiplyAdd(Odd(p2), xOdd, o2);
+            e3 = Fma.MultiplyAdd(Even(p3), xEven, e3);
+            o3 = Fma.MultiplyAdd(Odd(p3), xOdd, o3);
         }
-        return Reduce(a0, a1, a2, a3);
+        return Reduce(Avx.Add(e0, o0), Avx.Add(e1, o1), Avx.Add(e2, o2), Avx.Add(e3, o3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -128,19 +213,35 @@ internal static unsafe class Bf16Kernels
         float* x1 = x + stride;
         for (int k = 0; k < stride; k += StepElements, w += 4 * StepElements)
         {
-            Vector256<float> xa = Avx.LoadVector256(x + k), xb = Avx.LoadVector256(x1 + k);
-            Vector256<float> wv = Widen(w);
-            a0 = Fma.MultiplyAdd(wv, xa, a0);
-            b0 = Fma.MultiplyAdd(wv, xb, b0);
-            wv = Widen(w + StepElements);
-            a1 = Fma.MultiplyAdd(wv, xa, a1);
-            b1 = Fma.MultiplyAdd(wv, xb, b1);
-            wv = Widen(w + 2 * StepElements);
-            a2 = Fma.MultiplyAdd(wv, xa, a2);
-            b2 = Fma.MultiplyAdd(wv, xb, b2);
-            wv = Widen(w + 3 * StepElements);
-            a3 = Fma.MultiplyAdd(wv, xa, a3);
-            b3 = Fma.MultiplyAdd(wv, xb, b3);
+            Vector256<float> aEven = Avx.LoadVector256(x + k), aOdd = Avx.LoadVector256(x + k + 8);
+            Vector256<float> bEven = Avx.LoadVector256(x1 + k), bOdd = Avx.LoadVector256(x1 + k + 8);
+            Vector256<uint> pairs = Avx.LoadVector256((uint*)w);
+            Vector256<float> even = Even(pairs), odd = Odd(pairs);
+            a0 = Fma.MultiplyAdd(even, aEven, a0);
+            b0 = Fma.MultiplyAdd(even, bEven, b0);
+            a0 = Fma.MultiplyAdd(odd, aOdd, a0);
+            b0 = Fma.MultiplyAdd(odd, bOdd, b0);
+            pairs = Avx.LoadVector256((uint*)(w + StepElements));
+            even = Even(pairs);
+            odd = Odd(pairs);
+            a1 = Fma.MultiplyAdd(even, aEven, a1);
+            b1 = Fma.MultiplyAdd(even, bEven, b1);
+            a1 = Fma.MultiplyAdd(odd, aOdd, a1);
+            b1 = Fma.MultiplyAdd(odd, bOdd, b1);
+            pairs = Avx.LoadVector256((uint*)(w + 2 * StepElements));
+            even = Even(pairs);
+            odd = Odd(pairs);
+            a2 = Fma.MultiplyAdd(even, aEven, a2);
+            b2 = Fma.MultiplyAdd(even, bEven, b2);
+            a2 = Fma.MultiplyAdd(odd, aOdd, a2);
+            b2 = Fma.MultiplyAdd(odd, bOdd, b2);
+            pairs = Avx.LoadVector256((uint*)(w + 3 * StepElements));
+            even = Even(pairs);
+            odd = Odd(pairs);
+            a3 = Fma.MultiplyAdd(even, aEven, a3);
+            b3 = Fma.MultiplyAdd(even, bEven, b3);
+            a3 = Fma.MultiplyAdd(odd, aOdd, a3);
+            b3 = Fma.MultiplyAdd(odd, bOdd, b3);
         }
         return (Reduce(a0, a1, a2, a3), Reduce(b0, b1, b2, b3));
     }

@@ -6,9 +6,11 @@ namespace LlmServer.Inference.Quantization;
 
 /// <summary>
 /// A weight kept in bfloat16, rows (out, in) zero-padded to whole kernel steps and laid out as
-/// <see cref="Bf16Kernels.Offset"/> says; products run <see cref="Bf16Kernels"/> on float32 activations.
-/// MKL's bf16 GEMM would be faster for long prompts, but it reads only plain row-major matrices, and
-/// the interleaved layout is what lets a decode step read the weights near the memory's rate.
+/// <see cref="Bf16Kernels.Offset"/> says; products run <see cref="Bf16Kernels"/> on float32 activations,
+/// and products of <see cref="WidenedFromRows"/> rows or more (prompts) widen the weight to float32 and
+/// run MKL's float32 GEMM (<see cref="ServingMatrix.MultiplyWidened"/>). MKL's bf16 GEMM reads only plain
+/// row-major matrices, and would round the activations to bfloat16; the interleaved layout is what
+/// lets a decode step read the weights near the memory's rate.
 /// </summary>
 public sealed unsafe class Bf16Matrix : IServingMatrix
 {
@@ -69,26 +71,30 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
         return result;
     }
 
+    /// <summary>Rows from which a product widens the weight to float32 and runs MKL's GEMM: where the widening costs less than MKL gains.</summary>
+    internal const int WidenedFromRows = 128;
+
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
         return ServingMatrix.Multiply(x, bias, Inputs, Outputs, (rows, count, biasValues, output) =>
         {
-            if (_stride == Inputs)
+            if (count >= WidenedFromRows && MklPackedMatrix.CanMultiplyPlain)
             {
-                Bf16Kernels.Multiply(_weights, _stride, Outputs, rows, count, output, biasValues);
+                ServingMatrix.MultiplyWidened(rows, count, biasValues, output, Inputs, Outputs, _stride,
+                    (destination, start, end) => Bf16Kernels.Widen(_weights, _stride, Outputs, destination, start, end));
                 return;
             }
-            // The kernel steps over whole vectors: rows whose width is not a multiple of one are copied into zero-padded ones.
-            float[] padded = new float[(long)count * _stride];
-            fixed (float* p = padded)
+            // The kernel reads the rows in pair order, zero-padded to whole steps.
+            float* paired = PairedRows.For((long)count * _stride);
+            for (int r = 0; r < count; r++)
             {
-                for (int r = 0; r < count; r++)
-                {
-                    new ReadOnlySpan<float>(rows + (long)r * Inputs, Inputs).CopyTo(new Span<float>(p + (long)r * _stride, Inputs));
-                }
-                Bf16Kernels.Multiply(_weights, _stride, Outputs, p, count, output, biasValues);
+                var row = new Span<float>(paired + (long)r * _stride, _stride);
+                new ReadOnlySpan<float>(rows + (long)r * Inputs, Inputs).CopyTo(row);
+                row[Inputs..].Clear();
+                Bf16Kernels.ToPairOrder(paired + (long)r * _stride, _stride);
             }
+            Bf16Kernels.Multiply(_weights, _stride, Outputs, paired, count, output, biasValues);
         });
     }
 
@@ -98,6 +104,30 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
         {
             NativeMemory.AlignedFree(_weights);
             _weights = null;
+        }
+    }
+
+    /// <summary>
+    /// The rows of the product in flight in pair order. One per thread (products run on the engine
+    /// thread), grown to the largest batch seen and kept, so a decode step allocates nothing.
+    /// </summary>
+    private static class PairedRows
+    {
+        [ThreadStatic]
+        private static float* _buffer;
+
+        [ThreadStatic]
+        private static long _capacity;
+
+        public static float* For(long floats)
+        {
+            if (floats > _capacity)
+            {
+                NativeMemory.AlignedFree(_buffer);
+                _capacity = Math.Max(floats, _capacity * 2);
+                _buffer = (float*)NativeMemory.AlignedAlloc((nuint)(_capacity * sizeof(float)), 64);
+            }
+            return _buffer;
         }
     }
 }

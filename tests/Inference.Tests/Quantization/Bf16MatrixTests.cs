@@ -13,8 +13,9 @@ public sealed class Bf16MatrixTests
     // off the block of four (37, 5, 67) and on it (4). 37 and 67 outputs split across threads.
     public static TheoryData<int, int, bool> Shapes => Int8MatrixTests.Shapes;
 
-    // 300 rows of 800 inputs are more than one of the kernel's L2-sized chunks of rows.
-    private static readonly int[] RowCounts = [1, 2, 3, 33, 300];
+    // 300 rows of 800 inputs are more than one of the kernel's L2-sized chunks of rows; from
+    // WidenedFromRows rows the product widens the weights and runs MKL's float32 GEMM instead.
+    private static readonly int[] RowCounts = [1, 2, 3, 33, Bf16Matrix.WidenedFromRows, 300];
 
     [Theory]
     [MemberData(nameof(Shapes))]
