@@ -32,43 +32,50 @@ public sealed class PagedDecodeAttentionTests
             }
         }
 
-        int[] keyCounts = [1, blockSize, blockSize + 1, 3 * blockSize - 2, 37];
-        int blocksPerSequence = keyCounts.Max(k => (k + blockSize - 1) / blockSize);
-        int[] shuffled = Enumerable.Range(0, blockCount).OrderBy(_ => Random.Shared.Next()).ToArray();
-        var blockTables = new int[keyCounts.Length * blocksPerSequence];
-        for (int i = 0; i < blockTables.Length; i++)
+        // Several sequences, which the threads take whole, then one long one, whose parts they split.
+        int[][] keyCountSets = [[1, blockSize, blockSize + 1, 3 * blockSize - 2, 37], [150]];
+        foreach (int[] keyCounts in keyCountSets)
         {
-            blockTables[i] = shuffled[i % blockCount];
-        }
-        // Sequences 2 and 3 start with the same block, as two requests sharing a cached prefix do.
-        blockTables[3 * blocksPerSequence] = blockTables[2 * blocksPerSequence];
+            int blocksPerSequence = keyCounts.Max(k => (k + blockSize - 1) / blockSize);
+            int[] shuffled = Enumerable.Range(0, blockCount).OrderBy(_ => Random.Shared.Next()).ToArray();
+            var blockTables = new int[keyCounts.Length * blocksPerSequence];
+            for (int i = 0; i < blockTables.Length; i++)
+            {
+                blockTables[i] = shuffled[i % blockCount];
+            }
+            if (keyCounts.Length > 3)
+            {
+                // Sequences 2 and 3 start with the same block, as two requests sharing a cached prefix do.
+                blockTables[3 * blocksPerSequence] = blockTables[2 * blocksPerSequence];
+            }
 
-        int sequences = keyCounts.Length, width = heads * headSize;
-        // Queries as the model hands them over: a third of each (B, 3C) row of the fused projection.
-        using Tensor fused = randn([sequences, 3 * width], generator: generator);                      // (B, 3C)
-        using Tensor queries = fused.narrow(1, 0, width).view(sequences, heads, headSize);              // (B, nh, hs)
-        var group = new AttentionGroup
-        {
-            FirstToken = 0, SequenceCount = sequences, QueryLength = 1, KeyLength = blocksPerSequence * blockSize,
-            DecodeContexts = new DecodeContexts(keyCounts, blockTables, blocksPerSequence),
-        };
+            int sequences = keyCounts.Length, width = heads * headSize;
+            // Queries as the model hands them over: a third of each (B, 3C) row of the fused projection.
+            using Tensor fused = randn([sequences, 3 * width], generator: generator);                      // (B, 3C)
+            using Tensor queries = fused.narrow(1, 0, width).view(sequences, heads, headSize);              // (B, nh, hs)
+            var group = new AttentionGroup
+            {
+                FirstToken = 0, SequenceCount = sequences, QueryLength = 1, KeyLength = blocksPerSequence * blockSize,
+                DecodeContexts = new DecodeContexts(keyCounts, blockTables, blocksPerSequence),
+            };
 
-        using Tensor actual = PagedDecodeAttention.Run(queries, cache, layer, group);                  // (B, C)
+            using Tensor actual = PagedDecodeAttention.Run(queries, cache, layer, group);                  // (B, C)
 
-        Assert.Equal([sequences, width], actual.shape);
-        for (int s = 0; s < sequences; s++)
-        {
-            long[] slots = Enumerable.Range(0, keyCounts[s])
-                .Select(t => (long)blockTables[s * blocksPerSequence + t / blockSize] * blockSize + t % blockSize).ToArray();
-            using Tensor slotIds = tensor(slots);
-            using Tensor keys = cache.Keys(layer).index_select(0, slotIds).transpose(0, 1);               // (nh, T, hs)
-            using Tensor values = cache.Values(layer).index_select(0, slotIds).transpose(0, 1);           // (nh, T, hs)
-            using Tensor query = queries[s].unsqueeze(1);                                                // (nh, 1, hs)
-            using Tensor scores = query.matmul(keys.transpose(1, 2)).div(Math.Sqrt(headSize));           // (nh, 1, T)
-            using Tensor expected = scores.softmax(-1).matmul(values).reshape(width);                     // (C)
-            using Tensor row = actual[s];
-            float difference = row.sub(expected).abs().max().item<float>();
-            Assert.True(difference < 1e-5f, $"sequence {s} ({keyCounts[s]} keys) differs by {difference}");
+            Assert.Equal([sequences, width], actual.shape);
+            for (int s = 0; s < sequences; s++)
+            {
+                long[] slots = Enumerable.Range(0, keyCounts[s])
+                    .Select(t => (long)blockTables[s * blocksPerSequence + t / blockSize] * blockSize + t % blockSize).ToArray();
+                using Tensor slotIds = tensor(slots);
+                using Tensor keys = cache.Keys(layer).index_select(0, slotIds).transpose(0, 1);               // (nh, T, hs)
+                using Tensor values = cache.Values(layer).index_select(0, slotIds).transpose(0, 1);           // (nh, T, hs)
+                using Tensor query = queries[s].unsqueeze(1);                                                // (nh, 1, hs)
+                using Tensor scores = query.matmul(keys.transpose(1, 2)).div(Math.Sqrt(headSize));           // (nh, 1, T)
+                using Tensor expected = scores.softmax(-1).matmul(values).reshape(width);                     // (C)
+                using Tensor row = actual[s];
+                float difference = row.sub(expected).abs().max().item<float>();
+                Assert.True(difference < 1e-5f, $"sequence {s} ({keyCounts[s]} keys) differs by {difference}");
+            }
         }
     }
 
@@ -118,8 +125,8 @@ public sealed class PagedDecodeAttentionTests
             using Tensor fromBfloat16 = PagedDecodeAttention.Run(queries, bfloat16, layer, group);     // (B, C)
             using Tensor fromFloat32 = PagedDecodeAttention.Run(queries, float32, layer, group);       // (B, C)
 
-            // Equal values, so only float32 summation order differs (the bfloat16 reads accumulate in
-            // one vector, the float32 reads in two): measured at most 3e-7 of the largest output, where
+            // Equal values, so only float32 summation order differs (the bfloat16 reads sum even and
+            // odd elements apart): measured at most 3e-7 of the largest output, where
             // a misread element would move it by the order of the output itself.
             using Tensor difference = fromBfloat16.sub(fromFloat32).abs().max();
             using Tensor largest = fromFloat32.abs().max();
@@ -133,10 +140,10 @@ public sealed class PagedDecodeAttentionTests
     [InlineData(ScalarType.BFloat16, 4, 4, 16, 16)]
     [InlineData(ScalarType.Float32, 8, 2, 16, 4)]
     [InlineData(ScalarType.BFloat16, 8, 2, 16, 4)]
-    public void Sequences_computed_together_equal_each_computed_alone(ScalarType dtype, int heads, int kvHeads, int headSize, int blockSize)
+    public void Sequences_computed_together_match_each_computed_alone(ScalarType dtype, int heads, int kvHeads, int headSize, int blockSize)
     {
-        // Together the threads split the sequences; alone they split one sequence's KV heads. Each
-        // head's arithmetic is the same either way, so the results must be identical.
+        // Together the threads take whole sequences; alone they split one sequence into parts and
+        // combine the parts' results. Only float32 rounding may tell the two apart.
         var shape = new CacheShape(1, kvHeads, headSize);
         const int blockCount = 128;
         using var cache = new PagedKvCache(shape, blockCount, blockSize, dtype, CPU);
@@ -163,7 +170,10 @@ public sealed class PagedDecodeAttentionTests
             using Tensor query = queries.narrow(0, s, 1);                                               // (1, nh, hs)
             using Tensor single = PagedDecodeAttention.Run(query, cache, 0, alone);                     // (1, C)
             using Tensor row = together.narrow(0, s, 1);
-            Assert.True(single.eq(row).all().item<bool>(), $"sequence {s} ({keyCounts[s]} keys) differs when computed alone");
+            using Tensor difference = single.sub(row).abs().max();
+            using Tensor largest = row.abs().max();
+            double relative = difference.item<float>() / (double)largest.item<float>();
+            Assert.True(relative < 1e-5, $"sequence {s} ({keyCounts[s]} keys) differs by {relative:E2} of its largest output when computed alone");
         }
     }
 
