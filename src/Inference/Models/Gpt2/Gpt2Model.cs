@@ -83,7 +83,7 @@ public sealed class Mlp : Module
         using Tensor hidden = c_fc.Forward(x, adapters);                                 // (..., 4C)
         using Tensor activated = _activation switch
         {
-            "gelu_new" or "gelu_pytorch_tanh" => functional.gelu(hidden, TorchSharp.Modules.GELU.Approximate.tanh),
+            "gelu_new" or "gelu_pytorch_tanh" => TanhGelu.Apply(hidden),
             "gelu" => functional.gelu(hidden),
             _ => functional.relu(hidden),
         };
