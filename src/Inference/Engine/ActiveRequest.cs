@@ -29,20 +29,39 @@ internal sealed class ActiveRequest(Request request, RequestOutput output, Chann
         }
     }
 
-    /// <summary>Picks the request's next token from its row of logits and turns it into the event its client sees.</summary>
-    public GenerationEvent Sample(Sampler sampler, ReadOnlySpan<float> logits, int tokenCount)
+    /// <summary>
+    /// Picks the request's next token from its row of logits, touching only this request's state, so
+    /// the rows of a step may be chosen on several threads at once; <see cref="Emit"/> then hands it on.
+    /// </summary>
+    public ChosenToken Choose(Sampler sampler, ReadOnlySpan<float> logits, int tokenCount)
     {
         try
         {
             ReadOnlySpan<ulong> allowed = Output.Constraint is { } constraint
                 ? constraint.AllowedTokens(Request.Sampling.MaxTokens - Request.NumOutputTokens)
                 : default;
-            return Output.Append(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset, allowed));
+            return new ChosenToken(sampler.Sample(logits, tokenCount, Request, Output.Random, Output.SuppressedTokens, Output.TextOffset, allowed), null);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            return new ChosenToken(null, e.Message);
+        }
+    }
+
+    /// <summary>Appends a chosen token to the output (one request at a time: detokenizing shares the tokenizer) and turns it into the event its client sees.</summary>
+    public GenerationEvent Emit(ChosenToken chosen)
+    {
+        try
+        {
             // One request's bad row (NaN logits, say) fails that request alone, not the batch.
+            return chosen.Token is { } token ? Output.Append(token) : Output.Finish(FinishReason.Error, chosen.ErrorMessage);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
             return Output.Finish(FinishReason.Error, e.Message);
         }
     }
 }
+
+/// <summary>A request's token for this step, or why none could be chosen.</summary>
+internal readonly record struct ChosenToken(GeneratedToken? Token, string? ErrorMessage);

@@ -1,3 +1,4 @@
+using LlmServer.Inference.Quantization;
 using LlmServer.Inference.Sampling;
 using LlmServer.Inference.Scheduling;
 
@@ -53,11 +54,26 @@ internal sealed class EngineCore : IDisposable
                 active.AddPromptLogprobs(_sampler, rows, step.PromptLogits.Span.Slice(rows.FirstRow * width, rows.Count * width), width);
             }
             IReadOnlyList<Request> sampling = step.Sampling;
-            for (int row = 0; row < sampling.Count; row++)
+            var sampled = new ActiveRequest[sampling.Count];
+            for (int row = 0; row < sampled.Length; row++)
             {
-                ActiveRequest active = _requests[sampling[row].RequestId];
-                ReadOnlySpan<float> rowLogits = step.Logits.Span.Slice(row * width, width);
-                _requests.Update(active, active.Sample(_sampler, rowLogits, active.Weights.Served.Tokenizer.VocabSize));
+                sampled[row] = _requests[sampling[row].RequestId];
+            }
+            // Each row's choice reads its own logits and touches its own request only, so the rows
+            // split between the kernel threads; what the choices set off runs here, in row order.
+            var chosen = new ChosenToken[sampled.Length];
+            ReadOnlyMemory<float> logits = step.Logits;
+            KernelThreads.ForRanges(sampled.Length, 1, (start, end) =>
+            {
+                Sampler sampler = RowSampler.Current;
+                for (int row = start; row < end; row++)
+                {
+                    chosen[row] = sampled[row].Choose(sampler, logits.Span.Slice(row * width, width), sampled[row].Weights.Served.Tokenizer.VocabSize);
+                }
+            });
+            for (int row = 0; row < sampled.Length; row++)
+            {
+                _requests.Update(sampled[row], sampled[row].Emit(chosen[row]));
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -87,4 +103,13 @@ internal sealed class EngineCore : IDisposable
     }
 
     private void PublishStatistics() => _statistics = EngineStatistics.Of(_scheduler, _requests);
+
+    /// <summary>A sampler per thread: a sampler's scratch arrays serve one row at a time.</summary>
+    private static class RowSampler
+    {
+        [ThreadStatic]
+        private static Sampler? _current;
+
+        public static Sampler Current => _current ??= new Sampler();
+    }
 }

@@ -161,6 +161,31 @@ public sealed class EngineGenerationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Seeded_requests_sample_the_same_tokens_and_logprobs_alone_as_among_others()
+    {
+        // The rows of a step are sampled on several threads at once; each must still draw from its
+        // own row with its own generator, and report its own logprobs.
+        var prompts = ReferenceCase.Load(Fixture).Select(c => c.PromptIds).ToArray();
+        SamplingParameters Seeded(int i) =>
+            new() { Temperature = 0.9, TopP = 0.95, MaxTokens = 8 + i % 5, IgnoreEos = true, Seed = 100 + i, Logprobs = 2 };
+        var alone = new List<List<GeneratedToken>>();
+        for (int i = 0; i < 6; i++)
+        {
+            alone.Add((await RunAsync(Seeded(i), prompts[i % prompts.Length], id: $"alone-{i}")).Tokens);
+        }
+
+        var together = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => RunAsync(Seeded(i % 6), prompts[i % 6 % prompts.Length], id: $"together-{i}")));
+
+        for (int i = 0; i < together.Length; i++)
+        {
+            List<GeneratedToken> expected = alone[i % 6], actual = together[i].Item2;
+            Assert.Equal(expected.Select(t => t.TokenId), actual.Select(t => t.TokenId));
+            Assert.Equal(expected.Select(t => t.Logprob), actual.Select(t => t.Logprob), (a, b) => Math.Abs((a ?? 0) - (b ?? 0)) < 1e-3);
+            Assert.Equal(expected.Select(t => t.TopLogprobs!.Count), actual.Select(t => t.TopLogprobs!.Count));
+        }
+    }
+
+    [Fact]
     public async Task A_prompt_that_fills_the_context_is_computed_in_chunks_with_the_same_result()
     {
         await using var chunked = EngineFactory.Start(Fixture, scheduler: new SchedulerOptions { MaxNumBatchedTokens = 7 });
