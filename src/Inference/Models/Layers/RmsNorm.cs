@@ -12,7 +12,11 @@ namespace LlmServer.Inference.Models.Layers;
 public sealed class RmsNorm : Module
 {
     private readonly Parameter weight;
-    private readonly double _epsilon;
+
+    // Held for the module's life: a Scalar converted implicitly at the call is left to the finalizer,
+    // and TorchSharp 0.107 does not keep it alive through the native call that reads it, so a garbage
+    // collection started by another thread during that call can free it under libtorch.
+    private readonly Scalar _epsilon;
 
     public RmsNorm(int width, double epsilon, ScalarType dtype, Device device) : base("rms_norm")
     {
@@ -25,9 +29,18 @@ public sealed class RmsNorm : Module
     {
         using var scope = NewDisposeScope();
         Tensor wide = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);      // (..., C)
-        Tensor meanSquare = wide.square().mean([-1L], keepdim: true);                     // (..., 1)
+        Tensor meanSquare = wide.mul(wide).mean([-1L], keepdim: true);                    // (..., 1)
         Tensor normalized = wide.mul(meanSquare.add(_epsilon).rsqrt());                   // (..., C)
         Tensor narrowed = normalized.dtype == x.dtype ? normalized : normalized.to(x.dtype);
         return weight.mul(narrowed).MoveToOuterDisposeScope();                           // (..., C)
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _epsilon.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }
