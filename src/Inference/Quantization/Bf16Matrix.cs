@@ -74,6 +74,10 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
     /// <summary>Rows from which a product widens the weight to float32 and runs MKL's GEMM: where the widening costs less than MKL gains.</summary>
     internal const int WidenedFromRows = 128;
 
+    /// <summary>The rows of the product in flight in pair order, one buffer per thread (products run on the engine thread).</summary>
+    [ThreadStatic]
+    private static ScratchBuffer? _pairedRows;
+
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
@@ -86,7 +90,7 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
                 return;
             }
             // The kernel reads the rows in pair order, zero-padded to whole steps.
-            float* paired = PairedRows.For((long)count * _stride);
+            float* paired = (_pairedRows ??= new ScratchBuffer()).For<float>((long)count * _stride);
             for (int r = 0; r < count; r++)
             {
                 var row = new Span<float>(paired + (long)r * _stride, _stride);
@@ -104,30 +108,6 @@ public sealed unsafe class Bf16Matrix : IServingMatrix
         {
             NativeMemory.AlignedFree(_weights);
             _weights = null;
-        }
-    }
-
-    /// <summary>
-    /// The rows of the product in flight in pair order. One per thread (products run on the engine
-    /// thread), grown to the largest batch seen and kept, so a decode step allocates nothing.
-    /// </summary>
-    private static class PairedRows
-    {
-        [ThreadStatic]
-        private static float* _buffer;
-
-        [ThreadStatic]
-        private static long _capacity;
-
-        public static float* For(long floats)
-        {
-            if (floats > _capacity)
-            {
-                NativeMemory.AlignedFree(_buffer);
-                _capacity = Math.Max(floats, _capacity * 2);
-                _buffer = (float*)NativeMemory.AlignedAlloc((nuint)(_capacity * sizeof(float)), 64);
-            }
-            return _buffer;
         }
     }
 }

@@ -92,6 +92,17 @@ public sealed unsafe class Int8Matrix : IServingMatrix
     /// </summary>
     internal const int WidenedFromRows = 512;
 
+    // The rows of the product in flight, quantized: values, magnitudes and scales, one set per thread
+    // (products run on the engine thread), so a decode step allocates nothing.
+    [ThreadStatic]
+    private static ScratchBuffer? _quantizedRows;
+
+    [ThreadStatic]
+    private static ScratchBuffer? _rowMagnitudes;
+
+    [ThreadStatic]
+    private static ScratchBuffer? _rowScales;
+
     public Tensor Multiply(Tensor x, Tensor? bias)
     {
         ObjectDisposedException.ThrowIf(_weights is null, this);
@@ -103,9 +114,11 @@ public sealed unsafe class Int8Matrix : IServingMatrix
                     (destination, start, end) => Int8Kernels.Widen(_weights, _scales, _stride, Outputs, destination, start, end));
                 return;
             }
-            ActivationBuffer buffer = ActivationBuffer.For(count, _stride);
-            Int8Kernels.QuantizeRows(rows, count, Inputs, _stride, buffer.Quantized, buffer.Magnitudes, buffer.Scales);
-            Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, buffer.Quantized, buffer.Magnitudes, buffer.Scales, count, output, biasValues);
+            sbyte* quantized = (_quantizedRows ??= new ScratchBuffer()).For<sbyte>((long)count * _stride);
+            byte* magnitudes = (_rowMagnitudes ??= new ScratchBuffer()).For<byte>((long)count * _stride);
+            float* rowScales = (_rowScales ??= new ScratchBuffer()).For<float>(count);
+            Int8Kernels.QuantizeRows(rows, count, Inputs, _stride, quantized, magnitudes, rowScales);
+            Int8Kernels.Multiply(_weights, _scales, _stride, Outputs, quantized, magnitudes, rowScales, count, output, biasValues);
         });
     }
 
@@ -117,46 +130,6 @@ public sealed unsafe class Int8Matrix : IServingMatrix
             NativeMemory.AlignedFree(_scales);
             _weights = null;
             _scales = null;
-        }
-    }
-
-    /// <summary>
-    /// The quantized rows of the product in flight. One per thread (products run on the engine thread),
-    /// grown to the largest batch seen and kept, so a decode step allocates nothing.
-    /// </summary>
-    private sealed class ActivationBuffer
-    {
-        [ThreadStatic]
-        private static ActivationBuffer? _current;
-
-        private long _capacity;
-        private int _rowCapacity;
-
-        public sbyte* Quantized { get; private set; }
-
-        public byte* Magnitudes { get; private set; }
-
-        public float* Scales { get; private set; }
-
-        public static ActivationBuffer For(int rows, int stride)
-        {
-            ActivationBuffer buffer = _current ??= new ActivationBuffer();
-            long bytes = (long)rows * stride;
-            if (bytes > buffer._capacity)
-            {
-                NativeMemory.AlignedFree(buffer.Quantized);
-                NativeMemory.AlignedFree(buffer.Magnitudes);
-                buffer._capacity = Math.Max(bytes, buffer._capacity * 2);
-                buffer.Quantized = (sbyte*)NativeMemory.AlignedAlloc((nuint)buffer._capacity, 64);
-                buffer.Magnitudes = (byte*)NativeMemory.AlignedAlloc((nuint)buffer._capacity, 64);
-            }
-            if (rows > buffer._rowCapacity)
-            {
-                NativeMemory.AlignedFree(buffer.Scales);
-                buffer._rowCapacity = Math.Max(rows, buffer._rowCapacity * 2);
-                buffer.Scales = (float*)NativeMemory.AlignedAlloc((nuint)(buffer._rowCapacity * sizeof(float)), 64);
-            }
-            return buffer;
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using LlmServer.Inference.Runtime;
 using static TorchSharp.torch;
 
@@ -70,7 +69,7 @@ public static class ServingMatrix
     /// </summary>
     internal static unsafe void MultiplyWidened(float* rows, int count, float* bias, float* output, int inputs, int outputs, int stride, WidenKernel widen)
     {
-        float* weights = WidenedWeights.For((long)outputs * stride);
+        float* weights = (_widenedWeights ??= new ScratchBuffer()).For<float>((long)outputs * stride);
         KernelThreads.ForOutputRanges(outputs, 4, (start, end) => widen(weights, start, end));
         if (bias is not null)
         {
@@ -83,29 +82,9 @@ public static class ServingMatrix
         MklPackedMatrix.MultiplyByTransposed(weights, outputs, inputs, stride, rows, count, output, addToOutput: bias is not null);
     }
 
-    /// <summary>
-    /// The float32 copy of the weight in flight. One per thread (products run on the engine thread),
-    /// grown to the largest weight widened and kept, so a long prompt's products allocate nothing.
-    /// </summary>
-    private static unsafe class WidenedWeights
-    {
-        [ThreadStatic]
-        private static float* _buffer;
-
-        [ThreadStatic]
-        private static long _capacity;
-
-        public static float* For(long floats)
-        {
-            if (floats > _capacity)
-            {
-                NativeMemory.AlignedFree(_buffer);
-                _buffer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-                _capacity = floats;
-            }
-            return _buffer;
-        }
-    }
+    /// <summary>The float32 copy of the weight in flight, one buffer per thread (products run on the engine thread).</summary>
+    [ThreadStatic]
+    private static ScratchBuffer? _widenedWeights;
 
     /// <summary>(out, in) float32 contiguous host copy of a weight stored either way.</summary>
     internal static Tensor OutByIn(Tensor weight, bool storedAsOutByIn)
