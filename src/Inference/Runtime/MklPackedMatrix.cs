@@ -120,8 +120,13 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
         }
     }
 
-    /// <summary>Whether MKL's plain float32 GEMM is there for <see cref="MultiplyByTransposed"/>.</summary>
-    internal static bool CanMultiplyPlain => Mkl is not null;
+    /// <summary>
+    /// Whether <see cref="MultiplyByTransposed"/> runs MKL's own kernels for this CPU: MKL is there, and it
+    /// chose its kernels by instruction set (an Intel CPU, or the vendor check bypassed). On an AMD CPU
+    /// whose check was kept MKL takes its generic path, slower than the reduced forms' own kernels.
+    /// </summary>
+    internal static bool CanMultiplyPlain { get; } = Mkl is not null
+        && MklCpuDispatch.EnsureApplied() is MklDispatchOutcome.VendorCheckBypassed or MklDispatchOutcome.NotNeeded;
 
     /// <summary>
     /// y (N, out) = x (N, in) · Wᵀ, plus y's own values when <paramref name="addToOutput"/>, through MKL's plain
