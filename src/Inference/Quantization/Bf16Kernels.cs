@@ -148,7 +148,7 @@ internal static unsafe class Bf16Kernels
         }
     }
 
-    /// <summary>Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/>, zero past the inputs.</summary>
+    /// <summary>Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/> from <paramref name="destination"/> on, zero past the inputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Widen(ushort* weights, int stride, int outputs, float* destination, int start, int end)
     {
@@ -159,7 +159,7 @@ internal static unsafe class Bf16Kernels
             ushort* block = weights + (long)o * stride;
             for (int row = 0; row < 4; row++)
             {
-                float* target = destination + (long)(o + row) * stride;
+                float* target = destination + (long)(o - start + row) * stride;
                 for (int k = 0; k < stride; k += StepElements)
                 {
                     ushort* piece = block + (long)k * 4 + row * StepElements;
@@ -173,7 +173,7 @@ internal static unsafe class Bf16Kernels
             ushort* source = weights + Offset(o, 0, stride, outputs);
             for (int k = 0; k < stride; k += 8)
             {
-                Avx.Store(destination + (long)o * stride + k, Widen(source + k));
+                Avx.Store(destination + (long)(o - start) * stride + k, Widen(source + k));
             }
         }
     }

@@ -155,8 +155,8 @@ internal static unsafe class Int8Kernels
     }
 
     /// <summary>
-    /// Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/>: q × scale,
-    /// zero past the inputs.
+    /// Outputs [start, end) (start a multiple of four) as float32 rows of <paramref name="stride"/> from
+    /// <paramref name="destination"/> on: q × scale, zero past the inputs.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Widen(sbyte* weights, float* channelScales, int stride, int outputs, float* destination, int start, int end)
@@ -169,7 +169,7 @@ internal static unsafe class Int8Kernels
             for (int row = 0; row < 4; row++)
             {
                 Vector256<float> scale = Vector256.Create(channelScales[o + row]);
-                float* target = destination + (long)(o + row) * stride;
+                float* target = destination + (long)(o - start + row) * stride;
                 for (int k = 0; k < stride; k += StepBytes)
                 {
                     WidenStep(block + (long)k * 4 + row * StepBytes, scale, target + k);
@@ -182,7 +182,7 @@ internal static unsafe class Int8Kernels
             Vector256<float> scale = Vector256.Create(channelScales[o]);
             for (int k = 0; k < stride; k += StepBytes)
             {
-                WidenStep(source + k, scale, destination + (long)o * stride + k);
+                WidenStep(source + k, scale, destination + (long)(o - start) * stride + k);
             }
         }
     }

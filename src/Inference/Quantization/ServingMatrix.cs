@@ -58,19 +58,25 @@ public static class ServingMatrix
         return output;
     }
 
-    /// <summary>Writes a reduced weight's outputs [start, end) as float32 rows of its padded length (start a multiple of four).</summary>
+    /// <summary>Writes a reduced weight's outputs [start, end) (start a multiple of four) as float32 rows of its padded length, from the destination on.</summary>
     internal unsafe delegate void WidenKernel(float* destination, int start, int end);
+
+    /// <summary>
+    /// Floats of weight widened at a time: a larger matrix (an LM head under prompt logprobs, say) is
+    /// widened and multiplied a slice of outputs at a time, so the scratch buffer stays this small.
+    /// </summary>
+    private const long WidenedSliceFloats = 4L << 20;
 
     /// <summary>
     /// A reduced form's product for many rows: the weight widened to float32 (out, <paramref name="stride"/>)
     /// in a scratch buffer, then MKL's float32 GEMM. With enough rows the widening is a small share of
     /// the product, and MKL's GEMM runs nearer the core's multiply rate than the reduced forms' own
-    /// kernels can without AVX-512 (docs/quantization.md, "Long prompts").
+    /// kernels can without AVX-512 (docs/quantization.md, "How it works").
     /// </summary>
     internal static unsafe void MultiplyWidened(float* rows, int count, float* bias, float* output, int inputs, int outputs, int stride, WidenKernel widen)
     {
-        float* weights = (_widenedWeights ??= new ScratchBuffer()).For<float>((long)outputs * stride);
-        KernelThreads.ForOutputRanges(outputs, 4, (start, end) => widen(weights, start, end));
+        int sliceOutputs = (int)Math.Min(outputs, Math.Max(4, WidenedSliceFloats / stride / 4 * 4));
+        float* weights = (_widenedWeights ??= new ScratchBuffer()).For<float>((long)sliceOutputs * stride);
         if (bias is not null)
         {
             // MKL adds the product onto the output, so each row starts as the bias.
@@ -79,7 +85,12 @@ public static class ServingMatrix
                 new ReadOnlySpan<float>(bias, outputs).CopyTo(new Span<float>(output + (long)r * outputs, outputs));
             }
         }
-        MklPackedMatrix.MultiplyByTransposed(weights, outputs, inputs, stride, rows, count, output, addToOutput: bias is not null);
+        for (int first = 0; first < outputs; first += sliceOutputs)
+        {
+            int sliceStart = first, slice = Math.Min(sliceOutputs, outputs - first);
+            KernelThreads.ForOutputRanges(slice, 4, (start, end) => widen(weights + (long)start * stride, sliceStart + start, sliceStart + end));
+            MklPackedMatrix.MultiplyByTransposed(weights, slice, inputs, stride, rows, count, output + first, outputs, addToOutput: bias is not null);
+        }
     }
 
     /// <summary>The float32 copy of the weight in flight, one buffer per thread (products run on the engine thread).</summary>

@@ -130,14 +130,15 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
 
     /// <summary>
     /// y (N, out) = x (N, in) · Wᵀ, plus y's own values when <paramref name="addToOutput"/>, through MKL's plain
-    /// GEMM; W is (out, in) row-major with rows <paramref name="weightStride"/> floats apart.
+    /// GEMM; W is (out, in) row-major with rows <paramref name="weightStride"/> floats apart, and y's rows
+    /// are <paramref name="outputStride"/> floats apart (a slice of wider rows).
     /// </summary>
-    internal static void MultiplyByTransposed(float* weights, int outputs, int inputs, int weightStride, float* x, int rows, float* y, bool addToOutput)
+    internal static void MultiplyByTransposed(float* weights, int outputs, int inputs, int weightStride, float* x, int rows, float* y, int outputStride, bool addToOutput)
     {
-        // Column-major: C (out x N, ld = out) = A (out x in) * B (in x N, ld = in), where A is the
-        // row-major (out, stride) matrix read transposed.
+        // Column-major: C (out x N, ld = outputStride) = A (out x in) * B (in x N, ld = in), where A is
+        // the row-major (out, stride) matrix read transposed.
         byte transposeA = (byte)'T', plainB = (byte)'N';
-        int m = outputs, n = rows, k = inputs, leadingA = weightStride, leadingB = inputs, leadingC = outputs;
+        int m = outputs, n = rows, k = inputs, leadingA = weightStride, leadingB = inputs, leadingC = outputStride;
         float alpha = 1f, beta = addToOutput ? 1f : 0f;
         Mkl!.Multiply(&transposeA, &plainB, &m, &n, &k, &alpha, weights, &leadingA, x, &leadingB, &beta, y, &leadingC);
     }

@@ -45,6 +45,28 @@ public sealed class Bf16MatrixTests
         }
     }
 
+    [Fact]
+    public void A_long_prompt_over_a_matrix_larger_than_the_widening_slice_is_multiplied_slice_by_slice()
+    {
+        // 5,301 outputs of 800 inputs are more than one 4M-float slice of widened weights: a full slice, then
+        // 61 outputs ending in one outside the blocks of four.
+        const int inputs = 800, outputs = 5301;
+        var generator = manual_seed(11);
+        using Tensor weight = randn([outputs, inputs], generator: generator);                     // (out, in)
+        using Bf16Matrix matrix = Bf16Matrix.Convert(weight, storedAsOutByIn: true);
+        using Tensor rounded = TorchBf16(weight);
+        using Tensor bias = randn([outputs], generator: generator);
+        using Tensor x = randn([Bf16Matrix.WidenedFromRows + 3, inputs], generator: generator);  // (rows, in)
+
+        foreach (Tensor? b in new[] { null, bias })
+        {
+            using Tensor expected = Int8MatrixTests.ReferenceProduct(x, rounded, b);
+            using Tensor actual = matrix.Multiply(x, b);
+            double error = Int8MatrixTests.RelativeError(actual, expected);
+            Assert.True(error < 1e-5, $"bias {b is not null}: max |error| is {error:E2} of max |product|");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void Dequantize_is_torch_bfloat16_rounding(int inputs, int outputs, bool storedAsOutByIn)
