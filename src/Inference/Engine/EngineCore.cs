@@ -16,7 +16,6 @@ internal sealed class EngineCore : IDisposable
     private readonly ModelRunner _runner;
     private readonly LoadedEngine _loaded;
     private readonly ActiveRequests _requests;
-    private readonly Sampler _sampler = new();
     private volatile EngineStatistics _statistics;
 
     public EngineCore(LoadedEngine loaded, EngineMetrics metrics)
@@ -51,7 +50,7 @@ internal sealed class EngineCore : IDisposable
             foreach (PromptLogitRows rows in step.Prompt)
             {
                 ActiveRequest active = _requests[rows.Request.RequestId];
-                active.AddPromptLogprobs(_sampler, rows, step.PromptLogits.Span.Slice(rows.FirstRow * width, rows.Count * width), width);
+                active.AddPromptLogprobs(RowSampler.Current, rows, step.PromptLogits.Span.Slice(rows.FirstRow * width, rows.Count * width), width);
             }
             IReadOnlyList<Request> sampling = step.Sampling;
             var sampled = new ActiveRequest[sampling.Count];
@@ -104,7 +103,7 @@ internal sealed class EngineCore : IDisposable
 
     private void PublishStatistics() => _statistics = EngineStatistics.Of(_scheduler, _requests);
 
-    /// <summary>A sampler per thread: a sampler's scratch arrays serve one row at a time.</summary>
+    /// <summary>A sampler per thread (the engine thread and the kernel threads): a sampler's scratch arrays serve one row at a time.</summary>
     private static class RowSampler
     {
         [ThreadStatic]
