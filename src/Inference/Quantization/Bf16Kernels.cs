@@ -57,6 +57,39 @@ internal static unsafe class Bf16Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
 
+    /// <summary><see cref="FromSingle"/> over <paramref name="length"/> values, 16 at a time.</summary>
+    public static void FromSingles(float* source, ushort* destination, int length)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            for (; i + 16 <= length; i += 16)
+            {
+                Vector256<int> low = RoundedHighHalves(Avx.LoadVector256(source + i));
+                Vector256<int> high = RoundedHighHalves(Avx.LoadVector256(source + i + 8));
+                // The pack works within 128-bit lanes (low 0-3, high 0-3, low 4-7, high 4-7); the permute puts the quarters in order.
+                Vector256<ushort> packed = Avx2.PackUnsignedSaturate(low, high);
+                Avx.Store(destination + i, Avx2.Permute4x64(packed.AsUInt64(), 0b11_01_10_00).AsUInt16());
+            }
+        }
+        for (; i < length; i++)
+        {
+            destination[i] = FromSingle(source[i]);
+        }
+    }
+
+    /// <summary>Each lane's bfloat16 in its low 16 bits: <see cref="FromSingle"/>, NaN kept quiet.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> RoundedHighHalves(Vector256<float> values)
+    {
+        Vector256<uint> bits = values.AsUInt32();
+        Vector256<uint> rounded = Avx2.ShiftRightLogical(
+            Avx2.Add(Avx2.Add(bits, Vector256.Create(0x7FFFu)), Avx2.And(Avx2.ShiftRightLogical(bits, 16), Vector256.Create(1u))), 16);
+        Vector256<uint> quiet = Avx2.Or(Avx2.ShiftRightLogical(bits, 16), Vector256.Create(0x40u));
+        Vector256<uint> isNaN = Avx.CompareUnordered(values, values).AsUInt32();
+        return Avx2.BlendVariable(rounded, quiet, isNaN).AsInt32();
+    }
+
     /// <summary>
     /// Each 16 elements x_0..x_15 as x_0, x_2, …, x_14, x_1, x_3, …, x_15: the order in which a 256-bit
     /// read of 16 bfloat16 values gives them as float32 (even ones shifted up, odd ones masked), so

@@ -25,12 +25,7 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
         // The new keys and values join the cache first, so every group reads its whole context,
         // the tokens of this step included, from one place.
         // A cache kept narrower than the model (bfloat16 under float32) stores the rounded values.
-        using (Tensor cachedKeys = keys.to(cache.Dtype))
-        using (Tensor cachedValues = values.to(cache.Dtype))
-        {
-            cache.Keys(layer).index_copy_(0, metadata.SlotMapping, cachedKeys);
-            cache.Values(layer).index_copy_(0, metadata.SlotMapping, cachedValues);
-        }
+        cache.Write(layer, metadata.SlotMapping, keys, values);
 
         var groupOutputs = new List<Tensor>(metadata.Groups.Count);
         foreach (AttentionGroup group in metadata.Groups)
