@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using LlmServer.Inference.Runtime;
 
 namespace LlmServer.Inference.Sampling;
 
@@ -192,10 +193,8 @@ public sealed class Sampler
             // An overflowed logit dominates any distribution; exp(inf - inf) would be NaN.
             return TensorPrimitives.IndexOfMax(adjusted);
         }
-        // w = exp((logit - max) / T), in place and vectorised.
-        TensorPrimitives.Subtract(adjusted, max, adjusted);
-        TensorPrimitives.Multiply(adjusted, (float)(1.0 / sampling.Temperature), adjusted);
-        TensorPrimitives.Exp(adjusted, adjusted);
+        // w = exp((logit - max) / T), in place, in one vectorised pass.
+        FastExponential.ExpOfShiftedAndScaled(adjusted, max, (float)(1.0 / sampling.Temperature), adjusted);
 
         bool cut = (sampling.TopK > 0 && sampling.TopK < adjusted.Length) || sampling.TopP < 1.0;
         return cut ? DrawAfterCuts(adjusted, sampling, random) : DrawFromAll(adjusted, random);

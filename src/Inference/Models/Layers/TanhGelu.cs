@@ -12,7 +12,7 @@ namespace LlmServer.Inference.Models.Layers;
 /// </summary>
 /// <remarks>
 /// Serving computes it as x / (1 + e^(−2u)), u = √(2/π) (x + 0.044715 x³), the same function
-/// (0.5 (1 + tanh u) is the logistic of 2u) with one vector exponential, where libtorch's kernel calls a
+/// (0.5 (1 + tanh u) is the logistic of 2u) with one vector exponential (<see cref="FastExponential"/>), where libtorch's kernel calls a
 /// tanh accurate to one unit in the last place that cost several times as much: a few percent of every
 /// step. Training keeps torch's op, which autograd differentiates.
 /// </remarks>
@@ -50,7 +50,7 @@ public static unsafe class TanhGelu
             Vector256<float> v = Avx.LoadVector256(x + i);
             // −2u = −2√(2/π) x (1 + 0.044715 x²)
             Vector256<float> minusTwoU = Avx.Multiply(Avx.Multiply(v, minusTwoRoot), Fma.MultiplyAdd(Avx.Multiply(v, v), cubic, one));
-            Avx.Store(y + i, Avx.Divide(v, Avx.Add(one, Vector256.Exp(minusTwoU))));
+            Avx.Store(y + i, Avx.Divide(v, Avx.Add(one, FastExponential.Exp(minusTwoU))));
         }
         for (; i < length; i++)
         {
