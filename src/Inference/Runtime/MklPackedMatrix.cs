@@ -133,14 +133,23 @@ public sealed unsafe class MklPackedMatrix : IServingMatrix
     /// GEMM; W is (out, in) row-major with rows <paramref name="weightStride"/> floats apart, and y's rows
     /// are <paramref name="outputStride"/> floats apart (a slice of wider rows).
     /// </summary>
-    internal static void MultiplyByTransposed(float* weights, int outputs, int inputs, int weightStride, float* x, int rows, float* y, int outputStride, bool addToOutput)
+    internal static void MultiplyByTransposed(float* weights, int outputs, int inputs, int weightStride, float* x, int rows, float* y, int outputStride, bool addToOutput) =>
+        MultiplyRowMajor(x, inputs, weights, weightStride, rightTransposed: true, y, outputStride, rows, outputs, inputs, addToOutput);
+
+    /// <summary>
+    /// C (m, n) = A (m, k) · B through MKL's plain GEMM, every matrix row-major with its own row stride:
+    /// B is (k, n), or stored (n, k) when <paramref name="rightTransposed"/>. C's own values are added when
+    /// <paramref name="addToOutput"/>.
+    /// </summary>
+    internal static void MultiplyRowMajor(float* left, int leftStride, float* right, int rightStride, bool rightTransposed,
+        float* output, int outputStride, int m, int n, int k, bool addToOutput)
     {
-        // Column-major: C (out x N, ld = outputStride) = A (out x in) * B (in x N, ld = in), where A is
-        // the row-major (out, stride) matrix read transposed.
-        byte transposeA = (byte)'T', plainB = (byte)'N';
-        int m = outputs, n = rows, k = inputs, leadingA = weightStride, leadingB = inputs, leadingC = outputStride;
+        // MKL is column-major, where a row-major matrix reads as its transpose: Cᵀ (n x m) = Bᵀ · Aᵀ.
+        byte rightOperation = rightTransposed ? (byte)'T' : (byte)'N', leftOperation = (byte)'N';
+        int rowsOfResult = n, columnsOfResult = m, inner = k, leadingRight = rightStride, leadingLeft = leftStride, leadingOutput = outputStride;
         float alpha = 1f, beta = addToOutput ? 1f : 0f;
-        Mkl!.Multiply(&transposeA, &plainB, &m, &n, &k, &alpha, weights, &leadingA, x, &leadingB, &beta, y, &leadingC);
+        Mkl!.Multiply(&rightOperation, &leftOperation, &rowsOfResult, &columnsOfResult, &inner, &alpha, right, &leadingRight,
+            left, &leadingLeft, &beta, output, &leadingOutput);
     }
 
     private sealed class Api

@@ -48,12 +48,20 @@ public sealed class PagedAttention(AttentionMetadata metadata, PagedKvCache cach
 
     /// <summary>
     /// A prompt computed from its first token: its whole context is this step's tokens, so it
-    /// attends over the keys and values just computed. Query and key lengths are equal, so SDPA's
-    /// top-left causal mask is right, and without an explicit mask it can take its memory-efficient kernel.
+    /// attends over the keys and values just computed: on the host through <see cref="CausalPromptAttention"/>,
+    /// elsewhere through SDPA. Query and key lengths are equal, so SDPA's top-left causal mask is right,
+    /// and without an explicit mask it can take its memory-efficient kernel.
     /// </summary>
     private static Tensor AttendFromFirstToken(AttentionGroup group, Tensor queries, Tensor keys, Tensor values, HeadLayout heads)
     {
         long t = group.QueryLength;
+        if (group.SequenceCount == 1 && CausalPromptAttention.Supports(queries, keys, values))
+        {
+            using Tensor promptQueries = queries.narrow(0, group.FirstToken, group.TokenCount);  // (T, nh, hs)
+            using Tensor promptKeys = keys.narrow(0, group.FirstToken, group.TokenCount);        // (T, n_kv, hs)
+            using Tensor promptValues = values.narrow(0, group.FirstToken, group.TokenCount);    // (T, n_kv, hs)
+            return CausalPromptAttention.Run(promptQueries, promptKeys, promptValues);           // (T, nh * hs)
+        }
         using Tensor q = queries.narrow(0, group.FirstToken, group.TokenCount)
             .view(1, t, heads.QueryHeads, heads.HeadSize).transpose(1, 2);               // (1, nh, T, hs)
         using Tensor k = keys.narrow(0, group.FirstToken, group.TokenCount)
