@@ -45,9 +45,15 @@ public sealed class Sampler
             throw new SamplingException("the model produced NaN logits for this request");
         }
 
-        bool plainGreedy = sampling.IsGreedy && sampling.LogitBias.Count == 0 && suppressedTokens.Count == 0
+        bool unadjusted = sampling.LogitBias.Count == 0 && suppressedTokens.Count == 0
             && sampling.PresencePenalty == 0 && sampling.FrequencyPenalty == 0 && allowedTokens.IsEmpty;
-        int chosen = plainGreedy ? argMax : SampleAdjusted(logits, request, random, suppressedTokens, allowedTokens);
+        int chosen = (unadjusted, sampling.IsGreedy) switch
+        {
+            (true, true) => argMax,
+            // Nothing moves a logit, so the weights come straight from them, with no copy to adjust first.
+            (true, false) => Draw(logits, logits[argMax], Weights(logits.Length), sampling, random),
+            _ => SampleAdjusted(logits, request, random, suppressedTokens, allowedTokens),
+        };
 
         if (sampling.Logprobs is null)
         {
@@ -89,14 +95,12 @@ public sealed class Sampler
         ReadOnlySpan<ulong> allowedTokens)
     {
         SamplingParameters sampling = request.Sampling;
-        int vocabulary = logits.Length;
-        EnsureCapacity(vocabulary);
-        Span<float> adjusted = _weights.AsSpan(0, vocabulary);
+        Span<float> adjusted = Weights(logits.Length);
         logits.CopyTo(adjusted);
         ApplyBiasAndPenalties(adjusted, request);
         foreach (int token in suppressedTokens)
         {
-            if ((uint)token < (uint)vocabulary)
+            if ((uint)token < (uint)adjusted.Length)
             {
                 adjusted[token] = float.NegativeInfinity;
             }
@@ -106,7 +110,14 @@ public sealed class Sampler
             ExcludeDisallowed(adjusted, allowedTokens);
         }
         int best = TensorPrimitives.IndexOfMax(adjusted);
-        return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], sampling, random);
+        return sampling.IsGreedy ? best : Draw(adjusted, adjusted[best], adjusted, sampling, random);
+    }
+
+    /// <summary>The scratch row for a vocabulary of <paramref name="length"/>: adjusted logits, then weights.</summary>
+    private Span<float> Weights(int length)
+    {
+        EnsureCapacity(length);
+        return _weights.AsSpan(0, length);
     }
 
     private static void ExcludeDisallowed(Span<float> adjusted, ReadOnlySpan<ulong> allowedTokens)
@@ -181,8 +192,11 @@ public sealed class Sampler
         }
     }
 
-    /// <summary>Turns the adjusted logits into weights at the request's temperature, applies top-k and top-p, and draws.</summary>
-    private int Draw(Span<float> adjusted, float max, SamplingParameters sampling, SeededRandom random)
+    /// <summary>
+    /// Turns the (adjusted) logits into <paramref name="weights"/> at the request's temperature, applies top-k
+    /// and top-p, and draws; <paramref name="weights"/> may be the logits' own span.
+    /// </summary>
+    private int Draw(ReadOnlySpan<float> adjusted, float max, Span<float> weights, SamplingParameters sampling, SeededRandom random)
     {
         if (float.IsNegativeInfinity(max))
         {
@@ -193,11 +207,11 @@ public sealed class Sampler
             // An overflowed logit dominates any distribution; exp(inf - inf) would be NaN.
             return TensorPrimitives.IndexOfMax(adjusted);
         }
-        // w = exp((logit - max) / T), in place, in one vectorised pass.
-        FastExponential.ExpOfShiftedAndScaled(adjusted, max, (float)(1.0 / sampling.Temperature), adjusted);
+        // w = exp((logit - max) / T), in one vectorised pass.
+        FastExponential.ExpOfShiftedAndScaled(adjusted, max, (float)(1.0 / sampling.Temperature), weights);
 
-        bool cut = (sampling.TopK > 0 && sampling.TopK < adjusted.Length) || sampling.TopP < 1.0;
-        return cut ? DrawAfterCuts(adjusted, sampling, random) : DrawFromAll(adjusted, random);
+        bool cut = (sampling.TopK > 0 && sampling.TopK < weights.Length) || sampling.TopP < 1.0;
+        return cut ? DrawAfterCuts(weights, sampling, random) : DrawFromAll(weights, random);
     }
 
     /// <summary>Tokens summed as one vectorised run before the draw looks inside; a row is a few dozen of them.</summary>
