@@ -44,19 +44,13 @@ public static unsafe class TanhGelu
     private static void Run(float* x, float* y, int length)
     {
         Vector256<float> minusTwoRoot = Vector256.Create(-2f * Root2OverPi), cubic = Vector256.Create(Cubic), one = Vector256.Create(1f);
-        // e^88 is finite, so the denominator is too; past it x / (1 + e^(−2u)) is 0 to within a float anyway.
-        Vector256<float> largestExponent = Vector256.Create(88f);
         int i = 0;
         for (; i + 8 <= length; i += 8)
         {
             Vector256<float> v = Avx.LoadVector256(x + i);
             // −2u = −2√(2/π) x (1 + 0.044715 x²)
             Vector256<float> minusTwoU = Avx.Multiply(Avx.Multiply(v, minusTwoRoot), Fma.MultiplyAdd(Avx.Multiply(v, v), cubic, one));
-            Vector256<float> denominator = Avx.Add(one, FastExponential.Exp(Avx.Min(minusTwoU, largestExponent)));
-            // 1 / d from the 12-bit estimate and one Newton step (r + r (1 − d r)), several times the rate of a division.
-            Vector256<float> estimate = Avx.Reciprocal(denominator);
-            Vector256<float> reciprocal = Fma.MultiplyAdd(estimate, Fma.MultiplyAddNegated(denominator, estimate, one), estimate);
-            Avx.Store(y + i, Avx.Multiply(v, reciprocal));
+            Avx.Store(y + i, Avx.Divide(v, Avx.Add(one, FastExponential.Exp(minusTwoU))));
         }
         for (; i < length; i++)
         {
