@@ -24,6 +24,8 @@ public sealed class ModelRunner : IDisposable
     private readonly Func<Request, RequestWeights>? _weightsOf;
     private float[] _logits = [];
     private float[] _promptLogits = [];
+    // A single pass's logits, handed out in place rather than copied (a batch's are megabytes), until the next step.
+    private Tensor? _heldLogits;
 
     /// <param name="model">The model every request runs on, unless <paramref name="weightsOf"/> says otherwise.</param>
     /// <param name="ownsModel">Dispose the model and cache with the runner.</param>
@@ -45,6 +47,8 @@ public sealed class ModelRunner : IDisposable
     /// <summary>Runs one forward pass; the logits it returns are valid until the next call.</summary>
     public StepLogits Execute(SchedulerOutput output)
     {
+        _heldLogits?.Dispose();
+        _heldLogits = null;
         // Requests on different full models cannot share a forward pass; adapters on one model can,
         // so there is one pass per full model in the step (one, unless full fine-tunes are served).
         List<IGrouping<ICausalLanguageModel, ScheduledRequest>> passes = output.Scheduled
@@ -64,11 +68,17 @@ public sealed class ModelRunner : IDisposable
             prompt.AddRange(layout.Prompt.Select(rows => rows with { FirstRow = promptRowsBefore + rows.FirstRow }));
         }
         int needed = sampling.Count * VocabularySize;
+        int promptNeeded = prompt.Sum(rows => rows.Count) * VocabularySize;
+        if (layouts.Count == 1)
+        {
+            _heldLogits = RunModel(layouts[0].Model, layouts[0].Layout, 0, 0, keepLogits: true);
+            Memory<float> all = _heldLogits is null ? Memory<float>.Empty : new NativeFloats(_heldLogits).Memory;
+            return new StepLogits(sampling, all[..needed], prompt, all.Slice(needed, promptNeeded));
+        }
         if (_logits.Length < needed)
         {
             _logits = new float[needed];
         }
-        int promptNeeded = prompt.Sum(rows => rows.Count) * VocabularySize;
         if (_promptLogits.Length < promptNeeded)
         {
             _promptLogits = new float[promptNeeded];
@@ -77,7 +87,7 @@ public sealed class ModelRunner : IDisposable
         int firstPromptRow = 0;
         foreach ((ICausalLanguageModel model, BatchLayout layout) in layouts)
         {
-            RunModel(model, layout, firstRow, firstPromptRow);
+            RunModel(model, layout, firstRow, firstPromptRow, keepLogits: false);
             firstRow += layout.SampleRows.Count;
             firstPromptRow += layout.PromptRows.Count;
         }
@@ -88,9 +98,11 @@ public sealed class ModelRunner : IDisposable
 
     /// <summary>
     /// Runs one pass and writes its sampled rows' logits into the buffer from <paramref name="firstRow"/> on,
-    /// its prompt rows' into the prompt buffer from <paramref name="firstPromptRow"/> on.
+    /// its prompt rows' into the prompt buffer from <paramref name="firstPromptRow"/> on; or, when
+    /// <paramref name="keepLogits"/>, copies nothing and returns them (sampled rows, then prompt rows) for the caller to dispose.
     /// </summary>
-    private void RunModel(ICausalLanguageModel model, BatchLayout layout, int firstRow, int firstPromptRow)
+    /// <returns>(M + P, V) float32 on the host when <paramref name="keepLogits"/> and there are any; otherwise null.</returns>
+    private Tensor? RunModel(ICausalLanguageModel model, BatchLayout layout, int firstRow, int firstPromptRow, bool keepLogits)
     {
         Device device = model.Device;
         using var scope = NewDisposeScope();
@@ -108,14 +120,19 @@ public sealed class ModelRunner : IDisposable
         int sampled = layout.SampleRows.Count;
         if (sampled + layout.PromptRows.Count == 0)
         {
-            return;
+            return null;
         }
         Tensor rows = tensor(layout.SampleRows.Concat(layout.PromptRows).ToArray(), ScalarType.Int64, device); // (M + P)
         Tensor selected = hidden.index_select(0, rows);                                          // (M + P, C)
         Tensor logits = model.Logits(selected).to(ScalarType.Float32).cpu().contiguous();       // (M + P, V)
+        if (keepLogits)
+        {
+            return logits.DetachFromDisposeScope();
+        }
         ReadOnlySpan<float> all = TensorMemory.AsFloatSpan(logits);
         all[..(sampled * VocabularySize)].CopyTo(_logits.AsSpan(firstRow * VocabularySize));
         all[(sampled * VocabularySize)..].CopyTo(_promptLogits.AsSpan(firstPromptRow * VocabularySize));
+        return null;
     }
 
     private BatchLayout BuildLayout(List<ScheduledRequest> ordered)
@@ -181,6 +198,8 @@ public sealed class ModelRunner : IDisposable
 
     public void Dispose()
     {
+        _heldLogits?.Dispose();
+        _heldLogits = null;
         if (_ownsModel)
         {
             _cache.Dispose();

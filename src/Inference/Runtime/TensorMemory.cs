@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
@@ -36,5 +37,35 @@ internal static unsafe class TensorMemory
             throw new ArgumentException("expected a contiguous float32 tensor", nameof(tensor));
         }
         return new ReadOnlySpan<float>((void*)DataPointer(tensor), checked((int)tensor.numel()));
+    }
+}
+
+/// <summary>
+/// A contiguous CPU float32 tensor's elements as <see cref="Memory{T}"/>, for handing them on without a copy.
+/// Holds no reference that keeps the tensor alive: the memory is valid while the tensor lives.
+/// </summary>
+internal sealed unsafe class NativeFloats : System.Buffers.MemoryManager<float>
+{
+    private readonly float* _start;
+    private readonly int _length;
+
+    public NativeFloats(Tensor tensor)
+    {
+        ReadOnlySpan<float> elements = TensorMemory.AsFloatSpan(tensor);
+        _start = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(elements));
+        _length = elements.Length;
+    }
+
+    public override Span<float> GetSpan() => new(_start, _length);
+
+    // Native memory does not move, so pinning only hands out its address.
+    public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => new(_start + elementIndex);
+
+    public override void Unpin()
+    {
+    }
+
+    protected override void Dispose(bool disposing)
+    {
     }
 }
