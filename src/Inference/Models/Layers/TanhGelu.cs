@@ -12,9 +12,9 @@ namespace LlmServer.Inference.Models.Layers;
 /// </summary>
 /// <remarks>
 /// Serving computes it as x / (1 + e^(−2u)), u = √(2/π) (x + 0.044715 x³), the same function
-/// (0.5 (1 + tanh u) is the logistic of 2u) with one vector exponential (<see cref="FastExponential"/>), where libtorch's kernel calls a
-/// tanh accurate to one unit in the last place that cost several times as much: a few percent of every
-/// step. Training keeps torch's op, which autograd differentiates.
+/// (0.5 (1 + tanh u) is the logistic of 2u) with one vector exponential (<see cref="FastExponential"/>),
+/// where libtorch's kernel calls a tanh accurate to one unit in the last place that cost several times
+/// as much: a few percent of every step. Training keeps torch's op, which autograd differentiates.
 /// </remarks>
 public static unsafe class TanhGelu
 {
