@@ -1,5 +1,6 @@
 using System.Globalization;
 using LlmServer.Bench.Limits;
+using LlmServer.Bench.Parity;
 using LlmServer.Bench.LoadTest;
 using LlmServer.Bench.Scenarios;
 using LlmServer.Inference.Quantization;
@@ -10,7 +11,8 @@ namespace LlmServer.Bench;
 /// <c>llmserver bench ...</c>: a load test against a running server (the default), or one of
 /// <c>suite</c> (every serving target in one run, server included), <c>limits</c> (the model's
 /// in-process limits), <c>weight-forms</c> (each weight form side by side), <c>soak</c> (a timed mixed load), <c>large-bodies</c> (big and adversarial
-/// bodies, one build against another) and <c>structured</c> (what constrained decoding costs). <c>bench random-model</c> (a random-weight checkpoint to
+/// bodies, one build against another), <c>structured</c> (what constrained decoding costs) and <c>parity</c> (the fixtures'
+/// reference continuations through the engine, on any device). <c>bench random-model</c> (a random-weight checkpoint to
 /// benchmark with) is the CLI's own <c>random-model</c> command, which the CLI answers before it
 /// gets here: this project knows nothing of the server's commands.
 /// </summary>
@@ -40,6 +42,8 @@ public static class BenchCommands
                 return await RunLargeBodiesAsync(rest);
             case "structured":
                 return await StructuredOutputBenchmark.RunCommandAsync(rest);
+            case "parity":
+                return await ReferenceParity.RunCommandAsync(rest);
             default:
                 return await BenchCommand.RunAsync(args);
         }

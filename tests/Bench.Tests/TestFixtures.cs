@@ -8,6 +8,9 @@ internal static class TestFixtures
     /// <summary>GPT-2's vocab.json and merges.txt.</summary>
     public static string TokenizerDirectory => Path.Combine(LocatedFixturesDirectory.Value, "tokenizer");
 
+    /// <summary>The fixture checkpoints, each with the reference.json an independent implementation computed.</summary>
+    public static string ModelsDirectory => Path.Combine(LocatedFixturesDirectory.Value, "models");
+
     private static string LocateFixturesDirectory()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
