@@ -185,7 +185,17 @@ public static class ReferenceParity
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return new ModelResult(model, cases.Count, 0, 0, 0, 0, double.PositiveInfinity, double.PositiveInfinity, null, clock.Elapsed.TotalSeconds, e.Message);
+            // The whole chain: where libtorch failed to load, TorchSharp's own message is two levels down.
+            string message = string.Join(" <- ", Chain(e).Select(inner => inner.Message));
+            return new ModelResult(model, cases.Count, 0, 0, 0, 0, double.PositiveInfinity, double.PositiveInfinity, null, clock.Elapsed.TotalSeconds, message);
+        }
+    }
+
+    private static IEnumerable<Exception> Chain(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            yield return current;
         }
     }
 
