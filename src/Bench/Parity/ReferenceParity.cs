@@ -111,32 +111,27 @@ public static class ReferenceParity
         }
         string device = values.GetValueOrDefault("--device", "cpu");
         bool cuda = device.StartsWith("cuda", StringComparison.Ordinal);
-        ScalarType dtype = values.GetValueOrDefault("--dtype", "float32") switch
+        string dtype = values.GetValueOrDefault("--dtype", "float32"), quantization = values.GetValueOrDefault("--quantization", "none");
+        string kvCacheDtype = values.GetValueOrDefault("--kv-cache-dtype", "auto");
+        if (dtype is not ("float32" or "bfloat16") && !(cuda && dtype == "float16"))
         {
-            "float32" => ScalarType.Float32,
-            "bfloat16" => ScalarType.BFloat16,
-            "float16" when cuda => ScalarType.Float16,
-            string other => throw new ArgumentException($"--dtype: {other} is not float32 or bfloat16 (or float16 on CUDA)"),
-        };
-        bool int8 = values.GetValueOrDefault("--quantization", "none") switch
+            throw new ArgumentException($"--dtype: {dtype} is not float32 or bfloat16 (or float16 on CUDA)");
+        }
+        if (quantization is not "none" && !(quantization == "int8" && !cuda))
         {
-            "none" => false,
-            "int8" when !cuda => true,
-            string other => throw new ArgumentException($"--quantization: {other} is not none, or int8 on the CPU"),
-        };
-        // As serve does (EngineServices): on the CPU bfloat16 is the weights' form, and the model computes in float32.
+            throw new ArgumentException($"--quantization: {quantization} is not none, or int8 on the CPU");
+        }
+        if (kvCacheDtype is not ("auto" or "float32" or "bfloat16"))
+        {
+            throw new ArgumentException($"--kv-cache-dtype: {kvCacheDtype} is not auto, float32 or bfloat16");
+        }
+        EnginePrecision precision = EnginePrecision.Resolve(device, dtype, quantization, kvCacheDtype);
         return new Options(fixtures)
         {
             Device = device,
-            Dtype = cuda ? dtype : ScalarType.Float32,
-            Weights = int8 ? WeightFormat.Int8 : !cuda && dtype == ScalarType.BFloat16 ? WeightFormat.BFloat16 : WeightFormat.Float32,
-            KvCacheDtype = values.GetValueOrDefault("--kv-cache-dtype", "auto") switch
-            {
-                "auto" => null,
-                "float32" => ScalarType.Float32,
-                "bfloat16" => ScalarType.BFloat16,
-                string other => throw new ArgumentException($"--kv-cache-dtype: {other} is not auto, float32 or bfloat16"),
-            },
+            Dtype = precision.Dtype,
+            Weights = precision.Weights,
+            KvCacheDtype = precision.KvCacheDtype,
             Tolerance = values.TryGetValue("--tolerance", out string? tolerance)
                 ? double.Parse(tolerance, CultureInfo.InvariantCulture) : null,
             ResultJson = values.GetValueOrDefault("--result-json"),

@@ -46,7 +46,7 @@ internal sealed record ServingPrecision(string Dtype, string Quantization)
         return new ServingPrecision(dtype, quantization);
     }
 
-    public WeightFormat Weights => Quantization == "int8" ? WeightFormat.Int8 : Dtype == "bfloat16" ? WeightFormat.BFloat16 : WeightFormat.Float32;
+    public WeightFormat Weights => EnginePrecision.Resolve("cpu", Dtype, Quantization, kvCacheDtype: null).Weights;
 
     /// <summary>The same choice as <c>serve</c> flags.</summary>
     public IEnumerable<string> ServeFlags => ["--dtype", Dtype, "--quantization", Quantization];
