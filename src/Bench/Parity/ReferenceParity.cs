@@ -74,6 +74,10 @@ public static class ReferenceParity
             return 2;
         }
         IReadOnlyList<ModelResult> results = await RunAsync(options);
+        if (results.Count == 0)
+        {
+            Console.Error.WriteLine($"error: no folder under {options.FixturesDirectory} has a reference.json");
+        }
         bool passed = results.Count > 0 && results.All(r => Passed(r, options));
         foreach (ModelResult result in results)
         {
@@ -132,8 +136,9 @@ public static class ReferenceParity
             Dtype = precision.Dtype,
             Weights = precision.Weights,
             KvCacheDtype = precision.KvCacheDtype,
-            Tolerance = values.TryGetValue("--tolerance", out string? tolerance)
-                ? double.Parse(tolerance, CultureInfo.InvariantCulture) : null,
+            Tolerance = !values.TryGetValue("--tolerance", out string? tolerance) ? null
+                : double.TryParse(tolerance, NumberStyles.Float, CultureInfo.InvariantCulture, out double nats) && nats >= 0 ? nats
+                : throw new ArgumentException($"--tolerance: {tolerance} is not a number of nats (0 or more)"),
             ResultJson = values.GetValueOrDefault("--result-json"),
         };
     }

@@ -79,10 +79,18 @@ public sealed class ReferenceParityTests : IDisposable
     [InlineData("--weights", "int8")]                 // not a flag of this command
     [InlineData("--dtype", "float16")]                // CUDA only
     [InlineData("--quantization", "int4")]
+    [InlineData("--tolerance", "tight")]
+    [InlineData("--tolerance", "-1")]
     [InlineData("--fixtures")]                        // a flag without its value
     public async Task Bad_flags_are_refused_with_exit_code_2(params string[] flags)
     {
         string[] args = flags[0] == "--fixtures" ? flags : ["--fixtures", TestFixtures.ModelsDirectory, .. flags];
         Assert.Equal(2, await ReferenceParity.RunCommandAsync(args));
+    }
+
+    [Fact]
+    public async Task A_folder_without_any_reference_fails_rather_than_passing_on_nothing()
+    {
+        Assert.Equal(1, await ReferenceParity.RunCommandAsync(["--fixtures", _directory]));
     }
 }
